@@ -1,0 +1,197 @@
+"""The `harness` command line. Heavy packages (torch, transformers, trl) load only inside the commands that need them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+import typer.core
+from rich.console import Console
+from rich.table import Table
+
+from harness.errors import HarnessError
+
+
+class _Group(typer.core.TyperGroup):
+    """Bad input anywhere below gets one message and exit code 2, also under Typer's test runner."""
+
+    def invoke(self, ctx):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except HarnessError as e:
+            console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(cls=_Group, help="Benchmark, train and compare R1-style reasoning methods (base, sft, rl, redistill) per sample budget.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+tasks_app = typer.Typer(help="List, show and validate tasks (YAML files).", no_args_is_help=True)
+data_app = typer.Typer(help="Export task data.", no_args_is_help=True)
+app.add_typer(tasks_app, name="tasks")
+app.add_typer(data_app, name="data")
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+TasksDir = typer.Option(None, "--tasks-dir", help="Extra folder of task YAML files (repeatable; also $HARNESS_TASKS_PATH).")
+
+
+def _progress(description: str):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[metric]}"),
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False)
+
+
+@tasks_app.command("list")
+def tasks_list(tasks_dir: Optional[List[Path]] = TasksDir) -> None:
+    """List every task: built-in and from user folders."""
+    from harness.tasks import builtin_dir, discover
+    from harness.taskspec import validate_file
+
+    table = Table("id", "splits", "verifier", "description", "file")
+    for tid, path in discover(tasks_dir).items():
+        spec, errors = validate_file(path, tid)
+        if spec is None:
+            table.add_row(tid, "-", "-", f"[red]invalid ({len(errors)} errors): harness tasks validate {path}", str(path))
+            continue
+        splits = ", ".join(f"{k}:{v.size if v.size is not None else '*'}" for k, v in spec.splits.items())
+        origin = "built-in" if path.is_relative_to(builtin_dir()) else str(path)
+        table.add_row(tid, splits, spec.verifier.name, spec.description.split(". ")[0][:70], origin)
+    out.print(table)
+
+
+@tasks_app.command("show")
+def tasks_show(task: str, tasks_dir: Optional[List[Path]] = TasksDir) -> None:
+    """Show a task's resolved definition (as JSON)."""
+    from harness.tasks import get_task
+
+    spec = get_task(task, tasks_dir)
+    out.print_json(json.dumps(spec.model_dump(by_alias=True, exclude_none=True)))
+
+
+@tasks_app.command("validate")
+def tasks_validate(paths: List[Path]) -> None:
+    """Check task files; report every error in each file at once (file:line: key.path: problem; fix)."""
+    from harness.taskspec import validate_file
+
+    bad = 0
+    for p in paths:
+        files = sorted(x for x in p.rglob("*.y*ml")) if p.is_dir() else [p]
+        for f in files:
+            _, errors = validate_file(f)
+            if errors:
+                bad += 1
+                for e in errors:
+                    console.print(e, markup=False, highlight=False, soft_wrap=True)
+            else:
+                out.print(f"{f}: ok", markup=False, highlight=False)
+    if bad:
+        raise typer.Exit(2)
+
+
+@data_app.command("export")
+def data_export(task: str = typer.Option(..., help="Task id or YAML path."),
+                split: str = typer.Option("test"), out_path: Path = typer.Option(..., "--out", help="Output JSONL file."),
+                limit: Optional[int] = typer.Option(None, help="Only the first N samples."),
+                tasks_dir: Optional[List[Path]] = TasksDir) -> None:
+    """Write a split as JSONL: id, prompt, answer, traces, metadata (and the task's own fields)."""
+    from harness.data import load_split, render_prompt
+    from harness.records import write_atomic
+    from harness.tasks import get_task
+
+    spec = get_task(task, tasks_dir)
+    lines = []
+    for s in load_split(spec, split, limit):
+        prompt = render_prompt(spec, s)
+        row = {"id": s["id"], "prompt": prompt if isinstance(prompt, str) else prompt[-1]["content"],
+               "messages": None if isinstance(prompt, str) else prompt, **{k: v for k, v in s.items() if k not in ("id",)}}
+        lines.append(json.dumps(row, sort_keys=False))
+    write_atomic(out_path, "\n".join(lines) + "\n")
+    console.print(f"wrote {len(lines)} samples of {spec.id}/{split} to {out_path}")
+
+
+@app.command()
+def score(task: str = typer.Option(..., help="Task id or YAML path."),
+          input: Path = typer.Option(..., help="JSONL with `response` and `answer` (optional `id`, `truncated`)."),
+          output: Optional[Path] = typer.Option(None, help="JSONL of verdicts, one per input line."),
+          tasks_dir: Optional[List[Path]] = TasksDir) -> None:
+    """Re-score stored responses (e.g. from API models) with the task's verifier."""
+    from harness.records import write_atomic
+    from harness.stats import wilson
+    from harness.tasks import get_task
+    from harness.verifiers import get_verifier
+
+    spec = get_task(task, tasks_dir)
+    verifier = get_verifier(spec.verifier.name, spec.verifier.params)
+    if not input.is_file():
+        raise HarnessError(f"input file {input} does not exist; pass a JSONL file of responses")
+    results, bad = [], 0
+    for n, line in enumerate(input.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or not isinstance(row.get("response"), str) or "answer" not in row:
+                raise ValueError("needs a string 'response' and an 'answer'")
+        except ValueError as e:
+            bad += 1
+            console.print(f"{input}:{n}: malformed line ({e}); skipped", markup=False)
+            results.append({"line": n, "id": None, "score": None, "extracted": None, "reason": f"malformed: {e}"})
+            continue
+        v = verifier(row["response"], str(row["answer"]), truncated=bool(row.get("truncated", False)))
+        results.append({"line": n, "id": row.get("id"), **v.to_dict()})
+    scored = [r["score"] for r in results if r["score"] is not None]
+    if output:
+        write_atomic(output, "".join(json.dumps(r) + "\n" for r in results))
+    acc = sum(scored) / len(scored) if scored else 0.0
+    lo, hi = wilson(sum(scored), len(scored))
+    out.print(f"{spec.id}: accuracy {acc:.3f} (95% CI {lo:.3f}-{hi:.3f}) over {len(scored)} responses"
+              + (f"; {bad} malformed lines skipped" if bad else ""))
+
+
+@app.command("eval")
+def eval_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
+             model: str = typer.Option("tiny", help="'tiny' (embedded, built locally), a model folder, or a hub id."),
+             split: str = typer.Option("test"), limit: Optional[int] = typer.Option(None, help="First N problems only."),
+             samples: int = typer.Option(1, help="Samples per problem (k); > 1 reports unbiased pass@k."),
+             temperature: Optional[float] = typer.Option(None, help="Default: the task's (greedy for kk)."),
+             max_new_tokens: Optional[int] = typer.Option(None, help="Default: the task's."),
+             batch_size: int = typer.Option(32), dtype: str = typer.Option("auto"),
+             seed: int = typer.Option(0), runs_dir: Optional[Path] = typer.Option(None, help="Default: ./runs or $HARNESS_RUNS_DIR."),
+             tasks_dir: Optional[List[Path]] = TasksDir) -> None:
+    """Evaluate a model on a task split and write a run record."""
+    from harness.run_eval import run_eval
+
+    record_dir, metrics = run_eval(task=task, model=model, split=split, limit=limit, samples=samples, temperature=temperature,
+                                   max_new_tokens=max_new_tokens, batch_size=batch_size, dtype=dtype, seed=seed,
+                                   runs_dir=runs_dir, tasks_dirs=tasks_dir, progress_factory=_progress)
+    print_metrics(metrics)
+    out.print(f"run record: {record_dir}")
+
+
+def print_metrics(m: dict) -> None:
+    lo, hi = m["ci95"]
+    out.print(f"accuracy {m['accuracy']:.3f} (95% CI {lo:.3f}-{hi:.3f}) on {m['n']} problems; "
+              f"truncated {m['truncation_rate']:.1%}; mean response {m['mean_response_tokens']:.0f} tokens")
+    if "pass_at_k" in m:
+        out.print("pass@k: " + ", ".join(f"@{k} {v:.3f}" for k, v in m["pass_at_k"].items()))
+    if "per_level" in m:
+        t = Table("level", "n", "accuracy", "95% CI")
+        for lv, b in m["per_level"].items():
+            t.add_row(lv, str(b["n"]), f"{b['accuracy']:.3f}", f"{b['ci95'][0]:.3f}-{b['ci95'][1]:.3f}")
+        out.print(t)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        console.print("interrupted; nothing half-written was kept. Re-run the same command to resume.")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""Procedural data generators, by registered name. A generator is a pure function
+
+    generate(*, seed, split, index, partition=(k, K), **params) -> dict
+
+returning the sample's fields (question, answer, level, traces, metadata). Users add their own with
+`GENERATORS.register("name")(fn)` from a plugin module (see harness.plugins).
+"""
+
+from harness.registry import Registry
+
+GENERATORS: Registry = Registry("generator")
+
+
+def _register_builtins() -> None:
+    from harness.generators import kk
+
+    GENERATORS.register("kk")(kk.generate)
+
+
+_register_builtins()

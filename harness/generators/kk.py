@@ -1,0 +1,351 @@
+"""Knights & Knaves puzzles in the style of Xie et al. 2024 ("On Memorization of LLMs in Logical
+Reasoning"): one random statement tree per person, kept only when exactly one knight/knave assignment
+is consistent, rendered as the paper's quiz text together with two reference traces: "short" (the
+generator's own depth-first chain of thought, as in the paper's SFT data) and "long" (a verbose
+systematic search with a final verification).
+
+Statement trees are JSON-friendly lists over 0-based person indices (name order):
+["knight", i], ["knave", i], ["not", s], ["and", s, ...], ["or", s, ...], ["imply", s, t], ["iff", s, t].
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from functools import lru_cache
+
+# Xie et al.'s COMMON_NAMES plus a few more, so 8-person puzzles still get varied casts.
+NAMES = (
+    "Emma", "Liam", "Olivia", "Noah", "Ava", "Ethan", "Sophia", "Mason", "Isabella", "William",
+    "Mia", "James", "Charlotte", "Benjamin", "Amelia", "Lucas", "Harper", "Henry", "Evelyn",
+    "Alexander", "Abigail", "Michael", "Emily", "Daniel", "Elizabeth", "Jacob", "Sofia", "Logan",
+    "Avery", "Jackson", "Ella", "Sebastian", "Scarlett", "Jack", "Grace", "Aiden", "Chloe", "Owen",
+    "Victoria", "Samuel", "Riley", "Matthew", "Aria", "Joseph", "Lily", "Luke", "Aurora", "David",
+    "Zoey", "Oliver", "Penelope", "Hannah", "Nora", "Leo", "Wyatt", "Ryan", "Nathan", "Ruby",
+    "Isaac", "Stella",
+)
+# {Content} is the claim capitalised (it opens a quotation), {content} the claim as is.
+TEMPLATES = (
+    '{name} said, "{Content}."',
+    "{name} told you that {content}.",
+    '{name} claimed, "{Content}."',
+    '{name} stated, "{Content}."',
+    '{name} remarked, "{Content}."',
+    '{name} mentioned, "{Content}."',
+    '"{Content}," {name} claimed.',
+    'According to {name}, "{Content}."',
+    "{name} said that {content}.",
+    '"{Content}," {name} mentioned.',
+)
+INTRO = ("A very special island is inhabited only by knights and knaves. Knights always tell the truth, "
+         "and knaves always lie. ")
+HEADER = ("Let's think step by step, by considering whether each person is lying and if that leads to "
+          "contradiction.")
+MAX_PEOPLE = 12  # the brute-force check is over 2^n assignments
+MAX_ATTEMPTS = 200_000  # bounds the rejection loop; real puzzles need ~10-1000 attempts
+
+
+def evaluate(tree: list, assignment: list[bool]) -> bool:
+    """Truth value of a statement tree under an assignment (True = knight)."""
+    op = tree[0]
+    if op == "knight":
+        return bool(assignment[tree[1]])
+    if op == "knave":
+        return not assignment[tree[1]]
+    if op == "not":
+        return not evaluate(tree[1], assignment)
+    if op == "and":
+        return all(evaluate(t, assignment) for t in tree[1:])
+    if op == "or":
+        return any(evaluate(t, assignment) for t in tree[1:])
+    if op == "imply":
+        return (not evaluate(tree[1], assignment)) or evaluate(tree[2], assignment)
+    if op == "iff":
+        return evaluate(tree[1], assignment) == evaluate(tree[2], assignment)
+    raise ValueError(f"unknown statement operator {op!r}")
+
+
+@lru_cache(maxsize=None)
+def _columns(n: int) -> tuple[int, tuple[int, ...]]:
+    """Truth tables as 2^n-bit integers (bit a = assignment a, person i a knight iff bit i of a),
+    so a whole statement is checked against all assignments with a handful of big-int operations;
+    this is what makes 8-person rejection sampling cheap."""
+    size = 1 << n
+    cols = []
+    for i in range(n):
+        block = ((1 << (1 << i)) - 1) << (1 << i)
+        cols.append(sum(block << start for start in range(0, size, 2 << i)))
+    return (1 << size) - 1, tuple(cols)
+
+
+def _table(tree: list, cols: tuple[int, ...], full: int) -> int:
+    op = tree[0]
+    if op == "knight":
+        return cols[tree[1]]
+    if op == "knave":
+        return full ^ cols[tree[1]]
+    if op == "not":
+        return full ^ _table(tree[1], cols, full)
+    subs = [_table(t, cols, full) for t in tree[1:]]
+    if op == "and":
+        out = full
+        for s in subs:
+            out &= s
+        return out
+    if op == "or":
+        out = 0
+        for s in subs:
+            out |= s
+        return out
+    if op == "imply":
+        return (full ^ subs[0]) | subs[1]
+    if op == "iff":
+        return full ^ (subs[0] ^ subs[1])
+    raise ValueError(f"unknown statement operator {op!r}")
+
+
+def _consistent(statements: list, n: int) -> int:
+    full, cols = _columns(n)
+    ok = full
+    for p, s in enumerate(statements):
+        ok &= full ^ (cols[p] ^ _table(s, cols, full))  # p is a knight iff p's statement is true
+    return ok
+
+
+def solutions(statements: list, n: int) -> list[list[bool]]:
+    """All consistent assignments (person p is a knight iff p's statement is true)."""
+    ok = _consistent(statements, n)
+    return [[bool(a >> i & 1) for i in range(n)] for a in range(1 << n) if ok >> a & 1]
+
+
+def _mentions(tree: list) -> set[int]:
+    if tree[0] in ("knight", "knave"):
+        return {tree[1]}
+    return set().union(*(_mentions(t) for t in tree[1:]))
+
+
+def _sample(rng: random.Random, speaker: int, n: int, depth: int, width: int) -> list:
+    """Xie et al.'s sampler: a fair six-sided die picks leaf / not / and / or / imply / iff, and
+    depth 1 forces a leaf; "I am a knave" is never drawn (it has no consistent speaker)."""
+    dice = rng.randrange(6)
+    if depth <= 1 or dice == 0:
+        while True:
+            kind, who = rng.choice(("knight", "knave")), rng.randrange(n)
+            if not (kind == "knave" and who == speaker):
+                return [kind, who]
+    if dice == 1:
+        return ["not", _sample(rng, speaker, n, depth - 1, width)]
+    op = ("and", "or", "imply", "iff")[dice - 2]
+    count = rng.randint(2, max(2, width)) if op in ("and", "or") else 2
+    subs: list[list] = []
+    for _ in range(20 * count):  # distinct branches; bounded because tiny casts may run out of them
+        s = _sample(rng, speaker, n, depth - 1, width)
+        if s not in subs:
+            subs.append(s)
+            if len(subs) == count:
+                break
+    return [op, *subs]
+
+
+def _is_leaf(tree: list) -> bool:
+    return tree[0] in ("knight", "knave") or (tree[0] == "not" and tree[1][0] in ("knight", "knave"))
+
+
+def render(tree: list, names: list[str]) -> str:
+    """English for a statement; compound parts are parenthesised so deep trees stay unambiguous."""
+    op = tree[0]
+    if op in ("knight", "knave"):
+        return f"{names[tree[1]]} is a {op}"
+    if op == "not" and tree[1][0] in ("knight", "knave"):
+        return f"{names[tree[1][1]]} is not a {tree[1][0]}"  # the paper's wording for negated leaves
+    parts = [render(t, names) if _is_leaf(t) else f"({render(t, names)})" for t in tree[1:]]
+    if op == "not":
+        return f"it is not the case that {parts[0]}"
+    if op in ("and", "or"):
+        return f"{', '.join(parts[:-1])} {op} {parts[-1]}"
+    if op == "imply":
+        return f"if {parts[0]} then {parts[1]}"
+    return f"{parts[0]} if and only if {parts[1]}"
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _role(knight: bool) -> str:
+    return "a knight" if knight else "a knave"
+
+
+def _answer(names: list[str], solution: list[bool]) -> str:
+    return ", ".join(f"{name} is {_role(k)}" for name, k in zip(names, solution))
+
+
+def _search(statements: list, n: int) -> list[tuple]:
+    """Depth-first search in name order, knight before knave. A statement is checked as soon as its
+    speaker and everyone it mentions are assigned, i.e. when the highest-indexed of them is."""
+    due: list[list[int]] = [[] for _ in range(n)]
+    for s, tree in enumerate(statements):
+        due[max(_mentions(tree) | {s})].append(s)
+    tape: list[tuple] = []
+    assign: list[bool | None] = [None] * n
+    options = [[True, False] for _ in range(n)]
+    p = 0
+    while p < n:
+        if not options[p]:
+            exhausted = []
+            while p >= 0 and not options[p]:
+                options[p], assign[p] = [True, False], None
+                exhausted.append(p)
+                p -= 1
+            if p < 0:  # unreachable for a puzzle with a solution
+                raise RuntimeError("search exhausted without a solution")
+            tape.append(("back", exhausted, p))
+            continue
+        assign[p] = options[p].pop(0)
+        checks, bad = [], None
+        for s in due[p]:
+            value = evaluate(statements[s], assign)
+            checks.append((s, value))
+            if value != assign[s]:
+                bad = s
+                break
+        tape.append(("try", p, assign[p], checks, bad, list(assign)))
+        if bad is None:
+            p += 1
+    return tape
+
+
+def _list_names(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _short_trace(tape: list, statements: list, names: list[str], answer: str) -> str:
+    steps = [HEADER]
+    for ev in tape:
+        if ev[0] == "back":
+            gone = _list_names([names[q] for q in ev[1]])
+            steps.append(f"We have exhausted all possibilities for {gone}, so let us go back and "
+                         f"reconsider {names[ev[2]]}.")
+            continue
+        _, p, knight, _, bad, assign = ev
+        if bad is None:
+            false = "" if knight else "false "
+            steps.append(f"Assume {names[p]} is {_role(knight)}. No contradiction is found in their "
+                         f"{false}claim that {render(statements[p], names)}.")
+        else:
+            false = "" if assign[bad] else "false "
+            whom = "their own" if bad == p else names[bad]
+            steps.append(f"{names[p]} cannot be {_role(knight)}, because this would contradict the "
+                         f"{false}claim of {whom}.")
+    steps.append("This leads to a feasible solution.")
+    steps.append(f"The final answer is: \\boxed{{{answer}}}.")
+    return " ".join(steps)
+
+
+def _why(tree: list, assign: list, names: list[str]) -> str:
+    """The facts a statement's truth value rests on: the speaker-independent parts one level down."""
+    if _is_leaf(tree):
+        who = tree[1][1] if tree[0] == "not" else tree[1]
+        return f"{names[who]} is {_role(assign[who])}"
+    parts = [f'"{render(t, names)}" is {str(evaluate(t, assign)).lower()}' for t in tree[1:]]
+    return _list_names(parts)
+
+
+def _long_trace(tape: list, statements: list, names: list[str], solution: list[bool], answer: str) -> str:
+    lines = ["Each person is either a knight, whose statement is true, or a knave, whose statement is "
+             "false. I will assign roles in the order the people were introduced, trying knight before "
+             "knave, check each statement as soon as everyone it involves has a role, and backtrack "
+             "whenever a contradiction appears."]
+    for ev in tape:
+        if ev[0] == "back":
+            gone, q = [names[x] for x in ev[1]], names[ev[2]]
+            lines.append(f"Both options for {_list_names(gone)} lead to contradictions, so the assumption "
+                         f"that {q} is a knight must be wrong. Go back and try {q} as a knave.")
+            continue
+        _, p, knight, checks, bad, assign = ev
+        must = "true" if knight else "false"
+        text = [f"Suppose {names[p]} is {_role(knight)}. Then their statement "
+                f"\"{_cap(render(statements[p], names))}\" must be {must}."]
+        if not checks:
+            text.append("Nothing can be fully checked yet.")
+        for s, value in checks:
+            val = str(value).lower()
+            text.append(f"{names[s]}'s statement is now {val}, since {_why(statements[s], assign, names)}.")
+            if s != bad:
+                text.append(f"That fits {names[s]} being {_role(assign[s])}.")
+            else:
+                need = "true" if assign[s] else "false"
+                text.append(f"But {names[s]} is {_role(assign[s])}, so it would have to be {need}. "
+                            f"Contradiction: {names[p]} cannot be {_role(knight)} here.")
+        lines.append(" ".join(text))
+    lines.append(f"Every statement is consistent with these roles, so a solution is: {answer}.")
+    lines.append("Verification:")
+    for p, tree in enumerate(statements):
+        truth = "true" if solution[p] else "false"
+        lines.append(f"Check: {names[p]} is {_role(solution[p])}, and their statement "
+                     f"\"{_cap(render(tree, names))}\" is {truth}, consistent.")
+    lines.append(f"The final answer is: \\boxed{{{answer}}}.")
+    return "\n".join(lines)
+
+
+def _rng(seed: int, split: str, index: int, attempt: int) -> random.Random:
+    digest = hashlib.sha256(f"{seed}|{split}|{index}|{attempt}".encode()).digest()
+    return random.Random(int.from_bytes(digest, "big"))
+
+
+def puzzle_key(statements: list) -> str:
+    """Identity of a puzzle: its statements only, so renamings/rephrasings count as the same puzzle."""
+    return hashlib.sha256(json.dumps(statements, separators=(",", ":")).encode()).hexdigest()
+
+
+def generate(*, seed: int, split: str, index: int, partition: tuple[int, int] = (0, 1),
+             people: list[int] | tuple[int, int] = (2, 3), depth: int = 2, width: int = 2) -> dict:
+    lo, hi = (int(x) for x in people)
+    if not 2 <= lo <= hi <= MAX_PEOPLE:
+        raise ValueError(f"people must be [min, max] with 2 <= min <= max <= {MAX_PEOPLE}, got {people}")
+    part, parts = (int(x) for x in partition)
+    if not 0 <= part < parts:
+        raise ValueError(f"partition must be (k, K) with 0 <= k < K, got {partition}")
+    if depth < 1 or width < 1:
+        raise ValueError("depth and width must be >= 1")
+    n = lo + index % (hi - lo + 1)  # exact level balance over consecutive indices
+    full, cols = _columns(n)
+    for attempt in range(MAX_ATTEMPTS):
+        rng = _rng(seed, split, index, attempt)
+        statements = [_sample(rng, p, n, depth, width) for p in range(n)]
+        key = puzzle_key(statements)
+        if int(key, 16) % parts != part:  # disjoint splits by construction
+            continue
+        ok, degenerate = full, False
+        for p, tree in enumerate(statements):
+            table = _table(tree, cols, full)
+            # a tautology/contradiction about only oneself gives one's role away for free
+            degenerate |= table in (0, full) and _mentions(tree) == {p}
+            ok &= full ^ (cols[p] ^ table)
+        if degenerate or ok == 0 or ok & (ok - 1):
+            continue
+        winner = ok.bit_length() - 1
+        solution = [bool(winner >> i & 1) for i in range(n)]
+        names = rng.sample(NAMES, n)
+        lines = []
+        for p, tree in enumerate(statements):
+            claim = render(tree, names)
+            lines.append(rng.choice(TEMPLATES).format(name=names[p], content=claim, Content=_cap(claim)))
+        cast = " and ".join(names) if n == 2 else ", ".join(names[:-1]) + ", and " + names[-1]
+        question = (f"{INTRO}You meet {n} inhabitants: {cast}. {' '.join(lines)} "
+                    f"So who is a knight and who is a knave?")
+        answer = _answer(names, solution)
+        tape = _search(statements, n)
+        return {
+            "question": question,
+            "answer": answer,
+            "level": n,
+            "traces": {"short": _short_trace(tape, statements, names, answer),
+                       "long": _long_trace(tape, statements, names, solution, answer)},
+            "metadata": {"n_people": n, "names": names, "solution": solution, "statements": statements,
+                         "depth": depth, "width": width, "key": key},
+        }
+    raise RuntimeError(f"no unique K&K puzzle with {n} people after {MAX_ATTEMPTS} attempts "
+                       f"(depth={depth}, width={width}, partition={partition})")

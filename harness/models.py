@@ -1,0 +1,131 @@
+"""Model references: `tiny` (the embedded default, built locally), a local folder, or a hub id.
+
+All three are loaded by the same code path (`load`); `tiny` is only a small model, not a fake one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import HarnessError
+from harness.records import config_hash, write_atomic
+
+if TYPE_CHECKING:
+    from harness.taskspec import TaskSpec
+
+HOME_ENV = "HARNESS_HOME"
+# A standard Qwen2 decoder, small enough to train on 2 CPU cores in minutes. Bump TINY_VERSION when the
+# build recipe changes so cached models are rebuilt.
+TINY_VERSION = 1
+TINY_CONFIG = {"hidden_size": 256, "intermediate_size": 768, "num_hidden_layers": 4, "num_attention_heads": 4,
+               "num_key_value_heads": 2, "max_position_embeddings": 4096, "vocab_size_target": 2048,
+               "corpus_per_split": 200, "init_seed": 0}
+SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
+CHAT_TEMPLATE = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
+                 "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+
+
+def home() -> Path:
+    return Path(os.environ.get(HOME_ENV) or Path.home() / ".cache" / "harness")
+
+
+def resolve(ref: str, task: "TaskSpec | None" = None) -> str:
+    """Turn a --model value into something `from_pretrained` accepts, building `tiny` on first use."""
+    if ref == "tiny":
+        if task is None:
+            raise HarnessError("--model tiny needs a task (its tokenizer is trained on the task's text)")
+        return str(build_tiny(task))
+    p = Path(ref).expanduser()
+    if p.exists() or ref.startswith((".", "/", "~")):
+        if not p.is_dir():
+            raise HarnessError(f"model path {p} is not a folder; pass a Hugging Face model folder (with config.json), "
+                               "a hub id, or 'tiny'")
+        if not (p / "config.json").is_file():
+            raise HarnessError(f"{p} is not a model folder (no config.json); pass a folder written by "
+                               "save_pretrained, a hub id, or 'tiny'")
+        return str(p)
+    return ref  # a hub id; load() turns an unreachable hub into a clear message
+
+
+def load(ref: str, dtype: str = "auto", for_training: bool = False) -> tuple[Any, Any]:
+    """(model, tokenizer) from a resolved reference."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch_dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16,
+                   "float16": torch.float16}.get(dtype)
+    if torch_dtype is None:
+        raise HarnessError(f"unknown dtype '{dtype}'; use auto, float32, bfloat16 or float16")
+    try:
+        tok = AutoTokenizer.from_pretrained(ref)
+        model = AutoModelForCausalLM.from_pretrained(ref, dtype=torch_dtype)
+    except (OSError, ValueError) as e:
+        where = "folder" if Path(ref).exists() else "hub id"
+        raise HarnessError(f"could not load model {where} '{ref}': {str(e).splitlines()[0]}. Without hub access, "
+                           "pass a local model folder (or 'tiny')") from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    if not for_training:
+        model.eval()
+    return model, tok
+
+
+def _corpus(task: "TaskSpec") -> list[str]:
+    from harness.data import load_split, render_prompt
+
+    texts = []
+    for split in sorted(task.splits):
+        for s in load_split(task, split, limit=TINY_CONFIG["corpus_per_split"]):
+            prompt = render_prompt(task, s)
+            texts.append(prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt))
+            texts.extend(s["traces"].values())
+            texts.append(s["answer"])
+    return texts
+
+
+def build_tiny(task: "TaskSpec") -> Path:
+    """Build (once) and cache the embedded model for a task; deterministic for a given task and recipe."""
+    corpus = _corpus(task)
+    key = config_hash({"v": TINY_VERSION, "cfg": TINY_CONFIG, "task": task.id, "corpus": corpus})
+    out = home() / "models" / f"tiny-{task.id.replace('/', '_')}-{key}"
+    if (out / "config.json").is_file():
+        return out
+
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=TINY_CONFIG["vocab_size_target"], min_frequency=2, special_tokens=SPECIAL,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    bpe.train_from_iterator(corpus, trainer=trainer)
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|pad|>",
+                                  bos_token=None, unk_token=None)
+    tok.chat_template = CHAT_TEMPLATE
+    cfg = {k: v for k, v in TINY_CONFIG.items() if k not in ("vocab_size_target", "corpus_per_split", "init_seed")}
+    config = Qwen2Config(vocab_size=len(tok), tie_word_embeddings=True, eos_token_id=tok.eos_token_id,
+                         pad_token_id=tok.pad_token_id, bos_token_id=None, **cfg)
+    torch.manual_seed(TINY_CONFIG["init_seed"])
+    model = Qwen2ForCausalLM(config)
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    tmp = out.with_name(f".tmp-{out.name}-{uuid.uuid4().hex[:6]}")
+    try:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        write_atomic(tmp / "harness_tiny.json", f'{{"task": "{task.id}", "key": "{key}", "version": {TINY_VERSION}}}\n')
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(tmp, out)
+        except OSError:  # another process won the race; its copy is identical
+            shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out

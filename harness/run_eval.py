@@ -1,0 +1,48 @@
+"""`harness eval`: resolve task and model, generate, score, and write one run record."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional
+
+from harness import models
+from harness.evaluate import evaluate
+from harness.records import new_run_id, provenance, runs_dir as default_runs_dir, write_record
+from harness.tasks import get_task
+
+
+def run_eval(*, task: str, model: str = "tiny", split: str = "test", limit: Optional[int] = None, samples: int = 1,
+             temperature: Optional[float] = None, max_new_tokens: Optional[int] = None, batch_size: int = 32,
+             dtype: str = "auto", seed: int = 0, runs_dir: Optional[Path] = None,
+             tasks_dirs: Optional[Iterable[Path]] = None, progress_factory: Optional[Callable] = None,
+             engine: str = "transformers") -> tuple[Path, dict]:
+    from harness.engines import make_engine
+
+    spec = get_task(task, tasks_dirs)
+    spec.split(split)  # fail on an unknown split before building or loading anything
+    ref = models.resolve(model, spec)
+    eng = make_engine(engine, ref, dtype=dtype, batch_size=batch_size)
+    t0 = time.perf_counter()
+    metrics, rows = _with_progress(progress_factory, f"eval {spec.id}/{split}", lambda cb: evaluate(
+        spec, eng, split=split, limit=limit, samples=samples, temperature=temperature,
+        max_new_tokens=max_new_tokens, seed=seed, progress=cb))
+    config = {"command": "eval", "task": spec.id, "model": model, "model_path": ref, "split": split, "limit": limit,
+              "samples": samples, "temperature": metrics["temperature"], "max_new_tokens": metrics["max_new_tokens"],
+              "batch_size": batch_size, "dtype": dtype, "seed": seed, "engine": eng.name}
+    record = {"kind": "eval", "method": "base", "config": config, "provenance": provenance(seed, spec),
+              "metrics": metrics, "wall_seconds": {"eval": time.perf_counter() - t0}}
+    path = write_record(default_runs_dir(runs_dir), new_run_id(spec.id, "eval"), record, rows)
+    return path, metrics
+
+
+def _with_progress(factory: Optional[Callable], label: str, fn: Callable[[Any], Any]) -> Any:
+    if factory is None:
+        return fn(None)
+    with factory(label) as bar:
+        tid = bar.add_task(label, total=None, metric="")
+
+        def cb(done: int, total: int, acc: float) -> None:
+            bar.update(tid, completed=done, total=total, metric=f"acc {acc:.3f}")
+
+        return fn(cb)

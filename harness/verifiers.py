@@ -1,0 +1,429 @@
+"""Verifiers: pure, time-bounded functions `(response, answer) -> Verdict(score, extracted, reason)`.
+
+The same verifier object is the RL reward, the re-distillation filter and the evaluation metric,
+so it must never raise on a response and must return quickly on anything a model (or an attacker)
+can emit. Built-ins use only linear-time patterns; the user-supplied `regex` verifier runs under
+the `regex` package's timeout. Responses longer than `max_chars` (default 1,000,000) are judged
+on their LAST `max_chars` characters: the answer is expected at the end, and this bounds the work.
+
+YAML names a verifier by its registered name and passes params (`get_verifier(name, params)`);
+unknown or ill-typed params are a HarnessError naming the parameter and listing the valid ones.
+Users add their own with `VERIFIERS.register("name")(factory)`.
+
+Built-ins (every one also takes `max_chars: int = 1_000_000` and `require_eos: bool = False`;
+with require_eos a response the engine cut off at the length limit scores 0, as in the paper's RL):
+
+    kk_boxed()                      last brace-free \\boxed{...}; its ", "-parts equal the answer's
+                                    as a multiset (order of people free; nothing else is forgiven)
+    exact(strip, case_sensitive)    the whole response equals the answer
+    regex(pattern, group, flags, timeout_s)   LAST match of pattern; group.strip() == answer.strip()
+    numeric(rel_tol, abs_tol)       "#### N" if present, else the last number; math.isclose
+    choice(choices)                 the last choice letter, by tiers (see ChoiceVerifier)
+
+Reasons (Verdict.reason):
+
+    reason      score  who            meaning
+    correct     1.0    all            extracted answer matches
+    wrong       0.0    all            an answer was extracted and does not match
+    truncated   0.0    all            require_eos and the response was truncated (not judged)
+    no_box      0.0    kk_boxed       no \\boxed{...} with brace-free content
+    no_match    0.0    regex          pattern did not match, or the group did not take part
+    timeout     0.0    regex          the pattern ran past timeout_s (catastrophic backtracking)
+    no_number   0.0    numeric        no number in the response
+    no_choice   0.0    choice         no choice letter in the response
+
+A reference answer the verifier cannot read (numeric: no number; choice: not one of the letters)
+is bad task data, not a bad response: it raises HarnessError rather than scoring 0 silently.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
+
+import regex as _regex
+
+from harness.errors import HarnessError
+from harness.registry import Registry, did_you_mean
+
+__all__ = ["Verdict", "Verifier", "VERIFIERS", "get_verifier", "BaseVerifier"]
+
+DEFAULT_MAX_CHARS = 1_000_000
+
+
+@dataclass(frozen=True)
+class Verdict:
+    score: float  # 1.0 correct, 0.0 not
+    extracted: str | None  # what the verifier read from the response; None if nothing
+    reason: str  # short machine-friendly reason, see the module docstring
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Verdict:
+        return cls(float(d["score"]), d.get("extracted"), str(d["reason"]))
+
+
+@runtime_checkable
+class Verifier(Protocol):
+    name: str
+    params: dict
+
+    def __call__(self, response: str, answer: str, *, truncated: bool = False) -> Verdict: ...
+
+
+VERIFIERS: Registry = Registry("verifier")
+
+
+# --------------------------------------------------------------------------------------- params
+@dataclass(frozen=True)
+class Param:
+    type: type  # bool, int, float or str
+    default: Any
+    check: Callable[[Any], bool] | None = None
+    must: str = ""  # what check demands, for the error message
+
+
+_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _coerce(verifier: str, key: str, spec: Param, value: Any) -> Any:
+    # bool is an int in Python; YAML `yes`/`1` mix-ups should be caught, not coerced.
+    ok = (
+        isinstance(value, bool)
+        if spec.type is bool
+        else isinstance(value, (int, float)) and not isinstance(value, bool)
+        if spec.type is float
+        else isinstance(value, spec.type) and not isinstance(value, bool)
+    )
+    if not ok:
+        hint = ""
+        if spec.type is float and isinstance(value, str):
+            try:
+                float(value)
+                hint = f" (YAML reads {value} as a string; write it with a dot, e.g. 1.0e-6)"
+            except ValueError:
+                pass
+        raise HarnessError(
+            f"verifier '{verifier}': parameter '{key}' must be {_TYPE_WORDS[spec.type]}, "
+            f"got {type(value).__name__} {value!r}{hint}"
+        )
+    value = float(value) if spec.type is float else value
+    if spec.check is not None and not spec.check(value):
+        raise HarnessError(f"verifier '{verifier}': parameter '{key}' must be {spec.must}, got {value!r}")
+    return value
+
+
+def _unknown_param(verifier: str, key: Any, valid: list[str]) -> HarnessError:
+    listing = ", ".join(valid) if valid else "(none)"
+    hint = did_you_mean(str(key), valid) if valid else ""
+    hint = f" ({hint})" if hint.startswith("did you mean") else ""
+    return HarnessError(f"verifier '{verifier}': unknown parameter {key!r}{hint}; valid parameters: {listing}")
+
+
+def _construct(cls: type, params: dict) -> Any:
+    return cls(**params)
+
+
+class BaseVerifier:
+    """Validates params, applies require_eos and the max_chars cap, then calls `_judge`.
+
+    Picklable (rebuilt from params), comparable by (class, params), and stateless after __init__.
+    """
+
+    name: ClassVar[str] = ""
+    PARAMS: ClassVar[dict[str, Param]] = {}
+    COMMON: ClassVar[dict[str, Param]] = {
+        "max_chars": Param(int, DEFAULT_MAX_CHARS, lambda v: v >= 1, "at least 1"),
+        "require_eos": Param(bool, False),
+    }
+
+    def __init__(self, **params: Any) -> None:
+        specs = {**self.PARAMS, **self.COMMON}
+        for key in params:
+            if key not in specs:
+                raise _unknown_param(self.name, key, list(specs))
+        resolved = {k: _coerce(self.name, k, s, params.get(k, s.default)) for k, s in specs.items()}
+        self._params = resolved
+        self.max_chars: int = resolved["max_chars"]
+        self.require_eos: bool = resolved["require_eos"]
+        self._setup(resolved)
+
+    def _setup(self, p: dict) -> None:
+        """Subclass hook: read params, compile patterns; raise HarnessError on bad values."""
+
+    @property
+    def params(self) -> dict:
+        return dict(self._params)
+
+    def __call__(self, response: str, answer: str, *, truncated: bool = False) -> Verdict:
+        if not isinstance(response, str):
+            raise TypeError(f"verifier '{self.name}': response must be str, got {type(response).__name__}")
+        if self.require_eos and truncated:
+            return Verdict(0.0, None, "truncated")
+        if len(response) > self.max_chars:
+            response = response[-self.max_chars :]
+        return self._judge(response, answer)
+
+    def _judge(self, response: str, answer: str) -> Verdict:
+        raise NotImplementedError
+
+    def __reduce__(self) -> tuple:
+        return (_construct, (type(self), self._params))
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other._params == self._params  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), tuple(sorted(self._params.items()))))
+
+    def __repr__(self) -> str:
+        return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in self._params.items())})"
+
+
+def _verdict(ok: bool, extracted: str) -> Verdict:
+    return Verdict(1.0 if ok else 0.0, extracted, "correct" if ok else "wrong")
+
+
+def _last(matches: Any) -> Any:
+    # deque(maxlen=1) drains the iterator in C: the last match without a Python-level loop.
+    d = deque(matches, maxlen=1)
+    return d[0] if d else None
+
+
+def _builtin(cls: type[BaseVerifier]) -> type[BaseVerifier]:
+    VERIFIERS.register(cls.name)(cls)
+    return cls
+
+
+# ------------------------------------------------------------------------------------ kk_boxed
+# [^{}]* stops at the next brace, and every "\boxed{" holds a brace, so the scans from successive
+# openings never overlap: linear in the response length however the boxes are arranged.
+_KK_BOX = re.compile(r"\\boxed\{([^{}]*)\}")
+
+
+@_builtin
+class KKBoxed(BaseVerifier):
+    """The paper's K&K score: the last `\\boxed{...}` whose content has no braces (a box with
+    braces inside is skipped, so an earlier brace-free one can still count), split on ", ",
+    compared with the answer split on ", " as sorted lists. Nothing is normalised: case, spacing,
+    "and", a trailing period, "knight" without "a", a duplicated, missing or extra person fail."""
+
+    name = "kk_boxed"
+
+    def _judge(self, response: str, answer: str) -> Verdict:
+        m = _last(_KK_BOX.finditer(response))
+        if m is None:
+            return Verdict(0.0, None, "no_box")
+        content = m.group(1)
+        return _verdict(sorted(content.split(", ")) == sorted(answer.split(", ")), content)
+
+
+# --------------------------------------------------------------------------------------- exact
+@_builtin
+class Exact(BaseVerifier):
+    """The whole response (stripped of surrounding whitespace if `strip`) equals the answer."""
+
+    name = "exact"
+    PARAMS = {"strip": Param(bool, True), "case_sensitive": Param(bool, True)}
+
+    def _norm(self, s: str) -> str:
+        s = s.strip() if self._params["strip"] else s
+        return s if self._params["case_sensitive"] else s.casefold()
+
+    def _judge(self, response: str, answer: str) -> Verdict:
+        got = self._norm(response)
+        return _verdict(got == self._norm(answer), got)
+
+
+# --------------------------------------------------------------------------------------- regex
+_FLAGS = {"i": _regex.IGNORECASE, "m": _regex.MULTILINE, "s": _regex.DOTALL, "x": _regex.VERBOSE, "a": _regex.ASCII}
+
+
+@_builtin
+class RegexVerifier(BaseVerifier):
+    """The LAST match of a user pattern; `group` of it, stripped, equals answer.strip().
+
+    The pattern is compiled with the `regex` package and every search runs under `timeout_s`
+    (total over the whole scan), so a catastrophic pattern yields Verdict(0, None, "timeout").
+    flags: any of i (ignore case), m (multiline), s (dot matches newline), x (verbose), a (ASCII).
+    """
+
+    name = "regex"
+    PARAMS = {
+        "pattern": Param(str, None),
+        "group": Param(int, 1, lambda v: v >= 0, "0 (whole match) or a group number"),
+        "flags": Param(str, "", lambda v: set(v) <= set(_FLAGS), "letters from 'imsxa'"),
+        "timeout_s": Param(float, 0.1, lambda v: 0 < v <= 60, "in (0, 60]"),
+    }
+
+    def __init__(self, **params: Any) -> None:
+        if "pattern" not in params:
+            raise HarnessError("verifier 'regex': parameter 'pattern' is required, e.g. 'Answer: (\\w+)'")
+        super().__init__(**params)
+
+    def _setup(self, p: dict) -> None:
+        flags = 0
+        for letter in p["flags"]:
+            flags |= _FLAGS[letter]
+        try:
+            self._rx = _regex.compile(p["pattern"], flags)
+        except _regex.error as e:
+            raise HarnessError(f"verifier 'regex': pattern {p['pattern']!r} does not compile: {e}") from None
+        if p["group"] > self._rx.groups:
+            raise HarnessError(
+                f"verifier 'regex': pattern has {self._rx.groups} group(s), so 'group' cannot be "
+                f"{p['group']}; use 0 for the whole match"
+            )
+        self._group = p["group"]
+        self._timeout = p["timeout_s"]
+
+    def _judge(self, response: str, answer: str) -> Verdict:
+        try:
+            m = _last(self._rx.finditer(response, timeout=self._timeout))
+        except TimeoutError:
+            return Verdict(0.0, None, "timeout")
+        got = None if m is None else m.group(self._group)
+        if got is None:
+            return Verdict(0.0, None, "no_match")
+        got = got.strip()
+        return _verdict(got == answer.strip(), got)
+
+
+# ------------------------------------------------------------------------------------- numeric
+# Bounded or literal-delimited quantifiers only: no two unbounded runs can trade characters, so
+# every attempt is O(length of the number) and finditer is linear overall.
+_NUMBER = r"""
+    \\d?frac\{\s{0,4}(?P<fn>-?\d+)\s{0,4}\}\{\s{0,4}(?P<fd>-?\d+)\s{0,4}\}      # \frac{3}{4}
+  | (?P<num>
+      \$?(?:(?<![\w)\]}])-)?\$?                   # sign, but not the minus of 5-3
+      (?:\d{1,3}(?:,\d{3})+(?!\d)|\d+|(?<!\d)(?=\.\d))(?:\.\d+)?   # 1,234 | 42 | .5 ; decimals
+      (?:[eE][-+]?\d+)?                          # 1e-3
+      (?:/\d+(?:\.\d+)?)?                        # 3/4
+    )
+"""
+_NUM_RX = re.compile(_NUMBER, re.VERBOSE)
+_GSM_RX = re.compile(r"\#\#\#\#\s{0,8}(?:" + _NUMBER + ")", re.VERBOSE)
+
+
+def _number_value(m: re.Match) -> float:
+    if m.group("fn") is not None:
+        num, den = float(m.group("fn")), float(m.group("fd"))
+    else:
+        text = m.group("num").replace("$", "").replace(",", "")
+        top, _, bottom = text.partition("/")
+        num, den = float(top), float(bottom) if bottom else 1.0
+    return num / den if den else math.nan
+
+
+def _find_number(text: str) -> re.Match | None:
+    """The number after the last "#### " (GSM8K) if any, else the last number in the text."""
+    return _last(_GSM_RX.finditer(text)) or _last(_NUM_RX.finditer(text))
+
+
+@_builtin
+class Numeric(BaseVerifier):
+    """The number after the last GSM8K-style "#### " if present, else the last number in the
+    response (-3, 1,234.5, .5, 3/4, 1e-3, $12, \\frac{3}{4}); the answer is read the same way;
+    equal if math.isclose(rel_tol, abs_tol). A minus directly after a word or digit is a binary
+    minus ("5-3" ends with 3), not a sign."""
+
+    name = "numeric"
+    PARAMS = {
+        "rel_tol": Param(float, 1e-6, lambda v: v >= 0, "at least 0"),
+        "abs_tol": Param(float, 1e-9, lambda v: v >= 0, "at least 0"),
+    }
+
+    def _judge(self, response: str, answer: str) -> Verdict:
+        ref = _find_number(answer)
+        if ref is None:
+            raise HarnessError(f"verifier 'numeric': the reference answer {answer[:200]!r} has no number")
+        m = _find_number(response)
+        if m is None:
+            return Verdict(0.0, None, "no_number")
+        got, want = _number_value(m), _number_value(ref)
+        ok = math.isclose(got, want, rel_tol=self._params["rel_tol"], abs_tol=self._params["abs_tol"])
+        return _verdict(ok, m.group(0).lstrip("#").strip())
+
+
+# -------------------------------------------------------------------------------------- choice
+@_builtin
+class ChoiceVerifier(BaseVerifier):
+    """The last choice letter, taken from the first tier that has one:
+    1. \\boxed{B}, \\boxed{(B)}, \\boxed{\\text{B}}
+    2. "answer is B", "Answer: (B)", "answer is **B**" ("answer" in any case)
+    3. "(B)"
+    4. a standalone letter followed by punctuation or the end ("B.", "B,", "B" at the end)
+    5. any standalone letter, not part of a word (so "B. A note" reads B, not the article A).
+    Letters are case-sensitive; the answer must be one of `choices` (surrounding "()" allowed)."""
+
+    name = "choice"
+    PARAMS = {
+        "choices": Param(
+            str, "ABCD", lambda v: 0 < len(v) == len(set(v)) and v.isalnum(), "distinct letters or digits"
+        ),
+    }
+
+    def _setup(self, p: dict) -> None:
+        c = "([" + re.escape(p["choices"]) + "])"
+        self._choices = p["choices"]
+        self._tiers = [
+            re.compile(r"\\boxed\{\s{0,4}(?:\\text(?:bf)?\{\s{0,4})?\(?" + c + r"\)?\s{0,4}\}"),
+            re.compile(r"(?i:answer)(?:\s{1,4}is)?(?:\s{0,4}:)?\s{0,4}(?:\*\*|\()?" + c + r"(?![\w])"),
+            re.compile(r"\(" + c + r"\)"),
+            re.compile(r"(?<![\w\\])" + c + r"(?=[.,;:!?)]|\s*$)"),
+            re.compile(r"(?<![\w\\])" + c + r"(?![\w])"),
+        ]
+
+    def _judge(self, response: str, answer: str) -> Verdict:
+        want = answer.strip().strip("()").strip()
+        if len(want) != 1 or want not in self._choices:
+            raise HarnessError(
+                f"verifier 'choice': the reference answer {answer[:200]!r} is not one of {self._choices!r}"
+            )
+        for rx in self._tiers:
+            m = _last(rx.finditer(response))
+            if m is not None:
+                return _verdict(m.group(1) == want, m.group(1))
+        return Verdict(0.0, None, "no_choice")
+
+
+# ------------------------------------------------------------------------------------ lookup
+def _check_signature(name: str, factory: Callable, params: dict) -> None:
+    """For user factories that do not validate themselves: unknown or missing keyword params."""
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    named = [p for p in sig.parameters.values() if p.kind in kinds]
+    valid = [p.name for p in named]
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
+        for key in params:
+            if key not in valid:
+                raise _unknown_param(name, key, valid)
+    for p in named:
+        if p.default is inspect.Parameter.empty and p.name not in params:
+            raise HarnessError(f"verifier '{name}': parameter '{p.name}' is required")
+
+
+def get_verifier(name: str, params: Mapping[str, Any] | None = None) -> Verifier:
+    """The verifier registered as `name`, built with `params` (HarnessError on bad name or params)."""
+    factory = VERIFIERS.get(name)
+    if params is None:
+        params = {}
+    if not isinstance(params, Mapping):
+        raise HarnessError(f"verifier '{name}': params must be a mapping, got {type(params).__name__}")
+    params = dict(params)
+    for key in params:
+        if not isinstance(key, str):
+            raise HarnessError(f"verifier '{name}': parameter names must be strings, got {key!r}")
+    if not (isinstance(factory, type) and issubclass(factory, BaseVerifier)):
+        _check_signature(name, factory, params)
+    return factory(**params)

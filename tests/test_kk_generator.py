@@ -1,0 +1,160 @@
+"""Knights & Knaves generator: determinism, level balance, uniqueness checked by an independent
+brute-force solver, answer/trace formats, and partition disjointness."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import Counter
+
+import pytest
+
+from harness.generators import kk
+
+HEADER = ("Let's think step by step, by considering whether each person is lying and if that leads to "
+          "contradiction.")
+
+
+def truth(tree, roles):
+    # Written independently of kk.evaluate on purpose: the test must not trust the code under test.
+    op, args = tree[0], tree[1:]
+    if op in ("knight", "knave"):
+        return roles[args[0]] == (op == "knight")
+    values = [truth(t, roles) for t in args]
+    return {
+        "not": lambda: not values[0],
+        "and": lambda: all(values),
+        "or": lambda: any(values),
+        "imply": lambda: values[1] or not values[0],
+        "iff": lambda: values[0] is values[1],
+    }[op]()
+
+
+def brute_force(statements):
+    n = len(statements)
+    return [list(r) for r in itertools.product([True, False], repeat=n)
+            if all(truth(s, r) == r[p] for p, s in enumerate(statements))]
+
+
+def depth_of(tree):
+    return 1 if tree[0] in ("knight", "knave") else 1 + max(depth_of(t) for t in tree[1:])
+
+
+def width_of(tree):
+    return 0 if tree[0] in ("knight", "knave") else max([len(tree) - 1] + [width_of(t) for t in tree[1:]])
+
+
+@pytest.fixture(scope="module")
+def mixed():
+    """40 puzzles per level 2..8."""
+    return [kk.generate(seed=7, split="test", index=i, people=(2, 8)) for i in range(280)]
+
+
+def test_deterministic_and_index_sensitive():
+    a = kk.generate(seed=1, split="train", index=2, people=[3, 7])
+    assert a == kk.generate(seed=1, split="train", index=2, people=(3, 7))
+    b = kk.generate(seed=1, split="train", index=7, people=[3, 7])  # same level (5 people)
+    assert a["level"] == b["level"] == 5
+    assert a["metadata"]["key"] != b["metadata"]["key"] and a["question"] != b["question"]
+    c = kk.generate(seed=2, split="train", index=2, people=[3, 7])
+    assert c["metadata"]["key"] != a["metadata"]["key"]
+
+
+def test_levels_balanced():
+    levels = Counter(kk.generate(seed=0, split="test", index=i, people=(4, 8))["level"] for i in range(500))
+    assert levels == {4: 100, 5: 100, 6: 100, 7: 100, 8: 100}
+
+
+def test_unique_solution_matches_metadata(mixed):
+    assert Counter(d["level"] for d in mixed) == {n: 40 for n in range(2, 9)}
+    for d in mixed:
+        meta = d["metadata"]
+        n = meta["n_people"]
+        assert d["level"] == n == len(meta["statements"]) == len(meta["names"]) == len(meta["solution"])
+        sols = brute_force(meta["statements"])
+        assert sols == [meta["solution"]], meta
+        assert kk.solutions(meta["statements"], n) == sols
+        assert all(kk.evaluate(s, meta["solution"]) == meta["solution"][p] for p, s in enumerate(meta["statements"]))
+        for s in meta["statements"]:
+            assert depth_of(s) <= meta["depth"] and width_of(s) <= max(2, meta["width"])
+
+
+def test_deeper_and_wider_statements_still_unique():
+    for i in range(40):
+        meta = kk.generate(seed=3, split="x", index=i, people=(3, 6), depth=3, width=3)["metadata"]
+        assert brute_force(meta["statements"]) == [meta["solution"]]
+        assert all(depth_of(s) <= 3 and width_of(s) <= 3 for s in meta["statements"])
+
+
+def test_answer_format_and_names(mixed):
+    for d in mixed:
+        names, sol = d["metadata"]["names"], d["metadata"]["solution"]
+        assert len(set(names)) == len(names) and set(names) <= set(kk.NAMES)
+        expected = ", ".join(f"{x} is {'a knight' if k else 'a knave'}" for x, k in zip(names, sol))
+        assert d["answer"] == expected
+        assert " and " not in d["answer"] and not d["answer"].endswith(".")
+        assert re.fullmatch(r"\w+ is a (knight|knave)(, \w+ is a (knight|knave))*", d["answer"])
+
+
+def test_question_text(mixed):
+    for d in mixed:
+        q, names = d["question"], d["metadata"]["names"]
+        assert q.startswith("A very special island is inhabited only by knights and knaves. Knights always "
+                            "tell the truth, and knaves always lie. ")
+        assert f"You meet {len(names)} inhabitants: " in q
+        assert q.endswith("So who is a knight and who is a knave?")
+        assert all(name in q for name in names)
+
+
+def test_traces(mixed):
+    for d in mixed:
+        box = f"The final answer is: \\boxed{{{d['answer']}}}."
+        short, long = d["traces"]["short"], d["traces"]["long"]
+        for trace in (short, long):
+            assert trace.endswith(box)
+            found = re.findall(r"\\boxed\{([^{}]*)\}", trace)
+            assert found[-1] == d["answer"]
+        assert short.startswith(HEADER)
+        assert short.endswith("This leads to a feasible solution. " + box)
+        assert long.count("\nCheck: ") == d["level"]
+        for name, knight in zip(d["metadata"]["names"], d["metadata"]["solution"]):
+            role = "a knight" if knight else "a knave"
+            assert f"Check: {name} is {role}, and their statement" in long
+
+
+def test_short_trace_backtracks():
+    # Some puzzle in a batch must need backtracking, and the narration must say so.
+    shorts = [kk.generate(seed=0, split="sft", index=i, people=(3, 3))["traces"]["short"] for i in range(50)]
+    assert any("We have exhausted all possibilities for" in s and "cannot be" in s for s in shorts)
+
+
+def test_partition_disjoint():
+    keys = {}
+    for k in (0, 1):
+        keys[k] = set()
+        for i in range(150):
+            d = kk.generate(seed=0, split=f"part{k}", index=i, partition=(k, 2), people=(2, 3))
+            assert int(d["metadata"]["key"], 16) % 2 == k
+            keys[k].add(d["metadata"]["key"])
+    assert not keys[0] & keys[1]
+    d = kk.generate(seed=0, split="a", index=0, partition=(2, 3))
+    assert int(d["metadata"]["key"], 16) % 3 == 2
+    assert d["metadata"]["key"] == kk.puzzle_key(d["metadata"]["statements"])
+
+
+def test_render_forms():
+    names = ["A", "B", "C"]
+    assert kk.render(["and", ["knight", 0], ["knave", 1], ["knight", 2]], names) == \
+        "A is a knight, B is a knave and C is a knight"
+    assert kk.render(["imply", ["knight", 0], ["not", ["knave", 1]]], names) == "if A is a knight then B is not a knave"
+    assert kk.render(["not", ["or", ["knight", 0], ["knave", 2]]], names) == \
+        "it is not the case that (A is a knight or C is a knave)"
+    assert kk.render(["iff", ["and", ["knight", 0], ["knight", 1]], ["knave", 2]], names) == \
+        "(A is a knight and B is a knight) if and only if C is a knave"
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError):
+        kk.generate(seed=0, split="x", index=0, partition=(2, 2))
+    with pytest.raises(ValueError):
+        kk.generate(seed=0, split="x", index=0, people=(5, 4))
