@@ -30,8 +30,10 @@ app = typer.Typer(cls=_Group, help="Benchmark, train and compare R1-style reason
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 tasks_app = typer.Typer(help="List, show and validate tasks (YAML files).", no_args_is_help=True)
 data_app = typer.Typer(help="Export task data.", no_args_is_help=True)
+runs_app = typer.Typer(help="Run records and cached stages.", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(data_app, name="data")
+app.add_typer(runs_app, name="runs")
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
@@ -170,6 +172,56 @@ def eval_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
                                    runs_dir=runs_dir, tasks_dirs=tasks_dir, progress_factory=_progress)
     print_metrics(metrics)
     out.print(f"run record: {record_dir}")
+
+
+@app.command("run")
+def run_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
+            method: str = typer.Option(..., help="base, sft, rl or redistill."),
+            budget: Optional[str] = typer.Option(None, help="Distinct training examples: 100, 500, 1k, 2.5k, 10k, 1m."),
+            model: str = typer.Option("tiny", help="'tiny' (embedded, built locally), a model folder, or a hub id."),
+            seed: int = typer.Option(0),
+            config: Optional[Path] = typer.Option(None, help="Recipe YAML layered over the task's default recipe."),
+            set_: Optional[List[str]] = typer.Option(None, "--set", help="Recipe override key.path=value (repeatable)."),
+            init: Optional[str] = typer.Option(None, help="rl start model: base | sft@BUDGET | RUN_ID | PATH."),
+            teacher: Optional[str] = typer.Option(None, help="sft: traces:short | traces:long | FILE.jsonl; redistill: RUN_ID | PATH."),
+            resume: bool = typer.Option(True, help="Reuse finished stages and resume killed ones from their checkpoints."),
+            runs_dir: Optional[Path] = typer.Option(None, help="Default: ./runs or $HARNESS_RUNS_DIR."),
+            tasks_dir: Optional[List[Path]] = TasksDir) -> None:
+    """Train one method at one sample budget (unless base), evaluate on the test split, write one run record."""
+    from harness.run import run
+
+    if not resume:
+        raise HarnessError("--no-resume is not supported: stages are keyed by their full config, so a changed config "
+                           "trains anew; delete a stage folder under runs/_stages to retrain it")
+    path, record = run(task=task, method=method, budget=budget, model=model, seed=seed, config=config, sets=set_ or [],
+                       init=init, teacher=teacher, runs_dir=runs_dir, tasks_dirs=tasks_dir, progress_factory=_progress,
+                       log=lambda s: console.print(s, markup=False))
+    print_metrics(record["metrics"])
+    c = record["counts"]
+    out.print(f"cost: {c['training_examples']} training examples, {c['rollouts_generated']} rollouts, "
+              f"{c['sequences_trained']} sequences trained, {c['tokens_trained']} tokens trained, "
+              f"{c['tokens_generated']} tokens generated, {c['flops_estimate']:.3g} FLOPs (est.)")
+    out.print(f"run record: {path}")
+
+
+@runs_app.command("list")
+def runs_list(runs_dir: Optional[Path] = typer.Option(None, help="Default: ./runs or $HARNESS_RUNS_DIR.")) -> None:
+    """Show run records and cached stages (complete or resumable)."""
+    from harness.run import list_runs
+
+    records, stages = list_runs(runs_dir)
+    t = Table("run id", "task", "method", "budget", "accuracy", "95% CI")
+    for r in records:
+        m = r.get("metrics", {})
+        ci = m.get("ci95", [0, 0])
+        t.add_row(r.get("run_id", "?"), r.get("config", {}).get("task", "?"), r.get("method", "?"), str(r.get("budget", "")),
+                  f"{m.get('accuracy', 0):.3f}", f"{ci[0]:.3f}-{ci[1]:.3f}")
+    out.print(t)
+    s = Table("stage", "status", "seconds", "checkpoints")
+    for st in stages:
+        s.add_row(st["name"], "complete" if st["complete"] else "partial (resumable)",
+                  f"{st['wall_seconds']:.0f}" if st["wall_seconds"] else "-", ", ".join(st["checkpoints"]) or "-")
+    out.print(s)
 
 
 def print_metrics(m: dict) -> None:

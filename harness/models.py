@@ -55,7 +55,9 @@ def load(ref: str, dtype: str = "auto", for_training: bool = False) -> tuple[Any
     """(model, tokenizer) from a resolved reference."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # the harness shows its own progress
     torch_dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16,
                    "float16": torch.float16}.get(dtype)
     if torch_dtype is None:

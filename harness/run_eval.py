@@ -24,7 +24,7 @@ def run_eval(*, task: str, model: str = "tiny", split: str = "test", limit: Opti
     ref = models.resolve(model, spec)
     eng = make_engine(engine, ref, dtype=dtype, batch_size=batch_size)
     t0 = time.perf_counter()
-    metrics, rows = _with_progress(progress_factory, f"eval {spec.id}/{split}", lambda cb: evaluate(
+    metrics, rows = with_progress(progress_factory, f"eval {spec.id}/{split}", lambda cb: evaluate(
         spec, eng, split=split, limit=limit, samples=samples, temperature=temperature,
         max_new_tokens=max_new_tokens, seed=seed, progress=cb))
     config = {"command": "eval", "task": spec.id, "model": model, "model_path": ref, "split": split, "limit": limit,
@@ -36,7 +36,7 @@ def run_eval(*, task: str, model: str = "tiny", split: str = "test", limit: Opti
     return path, metrics
 
 
-def _with_progress(factory: Optional[Callable], label: str, fn: Callable[[Any], Any]) -> Any:
+def with_progress(factory: Optional[Callable], label: str, fn: Callable[[Any], Any]) -> Any:
     if factory is None:
         return fn(None)
     with factory(label) as bar:

@@ -297,42 +297,66 @@ class RegexVerifier(BaseVerifier):
 
 
 # ------------------------------------------------------------------------------------- numeric
-# Bounded or literal-delimited quantifiers only: no two unbounded runs can trade characters, so
-# every attempt is O(length of the number) and finditer is linear overall.
-_NUMBER = r"""
-    \\d?frac\{\s{0,4}(?P<fn>-?\d+)\s{0,4}\}\{\s{0,4}(?P<fd>-?\d+)\s{0,4}\}      # \frac{3}{4}
-  | (?P<num>
-      \$?(?:(?<![\w)\]}])-)?\$?                   # sign, but not the minus of 5-3
-      (?:\d{1,3}(?:,\d{3})+(?!\d)|\d+|(?<!\d)(?=\.\d))(?:\.\d+)?   # 1,234 | 42 | .5 ; decimals
-      (?:[eE][-+]?\d+)?                          # 1e-3
-      (?:/\d+(?:\.\d+)?)?                        # 3/4
-    )
-"""
-_NUM_RX = re.compile(_NUMBER, re.VERBOSE)
-_GSM_RX = re.compile(r"\#\#\#\#\s{0,8}(?:" + _NUMBER + ")", re.VERBOSE)
+# "The last match" via finditer costs one Python object per match: 500k of them for "1,1,1,...".
+# So the last number and the last choice letter are read right to left instead: reverse the text
+# once (about 1 ms per MB), then search or match a reversed pattern from the start. Quantifiers
+# are bounded or delimited by literals, so an anchored match is linear in the token's length.
+_INT_REV = r"(?:\d{3},)+\d{1,3}(?!\d)|\d+"  # 1,234 | 42, reversed
+_NUM_REV = re.compile(
+    rf"""(?:(?:\d+\.)?\d+/)?                    # /4 or /2.5 (a plain fraction's denominator)
+        (?:\d+[-+]?[eE])?                       # e-3
+        (?:\d+\.(?:{_INT_REV})?|{_INT_REV})     # 1,234.5 | .5 | 42
+        \$?(?:-(?![\w)\]}}]))?\$?               # sign (not the minus of 5-3) and currency
+    """,
+    re.VERBOSE,
+)
+_FRAC_REV = re.compile(r"\}(\d+-?)\{\}(\d+-?)\{carf[dt]?\\")  # \frac{-3}{4}, reversed
+_DIGIT = re.compile(r"\d")
+_NUM_FWD = (
+    r"\$?-?\$?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+|(?=\.\d))(?:\.\d+)?(?:[eE][-+]?\d+)?(?:/\d+(?:\.\d+)?)?"
+)
+_GSM = re.compile(r"####[ \t]{0,8}(" + _NUM_FWD + r")[ \t]{0,8}\.?[ \t]{0,8}(?:\r?\n|\Z)")
 
 
-def _number_value(m: re.Match) -> float:
-    if m.group("fn") is not None:
-        num, den = float(m.group("fn")), float(m.group("fd"))
+def _number_value(token: str) -> float:
+    if token.startswith("\\"):
+        m = _FRAC_REV.match(token[::-1])
+        assert m is not None
+        num, den = float(m.group(2)[::-1]), float(m.group(1)[::-1])
     else:
-        text = m.group("num").replace("$", "").replace(",", "")
-        top, _, bottom = text.partition("/")
+        top, _, bottom = token.replace("$", "").replace(",", "").partition("/")
         num, den = float(top), float(bottom) if bottom else 1.0
     return num / den if den else math.nan
 
 
-def _find_number(text: str) -> re.Match | None:
-    """The number after the last "#### " (GSM8K) if any, else the last number in the text."""
-    return _last(_GSM_RX.finditer(text)) or _last(_NUM_RX.finditer(text))
+def _find_number(text: str) -> str | None:
+    """The number after the LAST "####" if that line holds only a number (GSM8K), else the last
+    number in the text: the longest number that ends at the text's last digit."""
+    i = text.rfind("####")
+    if i >= 0:
+        m = _GSM.match(text, i)
+        if m is not None:
+            return m.group(1)
+    rev = text[::-1]
+    d = _DIGIT.search(rev)
+    if d is None:
+        return None
+    k = d.start()
+    if k and rev[k - 1] == "}":
+        m = _FRAC_REV.match(rev, k - 1)
+        if m is not None:
+            return m.group(0)[::-1]
+    m = _NUM_REV.match(rev, k)
+    assert m is not None  # the pattern matches any digit
+    return m.group(0)[::-1]
 
 
 @_builtin
 class Numeric(BaseVerifier):
-    """The number after the last GSM8K-style "#### " if present, else the last number in the
+    """The number on a final GSM8K-style "#### N" line if present, else the last number in the
     response (-3, 1,234.5, .5, 3/4, 1e-3, $12, \\frac{3}{4}); the answer is read the same way;
-    equal if math.isclose(rel_tol, abs_tol). A minus directly after a word or digit is a binary
-    minus ("5-3" ends with 3), not a sign."""
+    equal if math.isclose(rel_tol, abs_tol). A minus right after a word character or a closing
+    bracket is a binary minus ("5-3" ends with 3), not a sign. A zero denominator never matches."""
 
     name = "numeric"
     PARAMS = {
@@ -344,12 +368,12 @@ class Numeric(BaseVerifier):
         ref = _find_number(answer)
         if ref is None:
             raise HarnessError(f"verifier 'numeric': the reference answer {answer[:200]!r} has no number")
-        m = _find_number(response)
-        if m is None:
+        got = _find_number(response)
+        if got is None:
             return Verdict(0.0, None, "no_number")
-        got, want = _number_value(m), _number_value(ref)
-        ok = math.isclose(got, want, rel_tol=self._params["rel_tol"], abs_tol=self._params["abs_tol"])
-        return _verdict(ok, m.group(0).lstrip("#").strip())
+        p = self._params
+        ok = math.isclose(_number_value(got), _number_value(ref), rel_tol=p["rel_tol"], abs_tol=p["abs_tol"])
+        return _verdict(ok, got)
 
 
 # -------------------------------------------------------------------------------------- choice
@@ -357,7 +381,7 @@ class Numeric(BaseVerifier):
 class ChoiceVerifier(BaseVerifier):
     """The last choice letter, taken from the first tier that has one:
     1. \\boxed{B}, \\boxed{(B)}, \\boxed{\\text{B}}
-    2. "answer is B", "Answer: (B)", "answer is **B**" ("answer" in any case)
+    2. "answer is B", "Answer: (B)", "answer is **B**" ("answer" and "is" in any case)
     3. "(B)"
     4. a standalone letter followed by punctuation or the end ("B.", "B,", "B" at the end)
     5. any standalone letter, not part of a word (so "B. A note" reads B, not the article A).
@@ -371,14 +395,21 @@ class ChoiceVerifier(BaseVerifier):
     }
 
     def _setup(self, p: dict) -> None:
-        c = "([" + re.escape(p["choices"]) + "])"
+        x = "([" + re.escape(p["choices"]) + "])"
         self._choices = p["choices"]
+        # Each tier is (how, pattern). "rev" patterns are written reversed and searched in the
+        # reversed response, so the first hit is the last one; a letter's lookbehind comes after
+        # it ("X(?<!\w.)" = "X not preceded by \w") so that the pattern starts with a literal or
+        # a character set, which re scans for in C. Tier 2 runs forward: reversed, it would start
+        # at every candidate letter; forward it starts at "answer", and matches (>= 8 chars) are
+        # at most 125k per MB.
         self._tiers = [
-            re.compile(r"\\boxed\{\s{0,4}(?:\\text(?:bf)?\{\s{0,4})?\(?" + c + r"\)?\s{0,4}\}"),
-            re.compile(r"(?i:answer)(?:\s{1,4}is)?(?:\s{0,4}:)?\s{0,4}(?:\*\*|\()?" + c + r"(?![\w])"),
-            re.compile(r"\(" + c + r"\)"),
-            re.compile(r"(?<![\w\\])" + c + r"(?=[.,;:!?)]|\s*$)"),
-            re.compile(r"(?<![\w\\])" + c + r"(?![\w])"),
+            ("rev", re.compile(r"\}\s{0,4}\)?" + x + r"\(?(?:\s{0,4}\{(?:fb)?txet\\)?\s{0,4}\{dexob\\")),
+            ("fwd", re.compile(r"(?i:answer)(?:\s{1,4}(?i:is))?(?:\s{0,4}:)?\s{0,4}(?:\*\*|\()?" + x + r"(?!\w)")),
+            ("rev", re.compile(r"\)" + x + r"\(")),
+            ("end", re.compile(r"\s*" + x + r"(?![\w\\])")),
+            ("rev", re.compile(x + r"(?<=[.,;:!?)].)(?![\w\\])")),
+            ("rev", re.compile(x + r"(?<!\w.)(?![\w\\])")),
         ]
 
     def _judge(self, response: str, answer: str) -> Verdict:
@@ -387,8 +418,12 @@ class ChoiceVerifier(BaseVerifier):
             raise HarnessError(
                 f"verifier 'choice': the reference answer {answer[:200]!r} is not one of {self._choices!r}"
             )
-        for rx in self._tiers:
-            m = _last(rx.finditer(response))
+        rev = response[::-1]
+        for how, rx in self._tiers:
+            if how == "fwd":
+                m = _last(rx.finditer(response))
+            else:
+                m = rx.match(rev) if how == "end" else rx.search(rev)
             if m is not None:
                 return _verdict(m.group(1) == want, m.group(1))
         return Verdict(0.0, None, "no_choice")

@@ -1,0 +1,304 @@
+"""`harness run`: one method at one sample budget, as a chain of cached stages, then an evaluation and one record.
+
+    base       eval(base)
+    sft        sft(base, teacher demos[:budget]) -> eval
+    rl         grpo(init, rl prompts[:budget]) -> eval           init: base | sft@BUDGET | RUN_ID | PATH
+    redistill  sample(RL policy) -> keep verified, one per prompt -> sft(BASE, kept[:budget]) -> eval
+
+A stage's output lives in <runs>/_stages/<stage>-<key>/, key = hash of its full resolved config (including the
+key of the model it starts from). `stage.json` is written last, atomically: only then is the stage complete and
+reused. A killed stage leaves Trainer checkpoints there and resumes from them on the next identical command.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional
+
+from harness import models
+from harness.budget import format_budget, parse_budget
+from harness.data import load_split, read_rows, render_prompt
+from harness.errors import HarnessError
+from harness.records import config_hash, dumps, new_run_id, provenance, read_records, write_atomic, write_record
+from harness.registry import did_you_mean
+from harness.taskspec import TaskSpec
+from harness.verifiers import get_verifier
+
+METHODS = ("base", "sft", "rl", "redistill")
+COUNT_KEYS = ("rollouts_generated", "sequences_trained", "tokens_generated", "tokens_trained", "optimizer_steps")
+
+
+@dataclass
+class Context:
+    task: TaskSpec
+    recipe_name: str
+    recipe: dict
+    base_model: str          # as the user gave it
+    base_ref: str            # resolved (tiny is built)
+    seed: int
+    root: Path
+    progress: Optional[Callable] = None
+    stages: list[dict] = field(default_factory=list)
+
+    def split_def(self, split: str) -> dict:
+        return {"task": self.task.id, "task_sha256": self.task.sha256, "split": split,
+                "def": self.task.split(split).model_dump(by_alias=True),
+                "source": self.task.source.model_dump(by_alias=True)}
+
+
+def model_key(ctx: Context, ref: str) -> str:
+    """A stable name for a start model: stage outputs by their stage, others by what the user passed."""
+    p = Path(ref)
+    if p.parent.parent.name == "_stages" and p.name == "final":
+        return f"stage:{p.parent.name}"
+    return ctx.base_model if ref == ctx.base_ref else ref
+
+
+# --- stages ---------------------------------------------------------------------------------------------------
+
+def cached_stage(ctx: Context, name: str, cfg: dict, build: Callable[[Path], dict]) -> dict:
+    key = config_hash(cfg)
+    d = ctx.root / "_stages" / f"{name}-{key}"
+    marker = d / "stage.json"
+    if marker.is_file():
+        info = {**json.loads(marker.read_text()), "cached": True}
+    else:
+        d.mkdir(parents=True, exist_ok=True)
+        write_atomic(d / "config.json", dumps(cfg))
+        t0 = time.perf_counter()
+        out = build(d)
+        info = {"stage": name, "key": key, "dir": str(d), "config": cfg, **out,
+                "wall_seconds": time.perf_counter() - t0}
+        write_atomic(marker, dumps(info))
+        info["cached"] = False
+    ctx.stages.append(info)
+    return info
+
+
+def _progress_cb(ctx: Context, label: str):
+    """A context manager yielding callback(step, total, text) that drives one progress bar."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def cm():
+        if ctx.progress is None:
+            yield None
+            return
+        with ctx.progress(label) as bar:
+            tid = bar.add_task(label, total=None, metric="")
+
+            def cb(step: int, total: int, text: str) -> None:
+                bar.update(tid, completed=step, total=total, metric=text)
+
+            yield cb
+    return cm()
+
+
+def _train_data_sft(ctx: Context, teacher: str, budget: int) -> tuple[list[dict], str]:
+    """SFT demonstrations: the task's reference traces, or a JSONL file of prompt/response pairs."""
+    if teacher.startswith("traces:"):
+        style = teacher.split(":", 1)[1]
+        if style not in ctx.task.traces:
+            raise HarnessError(f"task '{ctx.task.id}' has no '{style}' traces: "
+                               f"{did_you_mean(style, list(ctx.task.traces))}")
+        split = "sft" if "sft" in ctx.task.splits else "train"
+        available = ctx.task.split(split).size
+        if available is not None and budget > available:
+            raise HarnessError(f"budget {format_budget(budget)} is larger than the '{split}' split of '{ctx.task.id}' "
+                               f"({available} demonstrations available); lower --budget")
+        rows = load_split(ctx.task, split, limit=budget)
+        data = [{"id": s["id"], "prompt": render_prompt(ctx.task, s), "completion": s["traces"][style],
+                 "answer": s["answer"]} for s in rows if style in s["traces"]]
+        if len(data) < budget:
+            raise HarnessError(f"only {len(data)} '{style}' traces are available; lower --budget")
+        return data, teacher
+    path = Path(teacher)
+    if not path.is_file():
+        raise HarnessError(f"--teacher '{teacher}' is neither traces:STYLE nor an existing JSONL file "
+                           "(rows with prompt/messages and response/completion)")
+    data = []
+    for i, r in enumerate(read_rows(path)):
+        prompt = r.get("messages") or r.get("prompt")
+        completion = r.get("completion", r.get("response"))
+        if prompt is None or not isinstance(completion, str):
+            raise HarnessError(f"{path}: row {i + 1} needs 'prompt' (or 'messages') and 'completion' (or 'response')")
+        data.append({"id": str(r.get("id", i)), "prompt": prompt, "completion": completion, "answer": r.get("answer")})
+    if len(data) < budget:
+        raise HarnessError(f"{path} has {len(data)} demonstrations; budget {format_budget(budget)} needs more")
+    return data[:budget], f"file:{config_hash(path.read_text())}"
+
+
+def stage_sft(ctx: Context, init_ref: str, data: list[dict], data_id: str, tag: str = "sft") -> dict:
+    sft_recipe = ctx.recipe.get("sft", {})
+    cfg = {"stage": "sft", "init": model_key(ctx, init_ref), "data": data_id, "n": len(data),
+           "data_hash": config_hash(data), "recipe": sft_recipe, "seed": ctx.seed}
+
+    def build(d: Path) -> dict:
+        from backends import TrainSpec
+        from backends.sft import train
+
+        write_atomic(d / "train_data.jsonl", "".join(json.dumps(r) + "\n" for r in data))
+        with _progress_cb(ctx, f"{tag} ({len(data)} demos)") as cb:
+            res = train(TrainSpec(init_model=init_ref, output_dir=d, data=data, recipe=sft_recipe,
+                                  seed=ctx.seed, progress=cb))
+        write_atomic(d / "log.jsonl", "".join(json.dumps(x) + "\n" for x in res.log))
+        return {"model_path": str(res.model_path), "counts": res.counts, "metrics": res.metrics}
+
+    return cached_stage(ctx, "sft", cfg, build)
+
+
+def stage_rl(ctx: Context, init_ref: str, budget: int) -> dict:
+    rl = {k: v for k, v in ctx.recipe.get("rl", {}).items() if k not in ("init", "budget")}
+    available = ctx.task.split("rl").size
+    if available is not None and budget > available:
+        raise HarnessError(f"rl budget {format_budget(budget)} is larger than the 'rl' split of '{ctx.task.id}' "
+                           f"({available} prompts available); lower --budget")
+    cfg = {"stage": "rl", "init": model_key(ctx, init_ref), "data": ctx.split_def("rl"), "budget": budget,
+           "recipe": rl, "verifier": ctx.task.verifier.model_dump(), "seed": ctx.seed}
+
+    def build(d: Path) -> dict:
+        from backends import TrainSpec
+        from backends.grpo import train
+
+        rows = load_split(ctx.task, "rl", limit=budget)
+        data = [{"id": s["id"], "prompt": render_prompt(ctx.task, s), "answer": s["answer"]} for s in rows]
+        verifier = get_verifier(ctx.task.verifier.name, ctx.task.verifier.params)
+        eval_fn = None
+        if rl.get("eval_every") and "val" in ctx.task.splits:
+            eval_fn = _val_eval(ctx, rl.get("val_limit"))
+        with _progress_cb(ctx, f"rl ({budget} prompts)") as cb:
+            res = train(TrainSpec(init_model=init_ref, output_dir=d, data=data, recipe=rl, seed=ctx.seed,
+                                  verifier=verifier, eval_fn=eval_fn, progress=cb))
+        write_atomic(d / "log.jsonl", "".join(json.dumps(x) + "\n" for x in res.log))
+        return {"model_path": str(res.model_path), "counts": res.counts, "metrics": res.metrics}
+
+    return cached_stage(ctx, "rl", cfg, build)
+
+
+def _val_eval(ctx: Context, limit: Optional[int]) -> Callable:
+    def fn(model: Any, tokenizer: Any) -> dict:
+        from harness.engines import HFEngine
+        from harness.evaluate import evaluate
+
+        was_training = model.training
+        model.eval()
+        side = tokenizer.padding_side
+        tokenizer.padding_side = "left"
+        try:
+            metrics, _ = evaluate(ctx.task, HFEngine(model, tokenizer, ctx.recipe.get("eval", {}).get("batch_size", 32)),
+                                  split="val", limit=limit, seed=ctx.seed)
+        finally:
+            tokenizer.padding_side = side
+            model.train(was_training)
+        return {k: metrics[k] for k in ("accuracy", "ci95", "n", "truncation_rate", "mean_response_tokens")}
+    return fn
+
+
+def stage_sample(ctx: Context, teacher_ref: str, target: int) -> dict:
+    """Re-distillation data: verified-correct responses of the RL policy, one per prompt (seeded), shuffled."""
+    rd = ctx.recipe.get("redistill", {})
+    variant = str(rd.get("variant", "B")).upper()
+    if variant not in ("A", "B"):
+        raise HarnessError(f"redistill.variant must be A (greedy on SFT prompts) or B (sampled on RL prompts), not {variant}")
+    split = "sft" if variant == "A" else "rl"
+    temperature = 0.0 if variant == "A" else float(rd.get("temperature", 0.7))
+    n = 1 if variant == "A" else int(rd.get("samples_per_prompt", 1))
+    max_new = int(rd.get("max_new_tokens", ctx.task.generation.max_new_tokens))
+    cfg = {"stage": "sample", "teacher": model_key(ctx, teacher_ref), "variant": variant, "data": ctx.split_def(split),
+           "temperature": temperature, "n": n, "max_new_tokens": max_new, "target": target,
+           "verifier": ctx.task.verifier.model_dump(), "seed": ctx.seed}
+
+    def build(d: Path) -> dict:
+        from harness.engines import HFEngine, SamplingParams
+
+        engine = HFEngine.from_ref(teacher_ref, batch_size=ctx.recipe.get("eval", {}).get("batch_size", 32))
+        verifier = get_verifier(ctx.task.verifier.name, ctx.task.verifier.params)
+        size = ctx.task.split(split).size or len(load_split(ctx.task, split))
+        rng = random.Random(ctx.seed)
+        kept: list[dict] = []
+        rollouts = tokens = 0
+        start = 0
+        chunk = max(64, target // 2)
+        with _progress_cb(ctx, f"sample variant {variant}") as cb:
+            while len(kept) < target and start < size:
+                rows = load_split(ctx.task, split, limit=min(size, start + chunk))[start:]
+                prompts = [render_prompt(ctx.task, s) for s in rows]
+                params = SamplingParams(n=n, temperature=temperature, max_new_tokens=max_new,
+                                        stop=tuple(ctx.task.generation.stop), seed=ctx.seed * 7919 + start)
+                gens = engine.generate(prompts, params)
+                for s, prompt, gs in zip(rows, prompts, gens):
+                    rollouts += len(gs)
+                    tokens += sum(g.n_tokens for g in gs)
+                    good = [g.text for g in gs if verifier(g.text, s["answer"], truncated=g.truncated).score == 1.0]
+                    if good:
+                        # One per prompt, chosen with the seed, so no prompt is over-represented.
+                        kept.append({"id": s["id"], "prompt": prompt, "completion": rng.choice(good),
+                                     "answer": s["answer"], "level": s["level"]})
+                start += len(rows)
+                if cb:
+                    cb(min(len(kept), target), target, f"kept {len(kept)} of {start} prompts")
+        random.Random(ctx.seed).shuffle(kept)
+        write_atomic(d / "redistill.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
+        return {"data_path": str(d / "redistill.jsonl"), "kept": len(kept), "prompts_tried": start,
+                "counts": {"rollouts_generated": rollouts, "tokens_generated": tokens}}
+
+    return cached_stage(ctx, "sample", cfg, build)
+
+
+# --- model references -----------------------------------------------------------------------------------------
+
+def resolve_init(ctx: Context, init: str) -> str:
+    """base | sft@BUDGET | RUN_ID | PATH -> a model reference, training the SFT start when needed."""
+    if init == "base":
+        return ctx.base_ref
+    if init.startswith("sft@"):
+        budget = parse_budget(init[4:])
+        teacher = ctx.recipe.get("cold_start", {}).get("teacher", "traces:short")
+        data, data_id = _train_data_sft(ctx, teacher, budget)
+        return stage_sft(ctx, ctx.base_ref, data, data_id, tag="cold start sft")["model_path"]
+    return resolve_run_or_path(ctx, init, "--init")
+
+
+def resolve_run_or_path(ctx: Context, ref: str, flag: str) -> str:
+    for rec in read_records(ctx.root):
+        if rec.get("run_id") == ref:
+            path = rec.get("model_path")
+            if not path or not Path(path).is_dir():
+                raise HarnessError(f"run {ref} has no model on disk (its stage folder was removed); retrain it")
+            return path
+    p = Path(ref)
+    if p.is_dir():
+        return models.resolve(ref)
+    raise HarnessError(f"{flag} '{ref}' is not base, sft@BUDGET, a run id in {ctx.root} (see `harness runs list`) "
+                       "or a model folder")
+
+
+def train_for_method(ctx: Context, method: str, budget: int, init: Optional[str], teacher: Optional[str]) -> str:
+    """Run (or reuse) the stages of a method; return the model to evaluate."""
+    if method == "base":
+        return ctx.base_ref
+    if method == "sft":
+        data, data_id = _train_data_sft(ctx, teacher or ctx.recipe.get("cold_start", {}).get("teacher", "traces:short"),
+                                        budget)
+        return stage_sft(ctx, ctx.base_ref, data, data_id)["model_path"]
+    if method == "rl":
+        start = resolve_init(ctx, init or ctx.recipe.get("rl", {}).get("init", "base"))
+        return stage_rl(ctx, start, budget)["model_path"]
+    # redistill: an RL policy (given, or trained by the recipe), its verified samples, SFT of the *base* model.
+    if teacher:
+        policy = resolve_run_or_path(ctx, teacher, "--teacher")
+    else:
+        rl = ctx.recipe.get("rl", {})
+        start = resolve_init(ctx, init or rl.get("init", "base"))
+        policy = stage_rl(ctx, start, parse_budget(rl.get("budget", "1k")))["model_path"]
+    sample = stage_sample(ctx, policy, budget)
+    rows = [json.loads(x) for x in Path(sample["data_path"]).read_text().splitlines()]
+    if len(rows) < budget:
+        raise HarnessError(f"the RL policy produced {len(rows)} verified-correct responses (one per prompt, from "
+                           f"{sample['prompts_tried']} prompts); budget {format_budget(budget)} needs more: lower "
+                           "--budget, or sample more per prompt (--set redistill.samples_per_prompt=8)")
+    return stage_sft(ctx, ctx.base_ref, rows[:budget], f"redistill:{sample['key']}", tag="redistill sft")["model_path"]

@@ -1,0 +1,103 @@
+"""`harness run` and `harness runs list`: set up the context, train by method, evaluate, write one record."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+from harness import models, recipes
+from harness.budget import format_budget, parse_budget
+from harness.errors import HarnessError
+from harness.pipeline import COUNT_KEYS, METHODS, Context, train_for_method
+from harness.records import new_run_id, provenance, read_records, runs_dir as default_runs_dir, write_record
+from harness.registry import did_you_mean
+from harness.tasks import get_task
+
+
+def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "tiny", seed: int = 0,
+        config: Optional[Path] = None, sets: Iterable[str] = (), init: Optional[str] = None,
+        teacher: Optional[str] = None, runs_dir: Optional[Path] = None, tasks_dirs: Optional[Iterable[Path]] = None,
+        progress_factory: Optional[Callable] = None, log: Callable[[str], None] = lambda s: None) -> tuple[Path, dict]:
+    if method not in METHODS:
+        raise HarnessError(f"unknown method '{method}': {did_you_mean(method, list(METHODS))}")
+    if method != "base" and budget is None:
+        raise HarnessError(f"--budget is required for method '{method}' (e.g. --budget 1k)")
+    n = parse_budget(budget) if budget is not None else 0
+    spec = get_task(task, tasks_dirs)
+    scale = "tiny" if model == "tiny" else "paper"
+    recipe_name, recipe = recipes.resolve(spec.id, scale, config, list(sets))
+    spec = recipes.apply_task_overrides(spec, recipe.get("task"))
+    base_ref = models.resolve(model, spec)
+    root = default_runs_dir(runs_dir)
+    ctx = Context(task=spec, recipe_name=recipe_name, recipe=recipe, base_model=model, base_ref=base_ref, seed=seed,
+                  root=root, progress=progress_factory)
+    t0 = time.perf_counter()
+    final = train_for_method(ctx, method, n, init, teacher)
+    for st in ctx.stages:
+        log(f"stage {st['stage']}-{st['key']}: {'reused' if st['cached'] else 'trained'} ({st['wall_seconds']:.0f}s)")
+    metrics, rows, eval_info = _evaluate(ctx, final)
+    counts = {k: sum(st.get("counts", {}).get(k, 0) for st in ctx.stages) + (eval_info["tokens"] if k == "tokens_generated" else 0)
+              for k in COUNT_KEYS}
+    counts["training_examples"] = n
+    n_params = eval_info["n_params"]
+    counts["flops_estimate"] = 6 * n_params * counts["tokens_trained"] + 2 * n_params * counts["tokens_generated"]
+    counts["model_parameters"] = n_params
+    wall = {f"{st['stage']}-{st['key']}": st["wall_seconds"] for st in ctx.stages}
+    wall["eval"] = eval_info["wall"]
+    config_out = {"command": "run", "task": spec.id, "method": method, "budget": n, "budget_label": format_budget(n) if n else None,
+                  "model": model, "model_path": base_ref, "seed": seed, "init": init, "teacher": teacher,
+                  "recipe_name": recipe_name, "recipe": recipe, "sets": list(sets), "config_file": str(config) if config else None}
+    record = {"kind": "run", "method": method, "budget": n, "config": config_out,
+              "provenance": {**provenance(seed, spec), "recipe_hash": recipes_hash(recipe), "engine": eval_info["engine"]},
+              "metrics": metrics, "counts": counts, "wall_seconds": {**wall, "total": time.perf_counter() - t0},
+              "stages": [{k: st.get(k) for k in ("stage", "key", "cached", "counts", "metrics", "wall_seconds", "kept",
+                                                  "prompts_tried", "data_path", "model_path")} for st in ctx.stages],
+              "model_path": final}
+    extra = {}
+    for st in ctx.stages:
+        if st["stage"] == "sample":
+            extra["redistill.jsonl"] = Path(st["data_path"]).read_text()
+    path = write_record(root, new_run_id(spec.id, method, format_budget(n) if n else ""), record, rows, extra)
+    return path, record
+
+
+def recipes_hash(recipe: dict) -> str:
+    from harness.records import config_hash
+
+    return config_hash(recipe)
+
+
+def _evaluate(ctx: Context, ref: str) -> tuple[dict, list[dict], dict]:
+    from harness.engines import HFEngine
+    from harness.evaluate import evaluate
+    from harness.run_eval import with_progress
+
+    ev = ctx.recipe.get("eval", {})
+    engine = HFEngine.from_ref(ref, batch_size=ev.get("batch_size", 32))
+    n_params = sum(p.numel() for p in engine.model.parameters())
+    t0 = time.perf_counter()
+    metrics, rows = with_progress(ctx.progress, f"eval {ctx.task.id}/test", lambda cb: evaluate(
+        ctx.task, engine, split="test", limit=ev.get("limit"), seed=ctx.seed, max_new_tokens=ev.get("max_new_tokens"),
+        progress=cb))
+    return metrics, rows, {"n_params": n_params, "wall": time.perf_counter() - t0, "engine": engine.name,
+                           "tokens": metrics["tokens_generated"]}
+
+
+def list_runs(runs_dir: Optional[Path] = None) -> tuple[list[dict], list[dict]]:
+    """(run records, stages) found under the runs folder; partial stages are listed as such."""
+    import json
+
+    root = default_runs_dir(runs_dir)
+    stages = []
+    sdir = root / "_stages"
+    if sdir.is_dir():
+        for d in sorted(sdir.iterdir()):
+            if not d.is_dir() or d.name.startswith("."):
+                continue
+            marker = d / "stage.json"
+            info = json.loads(marker.read_text()) if marker.is_file() else {}
+            ckpts = sorted(p.name for p in d.glob("checkpoint-*"))
+            stages.append({"name": d.name, "complete": marker.is_file(), "wall_seconds": info.get("wall_seconds"),
+                           "checkpoints": ckpts})
+    return read_records(root), stages

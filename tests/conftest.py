@@ -1,0 +1,27 @@
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_home(tmp_path_factory):
+    """Tiny models and runs go to a per-session folder, never the user's cache."""
+    home = tmp_path_factory.mktemp("harness_home")
+    old = {k: os.environ.get(k) for k in ("HARNESS_HOME", "HARNESS_RUNS_DIR", "HARNESS_TASKS_PATH")}
+    os.environ["HARNESS_HOME"] = str(home)
+    os.environ["HARNESS_RUNS_DIR"] = str(home / "runs")
+    os.environ.pop("HARNESS_TASKS_PATH", None)
+    yield home
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def tiny_kk(_isolated_home):
+    from harness.models import build_tiny
+    from harness.tasks import get_task
+
+    return build_tiny(get_task("kk"))
