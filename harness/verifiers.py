@@ -17,7 +17,8 @@ with require_eos a response the engine cut off at the length limit scores 0, as 
                                     as a multiset (order of people free; nothing else is forgiven)
     exact(strip, case_sensitive)    the whole response equals the answer
     regex(pattern, group, flags, timeout_s)   LAST match of pattern; group.strip() == answer.strip()
-    numeric(rel_tol, abs_tol)       "#### N" if present, else the last number; math.isclose
+    numeric(rel_tol, abs_tol)       a final "#### N" line if present, else the last number
+                                    (the longest one ending at the last digit); math.isclose
     choice(choices)                 the last choice letter, by tiers (see ChoiceVerifier)
 
 Reasons (Verdict.reason):
@@ -31,6 +32,10 @@ Reasons (Verdict.reason):
     timeout     0.0    regex          the pattern ran past timeout_s (catastrophic backtracking)
     no_number   0.0    numeric        no number in the response
     no_choice   0.0    choice         no choice letter in the response
+
+Every built-in returns in well under 100 ms on any 5 MB response (about 50 ms worst measured,
+microseconds on a realistic one); see bench/bench_verifiers.py. `regex` is bounded by timeout_s.
+Because a timeout depends on the machine, a pattern near its limit is the one impure case.
 
 A reference answer the verifier cannot read (numeric: no number; choice: not one of the letters)
 is bad task data, not a bad response: it raises HarnessError rather than scoring 0 silently.
@@ -95,13 +100,12 @@ _TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str:
 
 def _coerce(verifier: str, key: str, spec: Param, value: Any) -> Any:
     # bool is an int in Python; YAML `yes`/`1` mix-ups should be caught, not coerced.
-    ok = (
-        isinstance(value, bool)
-        if spec.type is bool
-        else isinstance(value, (int, float)) and not isinstance(value, bool)
-        if spec.type is float
-        else isinstance(value, spec.type) and not isinstance(value, bool)
-    )
+    if spec.type is bool:
+        ok = isinstance(value, bool)
+    elif spec.type is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, spec.type) and not isinstance(value, bool)
     if not ok:
         hint = ""
         if spec.type is float and isinstance(value, str):
@@ -124,7 +128,8 @@ def _unknown_param(verifier: str, key: Any, valid: list[str]) -> HarnessError:
     listing = ", ".join(valid) if valid else "(none)"
     hint = did_you_mean(str(key), valid) if valid else ""
     hint = f" ({hint})" if hint.startswith("did you mean") else ""
-    return HarnessError(f"verifier '{verifier}': unknown parameter {key!r}{hint}; valid parameters: {listing}")
+    msg = f"verifier '{verifier}': unknown parameter {key!r}{hint}; valid parameters: {listing}"
+    return HarnessError(msg)
 
 
 def _construct(cls: type, params: dict) -> Any:
@@ -243,7 +248,13 @@ class Exact(BaseVerifier):
 
 
 # --------------------------------------------------------------------------------------- regex
-_FLAGS = {"i": _regex.IGNORECASE, "m": _regex.MULTILINE, "s": _regex.DOTALL, "x": _regex.VERBOSE, "a": _regex.ASCII}
+_FLAGS = {
+    "i": _regex.IGNORECASE,
+    "m": _regex.MULTILINE,
+    "s": _regex.DOTALL,
+    "x": _regex.VERBOSE,
+    "a": _regex.ASCII,
+}
 
 
 @_builtin
@@ -274,7 +285,7 @@ class RegexVerifier(BaseVerifier):
             flags |= _FLAGS[letter]
         try:
             self._rx = _regex.compile(p["pattern"], flags)
-        except _regex.error as e:
+        except (_regex.error, RecursionError, OverflowError, ValueError) as e:
             raise HarnessError(f"verifier 'regex': pattern {p['pattern']!r} does not compile: {e}") from None
         if p["group"] > self._rx.groups:
             raise HarnessError(
@@ -301,6 +312,7 @@ class RegexVerifier(BaseVerifier):
 # So the last number and the last choice letter are read right to left instead: reverse the text
 # once (about 1 ms per MB), then search or match a reversed pattern from the start. Quantifiers
 # are bounded or delimited by literals, so an anchored match is linear in the token's length.
+# Digits are ASCII 0-9 only.
 _INT_REV = r"(?:\d{3},)+\d{1,3}(?!\d)|\d+"  # 1,234 | 42, reversed
 _NUM_REV = re.compile(
     rf"""(?:(?:\d+\.)?\d+/)?                    # /4 or /2.5 (a plain fraction's denominator)
@@ -308,14 +320,14 @@ _NUM_REV = re.compile(
         (?:\d+\.(?:{_INT_REV})?|{_INT_REV})     # 1,234.5 | .5 | 42
         \$?(?:-(?![\w)\]}}]))?\$?               # sign (not the minus of 5-3) and currency
     """,
-    re.VERBOSE,
+    re.VERBOSE | re.ASCII,
 )
-_FRAC_REV = re.compile(r"\}(\d+-?)\{\}(\d+-?)\{carf[dt]?\\")  # \frac{-3}{4}, reversed
-_DIGIT = re.compile(r"\d")
+_FRAC_REV = re.compile(r"\}(\d+-?)\{\}(\d+-?)\{carf[dt]?\\", re.ASCII)  # \frac{-3}{4}, reversed
+_DIGIT = re.compile(r"\d", re.ASCII)
 _NUM_FWD = (
     r"\$?-?\$?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+|(?=\.\d))(?:\.\d+)?(?:[eE][-+]?\d+)?(?:/\d+(?:\.\d+)?)?"
 )
-_GSM = re.compile(r"####[ \t]{0,8}(" + _NUM_FWD + r")[ \t]{0,8}\.?[ \t]{0,8}(?:\r?\n|\Z)")
+_GSM = re.compile(r"####[ \t]{0,8}(" + _NUM_FWD + r")[ \t]{0,8}\.?[ \t]{0,8}(?:\r?\n|\Z)", re.ASCII)
 
 
 def _number_value(token: str) -> float:
@@ -353,10 +365,12 @@ def _find_number(text: str) -> str | None:
 
 @_builtin
 class Numeric(BaseVerifier):
-    """The number on a final GSM8K-style "#### N" line if present, else the last number in the
-    response (-3, 1,234.5, .5, 3/4, 1e-3, $12, \\frac{3}{4}); the answer is read the same way;
-    equal if math.isclose(rel_tol, abs_tol). A minus right after a word character or a closing
-    bracket is a binary minus ("5-3" ends with 3), not a sign. A zero denominator never matches."""
+    """The number on the LAST "####" line if that line holds just a number (GSM8K), else the last
+    number in the response (-3, 1,234.5, .5, 3/4, 1e-3, $12, \\frac{3}{4}): the longest number
+    that ends at the last digit, read right to left (so "1.2.3" reads 2.3, and a markdown heading
+    "#### 3. Step" is not an answer). The answer is read the same way; equal if
+    math.isclose(rel_tol, abs_tol). A minus right after a word character or a closing bracket is
+    a binary minus ("5-3" ends with 3), not a sign. A zero denominator never matches."""
 
     name = "numeric"
     PARAMS = {
@@ -405,7 +419,9 @@ class ChoiceVerifier(BaseVerifier):
         # at most 125k per MB.
         self._tiers = [
             ("rev", re.compile(r"\}\s{0,4}\)?" + x + r"\(?(?:\s{0,4}\{(?:fb)?txet\\)?\s{0,4}\{dexob\\")),
-            ("fwd", re.compile(r"(?i:answer)(?:\s{1,4}(?i:is))?(?:\s{0,4}:)?\s{0,4}(?:\*\*|\()?" + x + r"(?!\w)")),
+            ("fwd", re.compile(
+                r"(?i:answer)(?:\s{1,4}(?i:is))?(?:\s{0,4}:)?\s{0,4}(?:\*\*|\()?" + x + r"(?!\w)"
+            )),
             ("rev", re.compile(r"\)" + x + r"\(")),
             ("end", re.compile(r"\s*" + x + r"(?![\w\\])")),
             ("rev", re.compile(x + r"(?<=[.,;:!?)].)(?![\w\\])")),
@@ -419,13 +435,17 @@ class ChoiceVerifier(BaseVerifier):
                 f"verifier 'choice': the reference answer {answer[:200]!r} is not one of {self._choices!r}"
             )
         rev = response[::-1]
-        for how, rx in self._tiers:
-            if how == "fwd":
-                m = _last(rx.finditer(response))
-            else:
-                m = rx.match(rev) if how == "end" else rx.search(rev)
+        for how, rx in self._tiers[:3]:
+            m = _last(rx.finditer(response)) if how == "fwd" else rx.search(rev)
             if m is not None:
                 return _verdict(m.group(1) == want, m.group(1))
+        # Tiers 4 and 5 in one go: no standalone letter at all means neither has a hit, and then
+        # the (as costly) tier-4 scan is skipped.
+        (_, end), (_, punct), (_, alone) = self._tiers[3:]
+        m = alone.search(rev)
+        if m is not None:
+            m = end.match(rev) or punct.search(rev) or m
+            return _verdict(m.group(1) == want, m.group(1))
         return Verdict(0.0, None, "no_choice")
 
 

@@ -1,0 +1,228 @@
+"""Pieces shared by the SFT and GRPO backends: recipe checking, device arguments, callbacks, resume and the final save.
+
+Nothing here trains: both backends hand the loop to TRL's trainers and only plug in through the Trainer's callbacks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from transformers import PrinterCallback, TrainerCallback
+
+from harness.errors import HarnessError
+
+# Keys the orchestrator keeps in a stage's recipe section for itself (which model to start from, how much data, how
+# many val samples); a backend accepts and ignores them.
+ORCHESTRATOR_KEYS = frozenset({"init", "budget", "val_limit"})
+FINAL = "final"
+COUNTS_FILE = "harness_counts.json"  # written into every checkpoint: the counts a resumed run continues from
+RESULT_FILE = "harness_train.json"   # written into final/: log, counts and metrics of the finished stage
+
+_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def resolve_recipe(stage: str, recipe: Optional[dict], defaults: dict[str, Any],
+                   types: Optional[dict[str, tuple]] = None) -> dict[str, Any]:
+    """The recipe merged over the defaults. Unknown keys and ill-typed values are a HarnessError naming the key.
+
+    A key's type is its default's type (an int is fine where a float is expected), or `types[key]` when the default
+    is None or the key takes several types.
+    """
+    recipe = dict(recipe or {})
+    valid = sorted(defaults)
+    for key in recipe:
+        if key not in defaults and key not in ORCHESTRATOR_KEYS:
+            raise HarnessError(f"{stage} recipe: unknown key {key!r}; valid keys: {', '.join(valid)}")
+    out = dict(defaults)
+    for key in valid:
+        if key not in recipe:
+            continue
+        value = recipe[key]
+        allowed = (types or {}).get(key) or (type(defaults[key]),)
+        ok = any(_is(value, t) for t in allowed)
+        if not ok:
+            want = " or ".join(_TYPE_WORDS.get(t, "null") for t in allowed)
+            hint = ""
+            if float in allowed and isinstance(value, str):
+                try:
+                    float(value)
+                    hint = f" (YAML reads {value} as a string; write it with a dot, e.g. 1.0e-5)"
+                except ValueError:
+                    pass
+            raise HarnessError(f"{stage} recipe: {key!r} must be {want}, got {type(value).__name__} {value!r}{hint}")
+        out[key] = float(value) if allowed == (float,) else value
+    return out
+
+
+def _is(value: Any, t: type) -> bool:
+    if t is type(None):
+        return value is None
+    if t is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if t is bool:
+        return isinstance(value, bool)
+    return isinstance(value, t) and not isinstance(value, bool)
+
+
+def device_args() -> dict[str, Any]:
+    """CPU when there is no CUDA (fp32); on CUDA bf16 mixed precision when the card supports it."""
+    import torch
+
+    if torch.cuda.is_available():
+        return {"use_cpu": False, "bf16": torch.cuda.is_bf16_supported(), "fp16": False, "activation_checkpointing": True}
+    # Activation (gradient) checkpointing saves memory at ~20% more compute: worth it on a GPU, not on a CPU.
+    return {"use_cpu": True, "bf16": False, "fp16": False, "activation_checkpointing": False}
+
+
+def common_args(spec: Any, r: dict[str, Any]) -> dict[str, Any]:
+    """TrainingArguments both backends set the same way."""
+    return {
+        **device_args(),
+        "output_dir": str(spec.output_dir),
+        "seed": spec.seed,
+        "report_to": "none",
+        "disable_tqdm": True,
+        "logging_strategy": "steps",
+        "logging_steps": r["logging_steps"],
+        "save_strategy": "steps",
+        # A float below 1 is a share of the total steps: the default checkpoints every 20% of the run.
+        "save_steps": r["save_steps"] if r["save_steps"] is not None else 0.2,
+        "save_total_limit": 1,
+    }
+
+
+@contextmanager
+def quiet_datasets():
+    """No `datasets` progress bars while a trainer prepares its data (restored afterwards)."""
+    import datasets
+
+    was_enabled = not datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            datasets.enable_progress_bars()
+
+
+def quiet(trainer: Any) -> Any:
+    """With tqdm off the Trainer prints every log dict; progress goes to spec.progress instead."""
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def config_error(stage: str, e: Exception) -> HarnessError:
+    return HarnessError(f"{stage} recipe: {e}")
+
+
+def load_model(ref: str) -> tuple[Any, Any]:
+    """Model and tokenizer for training: fp32 master weights (bf16 autocast on CUDA comes from the Trainer)."""
+    from harness.models import load
+
+    return load(ref, dtype="float32", for_training=True)
+
+
+class Counter(TrainerCallback):
+    """Counts the Trainer's state does not keep. Saved into every checkpoint and read back on resume, so a resumed
+    stage reports the counts of the whole stage, not only of its last run."""
+
+    def __init__(self, output_dir: Path, **start: int) -> None:
+        self.output_dir = Path(output_dir)
+        self.counts: dict[str, int] = dict(start)
+
+    def add(self, **kv: int) -> None:
+        for k, v in kv.items():
+            self.counts[k] = self.counts.get(k, 0) + int(v)
+
+    def on_train_begin(self, args, state, control, **kw):
+        saved = self.output_dir / f"checkpoint-{state.global_step}" / COUNTS_FILE
+        if state.global_step > 0 and saved.is_file():
+            self.counts.update(json.loads(saved.read_text()))
+
+    def on_save(self, args, state, control, **kw):
+        folder = self.output_dir / f"checkpoint-{state.global_step}"
+        if folder.is_dir():
+            (folder / COUNTS_FILE).write_text(json.dumps(self.counts))
+
+
+class Progress(TrainerCallback):
+    """Reports (step, total_steps, "<key> <value>") to spec.progress each time the Trainer logs `key`."""
+
+    def __init__(self, report: Callable[[int, int, str], None], key: str, label: str) -> None:
+        self.report, self.key, self.label = report, key, label
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if logs and self.key in logs and logs[self.key] is not None:
+            self.report(state.global_step, state.max_steps, f"{self.label} {logs[self.key]:.4g}")
+
+
+class LogCapture(TrainerCallback):
+    """Every `logs` dict the Trainer emits, with its step. On resume it starts from the log history restored from the
+    checkpoint, so the log covers the whole stage."""
+
+    def __init__(self) -> None:
+        self.log: list[dict] = []
+
+    def on_train_begin(self, args, state, control, **kw):
+        self.log = [dict(e) for e in state.log_history]  # empty unless resumed
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if logs:
+            self.log.append({**logs, "step": state.global_step})
+
+
+def resume_checkpoint(output_dir: Path) -> bool:
+    """Whether output_dir holds a checkpoint-* folder that Trainer.train(resume_from_checkpoint=True) will pick up."""
+    return any(p.is_dir() and p.name.split("-")[-1].isdigit() for p in Path(output_dir).glob("checkpoint-*"))
+
+
+def steps_for(n_batches: int, grad_accum: int, epochs: int, max_steps: int) -> int:
+    """Optimizer steps the Trainer will run (ceil of micro-batches / accumulation per epoch), or max_steps if set."""
+    return max_steps if max_steps > 0 else math.ceil(n_batches / grad_accum) * epochs
+
+
+def finished(output_dir: Path) -> Optional[dict]:
+    """The saved result of a completed stage (final/ exists), else None."""
+    f = Path(output_dir) / FINAL / RESULT_FILE
+    return json.loads(f.read_text()) if f.is_file() else None
+
+
+def save_final(trainer: Any, tokenizer: Any, output_dir: Path, result: dict) -> Path:
+    """Model + tokenizer (+ the stage's result) to output_dir/final, written to a temporary folder and renamed into
+    place, so that final/ existing means the stage completed. The checkpoints are then removed."""
+    output_dir = Path(output_dir)
+    final = output_dir / FINAL
+    tmp = output_dir / f".{FINAL}-tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        trainer.save_model(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        (tmp / RESULT_FILE).write_text(json.dumps(result, default=_jsonable))
+        if final.exists():  # an earlier run's final, left by a caller that asked to train again
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for ckpt in output_dir.glob("checkpoint-*"):
+        shutil.rmtree(ckpt, ignore_errors=True)
+    return final
+
+
+def _jsonable(x: Any) -> Any:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return str(x)
+
+
+def last(log: list[dict], key: str) -> Optional[float]:
+    for entry in reversed(log):
+        if entry.get(key) is not None:
+            return entry[key]
+    return None

@@ -1,0 +1,104 @@
+"""Verifier throughput: kk_boxed on realistic K&K responses (~1-2 KB, box at the end) and on
+adversarial 1 MB responses; then the worst case of every built-in over the adversarial set.
+
+    .venv/bin/python bench/bench_verifiers.py
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness.verifiers import get_verifier  # noqa: E402
+
+NAMES = ["Alice", "Bob", "Carol", "Dave", "Eve", "Frank", "Grace", "Heidi"]
+MB = 1_000_000
+
+
+def realistic(rng: random.Random) -> tuple[str, str]:
+    people = NAMES[: rng.randint(4, 8)]
+    roles = {p: rng.choice(["knight", "knave"]) for p in people}
+    answer = ", ".join(f"{p} is a {roles[p]}" for p in people)
+    steps = []
+    for p in people:
+        other = rng.choice(people)
+        steps.append(
+            f"Assume {p} is a knight. Then {p}'s claim that {other} is a {rng.choice(['knight', 'knave'])} "
+            f"holds, so {other} cannot be a knave, because this would contradict the claim of {p}. "
+        )
+    cot = (
+        "Let's think step by step, by considering whether each person is lying and if that leads "
+        "to contradiction. "
+    )
+    cot += "".join(steps) + "This leads to a feasible solution. "
+    parts = answer.split(", ")
+    rng.shuffle(parts)
+    guess = ", ".join(parts) if rng.random() < 0.7 else answer.replace("knave", "knight", 1)
+    return cot + f"The final answer is: \\boxed{{{guess}}}.", answer
+
+
+def adversarial() -> dict[str, str]:
+    def fill(unit: str) -> str:
+        return (unit * (MB // len(unit) + 1))[:MB]
+
+    return {
+        "prose, no box": fill("All work and no play makes Jack a dull boy. "),
+        "unclosed \\boxed{": fill("\\boxed{"),
+        "tiny boxes": fill("\\boxed{} "),
+        "open braces": "\\boxed{" + "{" * (MB - 8),
+        "brace-free box": "\\boxed{" + fill("A is a knight, ")[8:],
+        "digits+commas": fill("1,"),
+        "letters": fill("A "),
+        "answer words": fill("answer is "),
+    }
+
+
+def rate(fn, items: list[tuple[str, str]], min_s: float = 0.5) -> tuple[float, float]:
+    """(verdicts per second, worst seconds for one call) over repeated passes of `items`."""
+    n, worst, start = 0, 0.0, time.perf_counter()
+    while n == 0 or time.perf_counter() - start < min_s:
+        for response, answer in items:
+            t = time.perf_counter()
+            fn(response, answer)
+            worst = max(worst, time.perf_counter() - t)
+            n += 1
+    return n / (time.perf_counter() - start), worst
+
+
+def main() -> None:
+    kk = get_verifier("kk_boxed")
+    rng = random.Random(0)
+    items = [realistic(rng) for _ in range(2000)]
+    avg = sum(len(r) for r, _ in items) / len(items)
+    per_s, worst = rate(kk, items, 1.0)
+    acc = sum(kk(r, a).score for r, a in items) / len(items)
+    print(f"kk_boxed, realistic (avg {avg:.0f} chars, accuracy {acc:.2f}): {per_s:,.0f} verdicts/s")
+
+    adv = adversarial()
+    answer = "A is a knight, B is a knave"
+    print("kk_boxed, adversarial 1 MB responses:")
+    for name, text in adv.items():
+        per_s, worst = rate(kk, [(text, answer)], 0.3)
+        print(f"  {name:18} {per_s:8,.0f} verdicts/s   worst {worst * 1000:6.1f} ms")
+
+    print("every built-in, worst single call over the adversarial set (5 MB, capped to max_chars):")
+    big = {k: v * 5 for k, v in adv.items()}
+    cases = [
+        ("kk_boxed", {}, answer),
+        ("exact", {}, "x"),
+        ("numeric", {}, "1"),
+        ("choice", {}, "B"),
+        ("regex", {"pattern": r"answer is (\w+)"}, "B"),
+    ]
+    for vname, params, ans in cases:
+        v = get_verifier(vname, params)
+        worst = max((rate(v, [(t, ans)], 0.0)[1], k) for k, t in big.items())
+        print(f"  {vname:9} {worst[0] * 1000:6.1f} ms  ({worst[1]})")
+
+
+if __name__ == "__main__":
+    main()
