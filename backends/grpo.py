@@ -24,6 +24,7 @@ reward_requires_eos a truncated completion scores 0 whatever the verifier says.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -33,7 +34,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from backends import TrainResult, TrainSpec
 from backends._common import (
-    FINAL, Counter, LogCapture, Progress, common_args, config_error, finished, last, load_model, quiet,
+    FINAL, Counter, LogCapture, Progress, jsonable, common_args, config_error, finished, last, load_model, quiet,
     quiet_datasets, resolve_recipe, resume_checkpoint, save_final,
 )
 from harness.errors import HarnessError
@@ -61,6 +62,7 @@ DEFAULTS: dict[str, Any] = {
     "reward_requires_eos": True,
     "eval_every": 0,
     "logging_steps": 1,
+    "precision": "auto",
     "save_steps": None,
 }
 TYPES = {"micro_batch_size": (int, type(None)), "steps": (int, type(None)), "scale_rewards": (bool, str),
@@ -116,6 +118,7 @@ class EvalCallback(TrainerCallback):
             metrics = dict(self.eval_fn(model, self.tokenizer))
         finally:
             model.train(was_training)
+        metrics = json.loads(json.dumps(metrics, default=jsonable))  # the Trainer's state is saved as JSON
         entry = {"step": state.global_step, "val": metrics}
         state.log_history.append(entry)
         self.capture.log.append(entry)
@@ -220,7 +223,7 @@ def train(spec: TrainSpec) -> TrainResult:
         "optimizer_steps": gs,
         "sequences_trained": gs * batch,  # every generated completion is trained on once (num_iterations 1)
         "tokens_trained": int(trainer.state.num_input_tokens_seen),  # TRL's count: prompt + completion tokens
-        **counter.counts,
+        **counter.totals(trainer.accelerator),
     }
     vals = [e["val"] for e in log if "val" in e]
     metrics = {"final_loss": last(log, "loss"), "final_reward_mean": last(log, "reward_mean"),

@@ -38,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "max_length": 2048,
     "loss": "seq_mean",
     "logging_steps": 1,
+    "precision": "auto",
     "save_steps": None,
     "max_steps": -1,
 }
@@ -152,7 +153,7 @@ def train(spec: TrainSpec) -> TrainResult:
     trainer.train(resume_from_checkpoint=True if resume_checkpoint(spec.output_dir) else None)
     seconds = time.perf_counter() - t0
 
-    counts = {"optimizer_steps": trainer.state.global_step, **counter.counts}
+    counts = {"optimizer_steps": trainer.state.global_step, **counter.totals(trainer.accelerator)}
     metrics = {"final_loss": last(capture.log, "loss"), "train_loss": last(capture.log, "train_loss"),
                "train_seconds": round(seconds, 3)}
     path = save_final(trainer, tokenizer, spec.output_dir, {"log": capture.log, "counts": counts, "metrics": metrics})

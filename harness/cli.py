@@ -196,6 +196,8 @@ def run_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
     path, record = run(task=task, method=method, budget=budget, model=model, seed=seed, config=config, sets=set_ or [],
                        init=init, teacher=teacher, runs_dir=runs_dir, tasks_dirs=tasks_dir, progress_factory=_progress,
                        log=lambda s: console.print(s, markup=False))
+    if not record:
+        return  # not rank 0 of a multi-process run
     print_metrics(record["metrics"])
     c = record["counts"]
     out.print(f"cost: {c['training_examples']} training examples, {c['rollouts_generated']} rollouts, "

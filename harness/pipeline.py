@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
-from harness import models
+from harness import dist, models
 from harness.budget import format_budget, parse_budget
 from harness.data import load_split, read_rows, render_prompt
 from harness.errors import HarnessError
@@ -60,21 +60,27 @@ def model_key(ctx: Context, ref: str) -> str:
 
 # --- stages ---------------------------------------------------------------------------------------------------
 
-def cached_stage(ctx: Context, name: str, cfg: dict, build: Callable[[Path], dict]) -> dict:
+def cached_stage(ctx: Context, name: str, cfg: dict, build: Callable[[Path], dict], all_ranks: bool = False) -> dict:
+    """Reuse a complete stage or build it. Training stages run on every rank (all_ranks); others on rank 0 only."""
     key = config_hash(cfg)
     d = ctx.root / "_stages" / f"{name}-{key}"
     marker = d / "stage.json"
-    if marker.is_file():
-        info = {**json.loads(marker.read_text()), "cached": True}
+    if not marker.is_file():
+        main = dist.is_main()
+        if main or all_ranks:
+            d.mkdir(parents=True, exist_ok=True)
+            ckpts = sorted(d.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
+            t0 = time.perf_counter()
+            out = build(d)
+            out["resumed_from"] = ckpts[-1].name if ckpts else None
+            if main:
+                write_atomic(d / "config.json", dumps(cfg))
+                write_atomic(marker, dumps({"stage": name, "key": key, "dir": str(d), "config": cfg, **out,
+                                            "wall_seconds": time.perf_counter() - t0, "world_size": dist.world_size()}))
+        dist.barrier()
+        info = {**json.loads(marker.read_text()), "cached": False}
     else:
-        d.mkdir(parents=True, exist_ok=True)
-        write_atomic(d / "config.json", dumps(cfg))
-        t0 = time.perf_counter()
-        out = build(d)
-        info = {"stage": name, "key": key, "dir": str(d), "config": cfg, **out,
-                "wall_seconds": time.perf_counter() - t0}
-        write_atomic(marker, dumps(info))
-        info["cached"] = False
+        info = {**json.loads(marker.read_text()), "cached": True}
     ctx.stages.append(info)
     return info
 
@@ -148,7 +154,7 @@ def stage_sft(ctx: Context, init_ref: str, data: list[dict], data_id: str, tag: 
         write_atomic(d / "log.jsonl", "".join(json.dumps(x) + "\n" for x in res.log))
         return {"model_path": str(res.model_path), "counts": res.counts, "metrics": res.metrics}
 
-    return cached_stage(ctx, "sft", cfg, build)
+    return cached_stage(ctx, "sft", cfg, build, all_ranks=True)
 
 
 def stage_rl(ctx: Context, init_ref: str, budget: int) -> dict:
@@ -176,7 +182,7 @@ def stage_rl(ctx: Context, init_ref: str, budget: int) -> dict:
         write_atomic(d / "log.jsonl", "".join(json.dumps(x) + "\n" for x in res.log))
         return {"model_path": str(res.model_path), "counts": res.counts, "metrics": res.metrics}
 
-    return cached_stage(ctx, "rl", cfg, build)
+    return cached_stage(ctx, "rl", cfg, build, all_ranks=True)
 
 
 def _val_eval(ctx: Context, limit: Optional[int]) -> Callable:
@@ -215,7 +221,8 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int) -> dict:
     def build(d: Path) -> dict:
         from harness.engines import HFEngine, SamplingParams
 
-        engine = HFEngine.from_ref(teacher_ref, batch_size=ctx.recipe.get("eval", {}).get("batch_size", 32))
+        ev = ctx.recipe.get("eval", {})
+        engine = HFEngine.from_ref(teacher_ref, dtype=ev.get("dtype", "auto"), batch_size=ev.get("batch_size", 32))
         verifier = get_verifier(ctx.task.verifier.name, ctx.task.verifier.params)
         size = ctx.task.split(split).size or len(load_split(ctx.task, split))
         rng = random.Random(ctx.seed)

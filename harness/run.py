@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from harness import models, recipes
+from harness import dist, models, recipes
 from harness.budget import format_budget, parse_budget
 from harness.errors import HarnessError
 from harness.pipeline import COUNT_KEYS, METHODS, Context, train_for_method
@@ -34,6 +34,8 @@ def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "t
                   root=root, progress=progress_factory)
     t0 = time.perf_counter()
     final = train_for_method(ctx, method, n, init, teacher)
+    if not dist.is_main():
+        return root, {}  # rank 0 evaluates and writes the one record
     for st in ctx.stages:
         log(f"stage {st['stage']}-{st['key']}: {'reused' if st['cached'] else 'trained'} ({st['wall_seconds']:.0f}s)")
     metrics, rows, eval_info = _evaluate(ctx, final)
@@ -74,7 +76,7 @@ def _evaluate(ctx: Context, ref: str) -> tuple[dict, list[dict], dict]:
     from harness.run_eval import with_progress
 
     ev = ctx.recipe.get("eval", {})
-    engine = HFEngine.from_ref(ref, batch_size=ev.get("batch_size", 32))
+    engine = HFEngine.from_ref(ref, dtype=ev.get("dtype", "auto"), batch_size=ev.get("batch_size", 32))
     n_params = sum(p.numel() for p in engine.model.parameters())
     t0 = time.perf_counter()
     metrics, rows = with_progress(ctx.progress, f"eval {ctx.task.id}/test", lambda cb: evaluate(

@@ -300,8 +300,17 @@ def puzzle_key(statements: list) -> str:
     return hashlib.sha256(json.dumps(statements, separators=(",", ":")).encode()).hexdigest()
 
 
+LETTERS = tuple("ABCDEFGHIJKL")
+
+
 def generate(*, seed: int, split: str, index: int, partition: tuple[int, int] = (0, 1),
-             people: list[int] | tuple[int, int] = (2, 3), depth: int = 2, width: int = 2) -> dict:
+             people: list[int] | tuple[int, int] = (2, 3), depth: int = 2, width: int = 2,
+             names: str = "common") -> dict:
+    """names: "common" draws first names (Xie et al.); "letters" calls the people A, B, C, ... in order, which
+    spares a very small model from copying names out of the prompt."""
+    names_kind = names
+    if names_kind not in ("common", "letters"):
+        raise ValueError(f"names must be 'common' or 'letters', got {names_kind!r}")
     lo, hi = (int(x) for x in people)
     if not 2 <= lo <= hi <= MAX_PEOPLE:
         raise ValueError(f"people must be [min, max] with 2 <= min <= max <= {MAX_PEOPLE}, got {people}")
@@ -328,7 +337,7 @@ def generate(*, seed: int, split: str, index: int, partition: tuple[int, int] = 
             continue
         winner = ok.bit_length() - 1
         solution = [bool(winner >> i & 1) for i in range(n)]
-        names = rng.sample(NAMES, n)
+        names = rng.sample(NAMES, n) if names_kind == "common" else list(LETTERS[:n])
         lines = []
         for p, tree in enumerate(statements):
             claim = render(tree, names)

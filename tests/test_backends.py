@@ -1,0 +1,254 @@
+"""Training backends (TRL SFT and GRPO) on the embedded tiny model: they train, count, checkpoint, resume and save,
+seq_mean is the paper's per-sequence loss, and the GRPO reward is exactly the verifier."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("trl")
+
+import torch  # noqa: E402
+from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
+from trl import GRPOTrainer, SFTConfig  # noqa: E402
+
+from backends import TrainSpec  # noqa: E402
+from backends import grpo, sft  # noqa: E402
+from backends._common import COUNTS_FILE, Counter, device_args, resolve_recipe  # noqa: E402
+from harness.data import load_split, render_prompt  # noqa: E402
+from harness.errors import HarnessError  # noqa: E402
+from harness.models import build_tiny  # noqa: E402
+from harness.tasks import get_task  # noqa: E402
+from harness.verifiers import Verdict, get_verifier  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HARNESS_HOME", str(tmp_path_factory.mktemp("harness_home")))
+        task = get_task("kk")
+        yield task, str(build_tiny(task))
+
+
+@pytest.fixture(scope="session")
+def sft_rows(tiny):
+    task, _ = tiny
+    return [{"prompt": render_prompt(task, s), "completion": s["traces"]["short"]}
+            for s in load_split(task, "sft", limit=16)]
+
+
+@pytest.fixture(scope="session")
+def rl_rows(tiny):
+    task, _ = tiny
+    return [{"prompt": render_prompt(task, s), "answer": s["answer"], "id": s["id"]}
+            for s in load_split(task, "rl", limit=8)]
+
+
+def changed(init: str, final: Path) -> bool:
+    a = AutoModelForCausalLM.from_pretrained(init).state_dict()
+    b = AutoModelForCausalLM.from_pretrained(final).state_dict()
+    assert a.keys() == b.keys()
+    return any(not torch.equal(a[k], b[k]) for k in a)
+
+
+class Recorder:
+    """A verifier proxy that remembers every call and its verdict."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.params = inner, getattr(inner, "name", "proxy"), getattr(inner, "params", {})
+        self.calls: list[tuple[str, str, bool, float]] = []
+
+    def __call__(self, response, answer, *, truncated=False):
+        v = self.inner(response, answer, truncated=truncated)
+        self.calls.append((response, answer, truncated, v.score))
+        return v
+
+
+class LetterA:
+    """Toy verifier with a graded score (share of 'a' in the response), so that groups are never all equal."""
+
+    name, params = "letter_a", {}
+
+    def __call__(self, response, answer, *, truncated=False):
+        return Verdict(response.count("a") / max(1, len(response)), None, "toy")
+
+
+# ------------------------------------------------------------------------------------------------ SFT
+def test_sft_trains_counts_and_saves(tiny, sft_rows, tmp_path):
+    task, init = tiny
+    seen = []
+    res = sft.train(TrainSpec(init_model=init, output_dir=tmp_path / "sft", data=sft_rows, seed=1,
+                              recipe={"learning_rate": 1e-3, "epochs": 1, "batch_size": 4, "max_length": 1024},
+                              progress=lambda step, total, text: seen.append((step, total, text))))
+    assert res.model_path == tmp_path / "sft" / "final"
+    assert changed(init, res.model_path)
+    AutoTokenizer.from_pretrained(res.model_path)
+    assert not list((tmp_path / "sft").glob("checkpoint-*"))  # removed once final/ is in place
+
+    losses = [e["loss"] for e in res.log if "loss" in e]
+    assert len(losses) == 4 and all(math.isfinite(x) for x in losses)
+    assert [e["step"] for e in res.log if "loss" in e] == [1, 2, 3, 4]
+    assert res.metrics["final_loss"] == losses[-1] and res.metrics["train_seconds"] > 0
+    assert [s[:2] for s in seen] == [(1, 4), (2, 4), (3, 4), (4, 4)] and seen[0][2].startswith("loss ")
+
+    # Counts from the data: 16 sequences once each; their tokens are the chat-templated prompt + completion.
+    tok = AutoTokenizer.from_pretrained(init)
+    n_tokens = sum(len(tok.apply_chat_template(r["prompt"] + [{"role": "assistant", "content": r["completion"]}],
+                                               tokenize=True, return_dict=False)) for r in sft_rows)
+    assert res.counts == {"optimizer_steps": 4, "sequences_trained": 16, "tokens_trained": n_tokens}
+
+    # final/ holds the result: a second call returns it without training.
+    again = sft.train(TrainSpec(init_model=init, output_dir=tmp_path / "sft", data=sft_rows,
+                                recipe={"learning_rate": 1e-3, "epochs": 1, "batch_size": 4, "max_length": 1024}))
+    assert again.counts == res.counts and again.metrics["final_loss"] == res.metrics["final_loss"]
+
+
+def test_seq_mean_loss_by_hand():
+    log_probs = torch.tensor([[-1.0, -1.0, -4.0], [-3.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    mask = torch.tensor([[1, 1, 1], [1, 0, 0], [0, 0, 0]])  # the third sequence has no completion token
+    assert sft.seq_mean_loss(log_probs, mask).item() == pytest.approx((6 / 3 + 3 / 1) / 2)  # 2.5; token mean 2.25
+
+
+def test_seq_mean_differs_from_token_mean_on_a_real_batch(tiny, sft_rows, tmp_path):
+    """The trainer's seq_mean and token_mean losses on one batch of a short and a long completion, against a hand
+    computation from the model's logits."""
+    _, init = tiny
+    model = AutoModelForCausalLM.from_pretrained(init)
+    tok = AutoTokenizer.from_pretrained(init)
+    rows = [{**sft_rows[0], "completion": "\\boxed{A is a knight}"}, sft_rows[1]]
+    args = SFTConfig(output_dir=str(tmp_path), report_to="none", max_length=1024, **device_args())
+    trainer = sft.HarnessSFTTrainer(model=model, args=args, train_dataset=sft.build_dataset(rows),
+                                    processing_class=tok, seq_mean=True, counter=Counter(tmp_path))
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
+    labels = batch["labels"][:, 1:]
+    mask = labels != -100
+    assert mask.sum(1).tolist()[0] < mask.sum(1).tolist()[1] / 5  # very different completion lengths
+
+    with torch.no_grad():
+        seq = trainer.compute_loss(model, dict(batch)).item()
+        trainer.seq_mean = False
+        token = trainer.compute_loss(model, dict(batch)).item()
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    lp = torch.log_softmax(logits.float(), -1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask
+    hand_seq = (-(lp.sum(1)) / mask.sum(1)).mean().item()
+    hand_token = (-lp.sum() / mask.sum()).item()
+    assert seq == pytest.approx(hand_seq, rel=1e-4)
+    assert token == pytest.approx(hand_token, rel=1e-4)
+    assert abs(seq - token) > 1e-2
+
+
+def test_sft_resumes_from_checkpoint(tiny, sft_rows, tmp_path):
+    _, init = tiny
+    out = tmp_path / "sft"
+    recipe = {"learning_rate": 1e-3, "batch_size": 4, "max_length": 1024, "save_steps": 2, "max_steps": 4}
+
+    def interrupt(step, total, text):
+        if step == 3:  # after checkpoint-2 was written
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sft.train(TrainSpec(init_model=init, output_dir=out, data=sft_rows, recipe=recipe, progress=interrupt))
+    assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-2"]
+    assert json.loads((out / "checkpoint-2" / COUNTS_FILE).read_text())["sequences_trained"] == 8
+    assert not (out / "final").exists()
+
+    steps = []
+    res = sft.train(TrainSpec(init_model=init, output_dir=out, data=sft_rows, recipe=recipe,
+                              progress=lambda step, total, text: steps.append(step)))
+    assert steps == [3, 4]  # continued from step 2, not restarted
+    assert (out / "final" / "model.safetensors").is_file()
+    assert [e["step"] for e in res.log if "loss" in e] == [1, 2, 3, 4]  # the restored history plus the new steps
+    assert res.counts["optimizer_steps"] == 4 and res.counts["sequences_trained"] == 16
+
+
+def test_sft_rejects_unknown_and_ill_typed_keys(tiny, sft_rows, tmp_path):
+    _, init = tiny
+    with pytest.raises(HarnessError, match=r"unknown key 'lr'.*learning_rate"):
+        sft.train(TrainSpec(init_model=init, output_dir=tmp_path, data=sft_rows, recipe={"lr": 1e-3}))
+    with pytest.raises(HarnessError, match="write it with a dot"):
+        sft.train(TrainSpec(init_model=init, output_dir=tmp_path, data=sft_rows, recipe={"learning_rate": "1e-5"}))
+    with pytest.raises(HarnessError, match="loss must be one of"):
+        sft.train(TrainSpec(init_model=init, output_dir=tmp_path, data=sft_rows, recipe={"loss": "mean"}))
+
+
+# ----------------------------------------------------------------------------------------------- GRPO
+GRPO_SMALL = {"learning_rate": 1e-3, "steps": 2, "prompts_per_step": 2, "num_generations": 4,
+              "max_completion_length": 32, "temperature": 1.0}
+
+
+def test_grpo_trains_logs_and_counts(tiny, rl_rows, tmp_path):
+    _, init = tiny
+    proxy = Recorder(LetterA())
+    evals = []
+
+    def eval_fn(model, tokenizer):
+        evals.append(model.training)
+        return {"accuracy": 0.25}
+
+    res = grpo.train(TrainSpec(init_model=init, output_dir=tmp_path / "rl", data=rl_rows, verifier=proxy,
+                               recipe={**GRPO_SMALL, "reward_requires_eos": False, "eval_every": 1}, eval_fn=eval_fn))
+    assert changed(init, res.model_path)
+    steps = [e for e in res.log if "reward_mean" in e]
+    assert [e["step"] for e in steps] == [1, 2]
+    for e in steps:
+        for key in ("loss", "reward_mean", "reward_std", "frac_all_equal_groups", "completion_length",
+                    "truncation_rate"):
+            assert math.isfinite(e[key]), key
+    assert len(proxy.calls) == 16
+    scores = [c[3] for c in proxy.calls]
+    assert len(set(scores)) > 1
+    assert steps[0]["reward_mean"] == pytest.approx(sum(scores[:8]) / 8, abs=1e-6)
+
+    assert [e["val"] for e in res.log if "val" in e] == [{"accuracy": 0.25}] * 2 and evals == [False, False]
+    assert res.metrics["val_accuracy"] == 0.25 and res.metrics["final_reward_mean"] == steps[-1]["reward_mean"]
+    c = res.counts
+    assert c["optimizer_steps"] == 2 and c["rollouts_generated"] == 16 and c["sequences_trained"] == 16
+    assert c["tokens_generated"] == round(sum(e["completion_length"] * 8 for e in steps))
+    assert c["tokens_trained"] > c["tokens_generated"]  # prompts + completions
+
+
+def test_grpo_reward_is_the_task_verifier(tiny, rl_rows, tmp_path, monkeypatch):
+    """The rewards GRPO computes advantages from are the task verifier's scores on the same completions, with
+    truncated = no EOS in the completion's token ids (and 0 for truncated ones under reward_requires_eos)."""
+    task, init = tiny
+    proxy = Recorder(get_verifier(task.verifier.name, task.verifier.params))
+    received = []
+    original = GRPOTrainer._calculate_rewards
+
+    def spy(self, inputs, prompts, completions, completion_ids_list):
+        rewards = original(self, inputs, prompts, completions, completion_ids_list)
+        received.append((completions, completion_ids_list, [x["answer"] for x in inputs], rewards[:, 0].tolist(),
+                         set(self.eos_token_ids)))
+        return rewards
+
+    monkeypatch.setattr(GRPOTrainer, "_calculate_rewards", spy)
+    grpo.train(TrainSpec(init_model=init, output_dir=tmp_path / "rl", data=rl_rows, verifier=proxy,
+                         recipe={**GRPO_SMALL, "learning_rate": 1e-5, "max_completion_length": 24}))
+    assert len(received) == 2 and len(proxy.calls) == 16
+    calls = iter(proxy.calls)
+    for completions, ids, answers, rewards, eos in received:
+        for completion, cids, answer, reward in zip(completions, ids, answers, rewards, strict=True):
+            response, called_answer, truncated, score = next(calls)
+            assert response == completion[0]["content"] and called_answer == answer
+            assert truncated == (cids[-1] not in eos)
+            assert reward == (0.0 if truncated else score)
+
+
+def test_grpo_recipe_checks(tiny, rl_rows, tmp_path):
+    _, init = tiny
+    v = LetterA()
+    with pytest.raises(HarnessError, match=r"unknown key 'group_size'.*num_generations"):
+        grpo.train(TrainSpec(init_model=init, output_dir=tmp_path, data=rl_rows, verifier=v,
+                             recipe={"group_size": 4}))
+    with pytest.raises(HarnessError, match="fewer than prompts_per_step"):
+        grpo.train(TrainSpec(init_model=init, output_dir=tmp_path, data=rl_rows, verifier=v, recipe={}))
+    with pytest.raises(HarnessError, match="micro_batch_size"):
+        grpo.train(TrainSpec(init_model=init, output_dir=tmp_path, data=rl_rows, verifier=v,
+                             recipe={**GRPO_SMALL, "micro_batch_size": 3}))
+    # Keys the orchestrator keeps in the rl section (init, budget, val_limit) are accepted and ignored.
+    r = resolve_recipe("rl", {"init": "sft@1k", "budget": "10k", "val_limit": 100, "steps": 3}, grpo.DEFAULTS,
+                       grpo.TYPES)
+    assert r["steps"] == 3 and "init" not in r
