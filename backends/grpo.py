@@ -62,6 +62,7 @@ DEFAULTS: dict[str, Any] = {
     "reward_requires_eos": True,
     "eval_every": 0,
     "logging_steps": 1,
+    "engine": "auto",
     "precision": "auto",
     "save_steps": None,
 }
@@ -85,6 +86,23 @@ def response_text(completion: Any) -> str:
     if isinstance(completion, str):
         return completion
     return "".join(m.get("content") or "" for m in completion if m.get("role", "assistant") == "assistant")
+
+
+def pick_engine(choice: str) -> str:
+    """Rollouts through vLLM (TRL's colocate mode) when it is installed and a GPU is present, else transformers."""
+    import importlib.util
+
+    import torch
+
+    available = importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
+    if choice == "auto":
+        return "vllm" if available else "transformers"
+    if choice == "vllm" and not available:
+        raise HarnessError("rl recipe: engine 'vllm' needs vLLM installed (pip install -e '.[vllm]') and a GPU; "
+                           "use engine: auto or transformers")
+    if choice not in ("vllm", "transformers"):
+        raise HarnessError(f"rl recipe: engine must be auto, vllm or transformers, got {choice!r}")
+    return choice
 
 
 def make_reward(verifier: Any, eos_ids: set[int], requires_eos: bool, counter: Counter):
@@ -163,6 +181,7 @@ def train(spec: TrainSpec) -> TrainResult:
     if done is not None:  # final/ exists: the stage completed earlier
         return TrainResult(spec.output_dir / FINAL, done["log"], done["counts"], done["metrics"])
 
+    engine = pick_engine(r["engine"])
     dataset = build_dataset(spec.data)
     model, tokenizer = load_model(spec.init_model)
     try:
@@ -189,7 +208,8 @@ def train(spec: TrainSpec) -> TrainResult:
             loss_type=r["loss_type"],
             scale_rewards=scale,
             mask_truncated_completions=False,  # truncated completions are trained on, with reward 0 (the paper's RL)
-            use_vllm=False,
+            use_vllm=engine == "vllm",
+            **({"vllm_mode": "colocate"} if engine == "vllm" else {}),
             log_completions=False,
         )
     except ValueError as e:
@@ -221,13 +241,14 @@ def train(spec: TrainSpec) -> TrainResult:
     gs = trainer.state.global_step
     counts = {
         "optimizer_steps": gs,
-        "sequences_trained": gs * batch,  # every generated completion is trained on once (num_iterations 1)
+        # every generated completion is trained on once (num_iterations 1), on each of the processes
+        "sequences_trained": gs * batch * trainer.accelerator.num_processes,
         "tokens_trained": int(trainer.state.num_input_tokens_seen),  # TRL's count: prompt + completion tokens
         **counter.totals(trainer.accelerator),
     }
     vals = [e["val"] for e in log if "val" in e]
     metrics = {"final_loss": last(log, "loss"), "final_reward_mean": last(log, "reward_mean"),
-               "train_seconds": round(seconds, 3)}
+               "train_seconds": round(seconds, 3), "generation_engine": engine}
     if vals:
         metrics["val"] = vals[-1]
         metrics.update({f"val_{k}": v for k, v in vals[-1].items() if isinstance(v, (int, float))})

@@ -184,6 +184,7 @@ def run_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
             set_: Optional[List[str]] = typer.Option(None, "--set", help="Recipe override key.path=value (repeatable)."),
             init: Optional[str] = typer.Option(None, help="rl start model: base | sft@BUDGET | RUN_ID | PATH."),
             teacher: Optional[str] = typer.Option(None, help="sft: traces:short | traces:long | FILE.jsonl; redistill: RUN_ID | PATH."),
+            teacher_model: Optional[str] = typer.Option(None, help="sft: generate demonstrations with this model (RUN_ID | PATH), keep the verified ones."),
             resume: bool = typer.Option(True, help="Reuse finished stages and resume killed ones from their checkpoints."),
             runs_dir: Optional[Path] = typer.Option(None, help="Default: ./runs or $HARNESS_RUNS_DIR."),
             tasks_dir: Optional[List[Path]] = TasksDir) -> None:
@@ -194,7 +195,7 @@ def run_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
         raise HarnessError("--no-resume is not supported: stages are keyed by their full config, so a changed config "
                            "trains anew; delete a stage folder under runs/_stages to retrain it")
     path, record = run(task=task, method=method, budget=budget, model=model, seed=seed, config=config, sets=set_ or [],
-                       init=init, teacher=teacher, runs_dir=runs_dir, tasks_dirs=tasks_dir, progress_factory=_progress,
+                       init=init, teacher=teacher, teacher_model=teacher_model, runs_dir=runs_dir, tasks_dirs=tasks_dir, progress_factory=_progress,
                        log=lambda s: console.print(s, markup=False))
     if not record:
         return  # not rank 0 of a multi-process run

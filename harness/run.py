@@ -17,7 +17,7 @@ from harness.tasks import get_task
 
 def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "tiny", seed: int = 0,
         config: Optional[Path] = None, sets: Iterable[str] = (), init: Optional[str] = None,
-        teacher: Optional[str] = None, runs_dir: Optional[Path] = None, tasks_dirs: Optional[Iterable[Path]] = None,
+        teacher: Optional[str] = None, teacher_model: Optional[str] = None, runs_dir: Optional[Path] = None, tasks_dirs: Optional[Iterable[Path]] = None,
         progress_factory: Optional[Callable] = None, log: Callable[[str], None] = lambda s: None) -> tuple[Path, dict]:
     if method not in METHODS:
         raise HarnessError(f"unknown method '{method}': {did_you_mean(method, list(METHODS))}")
@@ -33,7 +33,9 @@ def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "t
     ctx = Context(task=spec, recipe_name=recipe_name, recipe=recipe, base_model=model, base_ref=base_ref, seed=seed,
                   root=root, progress=progress_factory)
     t0 = time.perf_counter()
-    final = train_for_method(ctx, method, n, init, teacher)
+    if teacher_model and method != "sft":
+        raise HarnessError("--teacher-model applies to --method sft; for redistill pass the RL policy as --teacher")
+    final = train_for_method(ctx, method, n, init, teacher, teacher_model)
     if not dist.is_main():
         return root, {}  # rank 0 evaluates and writes the one record
     for st in ctx.stages:
@@ -48,7 +50,7 @@ def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "t
     wall = {f"{st['stage']}-{st['key']}": st["wall_seconds"] for st in ctx.stages}
     wall["eval"] = eval_info["wall"]
     config_out = {"command": "run", "task": spec.id, "method": method, "budget": n, "budget_label": format_budget(n) if n else None,
-                  "model": model, "model_path": base_ref, "seed": seed, "init": init, "teacher": teacher,
+                  "model": model, "model_path": base_ref, "seed": seed, "init": init, "teacher": teacher, "teacher_model": teacher_model,
                   "recipe_name": recipe_name, "recipe": recipe, "sets": list(sets), "config_file": str(config) if config else None}
     record = {"kind": "run", "method": method, "budget": n, "config": config_out,
               "provenance": {**provenance(seed, spec), "recipe_hash": recipes_hash(recipe), "engine": eval_info["engine"]},

@@ -1,7 +1,6 @@
 """Evaluation on the embedded tiny model: records, metrics, determinism, and the pieces that feed them."""
 
 import json
-from pathlib import Path
 
 import pytest
 
