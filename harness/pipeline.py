@@ -55,7 +55,10 @@ def model_key(ctx: Context, ref: str) -> str:
     p = Path(ref)
     if p.parent.parent.name == "_stages" and p.name == "final":
         return f"stage:{p.parent.name}"
-    return ctx.base_model if ref == ctx.base_ref else ref
+    if ref == ctx.base_ref:
+        # The tiny model's folder name carries the hash of its build recipe and tokenizer corpus.
+        return f"tiny:{p.name}" if ctx.base_model == "tiny" else ctx.base_model
+    return ref
 
 
 # --- stages ---------------------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ def test_sft_run_records_counts_and_reuses_its_stage(tiny_kk, tmp_path):
     assert c["training_examples"] == 16 and c["optimizer_steps"] == 2 and c["sequences_trained"] == 8
     assert c["tokens_trained"] > 0 and c["flops_estimate"] > 0 and c["rollouts_generated"] == 0
     assert rec["config"]["recipe"]["sft"]["max_steps"] == 2  # --set reached the resolved recipe
-    assert rec["provenance"]["splits"]["test"]["params"]["people"] == [3, 3]  # the tiny recipe's split override
+    assert rec["provenance"]["splits"]["test"]["params"]["people"] == [2, 3]  # the tiny recipe's split override
     assert [s["cached"] for s in rec["stages"]] == [False]
     _, again = run(task="kk", method="sft", budget="16", sets=FAST, runs_dir=tmp_path)
     assert [s["cached"] for s in again["stages"]] == [True]
@@ -91,7 +91,7 @@ def test_redistill_keeps_verified_one_per_prompt_and_trains_the_base(tmp_path):
                     tasks_dirs=[tasks])
     assert [s["stage"] for s in rec["stages"]] == ["rl", "sample", "sft"]
     sft_cfg = json.loads((Path(rec["stages"][2]["model_path"]).parent / "stage.json").read_text())["config"]
-    assert sft_cfg["init"] == "tiny"  # the student is the base model, not the RL policy
+    assert sft_cfg["init"].startswith("tiny:tiny-letters-")  # the student is the base model, not the RL policy
     assert sft_cfg["n"] == 4
     kept = [json.loads(x) for x in (path / "redistill.jsonl").read_text().splitlines()]
     verifier = get_verifier("regex", {"pattern": "([ab])"})

@@ -244,6 +244,26 @@ def _short_trace(tape: list, statements: list, names: list[str], answer: str) ->
     return " ".join(steps)
 
 
+def _compact_trace(tape: list, names: list[str], answer: str) -> str:
+    """The same search as the short trace in a few words per step (a small model trains ~4x faster on it):
+    each assumption, then either "ok" or the claim whose truth value contradicts its speaker's role."""
+    steps = []
+    for ev in tape:
+        if ev[0] == "back":
+            steps.append(f"{_list_names([names[q] for q in ev[1]])} exhausted, back to {names[ev[2]]}.")
+            continue
+        _, p, knight, checks, bad, _ = ev
+        role = "knight" if knight else "knave"
+        if bad is None:
+            steps.append(f"{names[p]} {role}: ok.")
+        else:
+            value = dict(checks)[bad]
+            whose = "own" if bad == p else f"{names[bad]}'s"
+            steps.append(f"{names[p]} {role}: {whose} claim {str(value).lower()}, contradiction.")
+    steps.append(f"The final answer is: \\boxed{{{answer}}}.")
+    return " ".join(steps)
+
+
 def _why(tree: list, assign: list, names: list[str]) -> str:
     """The facts a statement's truth value rests on: the speaker-independent parts one level down."""
     if _is_leaf(tree):
@@ -352,6 +372,7 @@ def generate(*, seed: int, split: str, index: int, partition: tuple[int, int] = 
             "answer": answer,
             "level": n,
             "traces": {"short": _short_trace(tape, statements, names, answer),
+                       "compact": _compact_trace(tape, names, answer),
                        "long": _long_trace(tape, statements, names, solution, answer)},
             "metadata": {"n_people": n, "names": names, "solution": solution, "statements": statements,
                          "depth": depth, "width": width, "key": key},
