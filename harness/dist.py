@@ -10,9 +10,11 @@ from typing import Any, Optional
 def _state() -> Optional[Any]:
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
+    import torch
     from accelerate import PartialState
 
-    return PartialState()
+    # Without cpu=True accelerate sees no GPU and no multi-CPU run, and this shared state would say "1 process".
+    return PartialState(cpu=not torch.cuda.is_available())
 
 
 def world_size() -> int:
