@@ -241,6 +241,10 @@ def print_metrics(m: dict) -> None:
 
 
 def main() -> None:
+    import warnings
+
+    # transformers 5 deprecation notices triggered inside TRL's own calls; nothing a user can act on.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\..*")
     try:
         app()
     except KeyboardInterrupt:
