@@ -16,7 +16,8 @@ from harness.errors import HarnessError
 from harness.taskspec import TaskSpec, resolve_data_path
 
 
-def load_split(spec: TaskSpec, split: str, limit: Optional[int] = None) -> list[dict]:
+def load_split(spec: TaskSpec, split: str, limit: Optional[int] = None, offset: int = 0) -> list[dict]:
+    """Samples [offset, limit) of a split (limit counts from the split's start)."""
     sp = spec.split(split)
     if limit is not None and limit < 1:
         raise HarnessError(f"--limit must be at least 1 (got {limit})")
@@ -27,7 +28,7 @@ def load_split(spec: TaskSpec, split: str, limit: Optional[int] = None) -> list[
         params = {**spec.source.generator.params, **sp.params}
         n = sp.size if limit is None else min(limit, sp.size)
         rows = []
-        for i in range(n):
+        for i in range(offset, n):
             try:
                 fields = gen(seed=sp.seed, split=split, index=i, partition=spec.partition(split), **params)
             except TypeError as e:
@@ -45,7 +46,7 @@ def load_split(spec: TaskSpec, split: str, limit: Optional[int] = None) -> list[
     window = rows[sp.start:stop]
     if limit is not None:
         window = window[:limit]
-    return [_sample(spec, split, sp.start + i, _map_columns(spec, r)) for i, r in enumerate(window)]
+    return [_sample(spec, split, sp.start + i, _map_columns(spec, r)) for i, r in enumerate(window) if i >= offset]
 
 
 def _map_columns(spec: TaskSpec, row: dict) -> dict:

@@ -236,7 +236,7 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
         chunk = max(64, target // 2)
         with _progress_cb(ctx, f"sample variant {variant}") as cb:
             while len(kept) < target and start < size:
-                rows = load_split(ctx.task, split, limit=min(size, start + chunk))[start:]
+                rows = load_split(ctx.task, split, limit=min(size, start + chunk), offset=start)
                 prompts = [render_prompt(ctx.task, s) for s in rows]
                 params = SamplingParams(n=n, temperature=temperature, max_new_tokens=max_new,
                                         stop=tuple(ctx.task.generation.stop), seed=ctx.seed * 7919 + start)

@@ -123,3 +123,10 @@ def test_unknown_task_and_split_say_did_you_mean():
 
 def test_builtin_dir_holds_kk():
     assert (builtin_dir() / "kk.yaml").is_file()
+
+
+def test_offset_reads_a_window_without_changing_samples():
+    spec = get_task("kk")
+    assert load_split(spec, "rl", limit=12, offset=5) == load_split(spec, "rl", limit=12)[5:]
+    user = get_task("arith", [FIX / "user_tasks"])
+    assert load_split(user, "test", offset=1) == load_split(user, "test")[1:]
