@@ -10,7 +10,7 @@ from harness import dist, models, recipes
 from harness.budget import format_budget, parse_budget
 from harness.errors import HarnessError
 from harness.pipeline import COUNT_KEYS, METHODS, Context, train_for_method
-from harness.records import new_run_id, provenance, read_records, runs_dir as default_runs_dir, write_record
+from harness.records import config_hash, new_run_id, provenance, read_records, runs_dir as default_runs_dir, write_record
 from harness.registry import did_you_mean
 from harness.tasks import get_task
 
@@ -23,6 +23,10 @@ def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "t
         raise HarnessError(f"unknown method '{method}': {did_you_mean(method, list(METHODS))}")
     if method != "base" and budget is None:
         raise HarnessError(f"--budget is required for method '{method}' (e.g. --budget 1k)")
+    if method == "base" and budget is not None:
+        raise HarnessError("--budget does not apply to method 'base' (it trains nothing); drop --budget")
+    if teacher_model and method != "sft":
+        raise HarnessError("--teacher-model applies to --method sft; for redistill pass the RL policy as --teacher")
     n = parse_budget(budget) if budget is not None else 0
     spec = get_task(task, tasks_dirs)
     scale = "tiny" if model == "tiny" else "paper"
@@ -33,8 +37,6 @@ def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "t
     ctx = Context(task=spec, recipe_name=recipe_name, recipe=recipe, base_model=model, base_ref=base_ref, seed=seed,
                   root=root, progress=progress_factory)
     t0 = time.perf_counter()
-    if teacher_model and method != "sft":
-        raise HarnessError("--teacher-model applies to --method sft; for redistill pass the RL policy as --teacher")
     final = train_for_method(ctx, method, n, init, teacher, teacher_model)
     if not dist.is_main():
         return root, {}  # rank 0 evaluates and writes the one record
@@ -53,7 +55,7 @@ def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "t
                   "model": model, "model_path": base_ref, "seed": seed, "init": init, "teacher": teacher, "teacher_model": teacher_model,
                   "recipe_name": recipe_name, "recipe": recipe, "sets": list(sets), "config_file": str(config) if config else None}
     record = {"kind": "run", "method": method, "budget": n, "config": config_out,
-              "provenance": {**provenance(seed, spec), "recipe_hash": recipes_hash(recipe), "engine": eval_info["engine"]},
+              "provenance": {**provenance(seed, spec), "recipe_hash": config_hash(recipe), "engine": eval_info["engine"]},
               "metrics": metrics, "counts": counts, "wall_seconds": {**wall, "total": time.perf_counter() - t0},
               "stages": [{k: st.get(k) for k in ("stage", "key", "cached", "counts", "metrics", "wall_seconds", "kept",
                                                   "prompts_tried", "data_path", "model_path")} for st in ctx.stages],
@@ -64,12 +66,6 @@ def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "t
             extra["redistill.jsonl"] = Path(st["data_path"]).read_text()
     path = write_record(root, new_run_id(spec.id, method, format_budget(n) if n else ""), record, rows, extra)
     return path, record
-
-
-def recipes_hash(recipe: dict) -> str:
-    from harness.records import config_hash
-
-    return config_hash(recipe)
 
 
 def _evaluate(ctx: Context, ref: str) -> tuple[dict, list[dict], dict]:

@@ -127,3 +127,10 @@ def test_killed_run_resumes_from_its_checkpoint(tiny_kk, tmp_path):
     assert info["counts"]["optimizer_steps"] == 8
     records = [p for p in tmp_path.iterdir() if (p / "record.json").is_file()]
     assert len(records) == 1
+
+
+def test_base_takes_no_budget_and_teacher_model_only_for_sft(tmp_path):
+    with pytest.raises(HarnessError, match="does not apply to method 'base'"):
+        run(task="kk", method="base", budget="1k", runs_dir=tmp_path)
+    with pytest.raises(HarnessError, match="--teacher-model applies to --method sft"):
+        run(task="kk", method="rl", budget="16", teacher_model="x", runs_dir=tmp_path)
