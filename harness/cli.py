@@ -207,6 +207,26 @@ def run_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
     out.print(f"run record: {path}")
 
 
+@app.command("compare")
+def compare_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
+                methods: str = typer.Option("sft,rl,redistill", help="Comma-separated methods."),
+                budgets: str = typer.Option(..., help="Comma-separated budgets, e.g. 100,300,1k."),
+                seeds: str = typer.Option("0", help="Comma-separated seeds, e.g. 0,1,2."),
+                model: str = typer.Option("tiny"), config: Optional[Path] = typer.Option(None),
+                set_: Optional[List[str]] = typer.Option(None, "--set"),
+                init: Optional[str] = typer.Option(None, help="rl start model (as in `harness run`)."),
+                teacher: Optional[str] = typer.Option(None, help="sft / redistill teacher (as in `harness run`)."),
+                runs_dir: Optional[Path] = typer.Option(None), tasks_dir: Optional[List[Path]] = TasksDir) -> None:
+    """Run a grid of methods × budgets × seeds (reusing every finished cell and stage), then print the table."""
+    from harness.compare import compare
+    from harness.leaderboard import build_table, render_markdown
+
+    records = compare(task=task, methods=methods, budgets=budgets, seeds=seeds, model=model, config=config,
+                      sets=set_ or [], init=init, teacher=teacher, runs_dir=runs_dir, tasks_dirs=tasks_dir,
+                      progress_factory=_progress, log=lambda s: console.print(s, markup=False))
+    out.print(render_markdown(build_table(records)), markup=False, highlight=False)
+
+
 @runs_app.command("list")
 def runs_list(runs_dir: Optional[Path] = typer.Option(None, help="Default: ./runs or $HARNESS_RUNS_DIR.")) -> None:
     """Show run records and cached stages (complete or resumable)."""
