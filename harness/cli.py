@@ -227,6 +227,27 @@ def compare_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
     out.print(render_markdown(build_table(records)), markup=False, highlight=False)
 
 
+@app.command("leaderboard")
+def leaderboard_cmd(task: Optional[str] = typer.Option(None, help="Only this task (default: every task found)."),
+                    runs_dir: Optional[Path] = typer.Option(None, help="Records to read (default ./runs or $HARNESS_RUNS_DIR)."),
+                    out_dir: Path = typer.Option(Path("leaderboards"), "--out", help="Tables go to OUT/<task>/.")) -> None:
+    """Build leaderboard tables (Markdown, CSV, JSON), a plot and an HTML page from run records only."""
+    from harness.leaderboard import build_table, write_leaderboard
+    from harness.records import read_records, runs_dir as default_runs_dir
+
+    root = default_runs_dir(runs_dir)
+    records = [r for r in read_records(root) if r.get("kind") == "run"]
+    tasks = sorted({r["config"]["task"] for r in records if task in (None, r["config"]["task"])})
+    if not tasks:
+        raise HarnessError(f"no run records{f' for task {task}' if task else ''} under {root}; "
+                           "run `harness run` or `harness compare` first, or pass --runs-dir")
+    for t in tasks:
+        command = f"harness leaderboard --task {t} --runs-dir {runs_dir or root} --out {out_dir}"
+        table = build_table([r for r in records if r["config"]["task"] == t])
+        for f in write_leaderboard(table, out_dir / t, command):
+            out.print(f"wrote {f}", markup=False, highlight=False)
+
+
 @runs_app.command("list")
 def runs_list(runs_dir: Optional[Path] = typer.Option(None, help="Default: ./runs or $HARNESS_RUNS_DIR.")) -> None:
     """Show run records and cached stages (complete or resumable)."""

@@ -1,3 +1,7 @@
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", help="rewrite tests/golden/* from the current output")
+
+
 import os
 
 import pytest
