@@ -72,7 +72,9 @@ def build_table(records: list[dict]) -> dict:
 
     rows, pooled = [], {}
     for key in sorted(groups, key=lambda k: (tuple(str(x) for x in k[:6]), METHOD_ORDER.get(k[6], 9), k[6], k[7])):
-        recs = sorted(groups[key], key=lambda r: (r["config"].get("seed", 0), r["run_id"]))
+        # One record per seed: a cell that was run again counts once, by its latest record (run ids sort by time).
+        per_seed = {r["config"].get("seed", 0): r for r in sorted(groups[key], key=lambda r: r["run_id"])}
+        recs = [per_seed[seed] for seed in sorted(per_seed)]
         runs = [r["run_id"] for r in recs]
         s = _setup(recs[0])
         ms = [r["metrics"] for r in recs]

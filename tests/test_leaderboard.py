@@ -36,6 +36,9 @@ def test_rows_aggregate_seeds_and_never_mix_setups():
     # The 1.5B row with another recipe is its own row, not a third seed of the tiny one.
     assert rows[("Qwen/Qwen2.5-1.5B", "sft", 1000)]["seeds"]["value"] == 1
     assert all(r["method"]["value"] != "eval" for r in table["rows"])  # only run records
+    # seed 0 of sft@100 was run twice: its latest record counts, once.
+    sft100 = rows[("tiny", "sft", 100)]
+    assert sft100["runs"]["value"] == ["r-sft-100-0z", "r-sft-100-1"] and sft100["accuracy"]["value"] == pytest.approx(0.13)
 
 
 def test_significance_marker_and_samples_to_match():
