@@ -51,6 +51,13 @@ def _z_test(s1: float, n1: int, s2: float, n2: int) -> float:
     return math.erfc(z / math.sqrt(2))
 
 
+def _chain_seconds(rec: dict) -> float:
+    """Wall time of everything that produced the row's model: its stages (also when this run reused them) + eval."""
+    w = rec.get("wall_seconds", {})
+    parts = [v for k, v in w.items() if k != "total"]
+    return sum(parts) if parts else w.get("total", 0.0)
+
+
 def _cell(value: Any, display: str, runs: list[str]) -> dict:
     return {"value": value, "display": display, "runs": runs}
 
@@ -93,7 +100,7 @@ def build_table(records: list[dict]) -> dict:
                 pak[k].append(v)
         pass_k = {k: sum(v) / len(v) for k, v in sorted(pak.items(), key=lambda kv: int(kv[0]))}
         costs = {k: sum(r.get("counts", {}).get(k, 0) for r in recs) / len(recs) for k in COST_KEYS}
-        wall = sum(r.get("wall_seconds", {}).get("total", 0) for r in recs) / len(recs)
+        wall = sum(_chain_seconds(r) for r in recs) / len(recs)
         method, budget = key[6], key[7]
         row = {
             "task": _cell(s["task"], s["task"], runs), "model": _cell(s["model"], s["model"], runs),
