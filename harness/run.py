@@ -64,7 +64,8 @@ def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "t
     for st in ctx.stages:
         if st["stage"] == "sample":
             extra["redistill.jsonl"] = Path(st["data_path"]).read_text()
-    path = write_record(root, new_run_id(spec.id, method, format_budget(n) if n else ""), record, rows, extra)
+    record["run_id"] = new_run_id(spec.id, method, format_budget(n) if n else "")
+    path = write_record(root, record["run_id"], record, rows, extra)
     return path, record
 
 
