@@ -60,10 +60,15 @@ def compare(*, task: str, methods: str, budgets: str, seeds: str, model: str = "
     _, recipe = recipes.resolve(spec.id, scale, config, list(sets))
     root = default_runs_dir(runs_dir)
     cells = [(m, b, s) for s in seed_list for m in method_list for b in (budget_list if m != "base" else [0])]
+    done: dict[str, dict] = {}
+    for r in read_records(root):  # run ids sort by time: the latest record of a cell wins
+        k = record_key(r)
+        if k is not None:
+            done[k] = r
     out = []
     for i, (m, b, s) in enumerate(dict.fromkeys(cells)):
         key = cell_key(spec.id, model, m, b, s, recipe, init if m == "rl" else None, teacher if m != "rl" else None)
-        existing = [r for r in read_records(root) if record_key(r) == key]
+        existing = [done[key]] if key in done else []
         label = f"[{i + 1}/{len(cells)}] {m} budget={b or '-'} seed={s}"
         if existing:
             log(f"{label}: reusing {existing[-1]['run_id']}")
