@@ -49,7 +49,7 @@ def score_generations(verifier: Verifier, sample: dict, gens: list[Generation]) 
 def evaluate(task: TaskSpec, engine: Engine, split: str = "test", limit: Optional[int] = None, samples: int = 1,
              temperature: Optional[float] = None, max_new_tokens: Optional[int] = None, seed: int = 0,
              progress: Any = None) -> tuple[dict, list[dict]]:
-    """Returns (metrics, per-sample rows). `progress` is an optional callable(done, total, accuracy)."""
+    """Returns (metrics, per-sample rows). `progress` is an optional callable(done, total, "acc 0.123")."""
     if samples < 1:
         raise ValueError("samples must be >= 1")
     temp = task.generation.temperature if temperature is None else temperature
@@ -77,7 +77,7 @@ def evaluate(task: TaskSpec, engine: Engine, split: str = "test", limit: Optiona
             correct[0] += sum(rows[i]["scores"]) / len(gens)
             done[0] += 1
         if progress:
-            progress(done[0], len(data), correct[0] / max(1, done[0]))
+            progress(done[0], len(data), f"acc {correct[0] / max(1, done[0]):.3f}")
 
     t0 = time.perf_counter()
     engine.generate(prompts, params, on_batch=on_batch)

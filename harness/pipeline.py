@@ -23,6 +23,7 @@ from harness import dist, models
 from harness.budget import format_budget, parse_budget
 from harness.data import load_split, read_rows, render_prompt
 from harness.errors import HarnessError
+from harness.progress import progress_bar
 from harness.records import config_hash, dumps, read_records, write_atomic
 from harness.registry import did_you_mean
 from harness.taskspec import TaskSpec
@@ -88,25 +89,6 @@ def cached_stage(ctx: Context, name: str, cfg: dict, build: Callable[[Path], dic
     return info
 
 
-def _progress_cb(ctx: Context, label: str):
-    """A context manager yielding callback(step, total, text) that drives one progress bar."""
-    from contextlib import contextmanager
-
-    @contextmanager
-    def cm():
-        if ctx.progress is None:
-            yield None
-            return
-        with ctx.progress(label) as bar:
-            tid = bar.add_task(label, total=None, metric="")
-
-            def cb(step: int, total: int, text: str) -> None:
-                bar.update(tid, completed=step, total=total, metric=text)
-
-            yield cb
-    return cm()
-
-
 def _train_data_sft(ctx: Context, teacher: str, budget: int) -> tuple[list[dict], str]:
     """SFT demonstrations: the task's reference traces, or a JSONL file of prompt/response pairs."""
     if teacher.startswith("traces:"):
@@ -151,7 +133,7 @@ def stage_sft(ctx: Context, init_ref: str, data: list[dict], data_id: str, tag: 
         from backends.sft import train
 
         write_atomic(d / "train_data.jsonl", "".join(json.dumps(r) + "\n" for r in data))
-        with _progress_cb(ctx, f"{tag} ({len(data)} demos)") as cb:
+        with progress_bar(ctx.progress, f"{tag} ({len(data)} demos)") as cb:
             res = train(TrainSpec(init_model=init_ref, output_dir=d, data=data, recipe=sft_recipe,
                                   seed=ctx.seed, progress=cb))
         write_atomic(d / "log.jsonl", "".join(json.dumps(x) + "\n" for x in res.log))
@@ -179,7 +161,7 @@ def stage_rl(ctx: Context, init_ref: str, budget: int) -> dict:
         eval_fn = None
         if rl.get("eval_every") and "val" in ctx.task.splits:
             eval_fn = _val_eval(ctx, rl.get("val_limit"))
-        with _progress_cb(ctx, f"rl ({budget} prompts)") as cb:
+        with progress_bar(ctx.progress, f"rl ({budget} prompts)") as cb:
             res = train(TrainSpec(init_model=init_ref, output_dir=d, data=data, recipe=rl, seed=ctx.seed,
                                   verifier=verifier, eval_fn=eval_fn, progress=cb))
         write_atomic(d / "log.jsonl", "".join(json.dumps(x) + "\n" for x in res.log))
@@ -234,7 +216,7 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
         rollouts = tokens = 0
         start = 0
         chunk = max(64, target // 2)
-        with _progress_cb(ctx, f"sample variant {variant}") as cb:
+        with progress_bar(ctx.progress, f"sample variant {variant}") as cb:
             while len(kept) < target and start < size:
                 rows = load_split(ctx.task, split, limit=min(size, start + chunk), offset=start)
                 prompts = [render_prompt(ctx.task, s) for s in rows]

@@ -72,15 +72,15 @@ def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "t
 def _evaluate(ctx: Context, ref: str) -> tuple[dict, list[dict], dict]:
     from harness.engines import HFEngine
     from harness.evaluate import evaluate
-    from harness.run_eval import with_progress
+    from harness.progress import progress_bar
 
     ev = ctx.recipe.get("eval", {})
     engine = HFEngine.from_ref(ref, dtype=ev.get("dtype", "auto"), batch_size=ev.get("batch_size", 32))
     n_params = sum(p.numel() for p in engine.model.parameters())
     t0 = time.perf_counter()
-    metrics, rows = with_progress(ctx.progress, f"eval {ctx.task.id}/test", lambda cb: evaluate(
-        ctx.task, engine, split="test", limit=ev.get("limit"), seed=ctx.seed, max_new_tokens=ev.get("max_new_tokens"),
-        progress=cb))
+    with progress_bar(ctx.progress, f"eval {ctx.task.id}/test") as cb:
+        metrics, rows = evaluate(ctx.task, engine, split="test", limit=ev.get("limit"), seed=ctx.seed,
+                                 max_new_tokens=ev.get("max_new_tokens"), progress=cb)
     return metrics, rows, {"n_params": n_params, "wall": time.perf_counter() - t0, "engine": engine.name,
                            "tokens": metrics["tokens_generated"]}
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 from harness import models
 from harness.evaluate import evaluate
+from harness.progress import progress_bar
 from harness.records import new_run_id, provenance, runs_dir as default_runs_dir, write_record
 from harness.tasks import get_task
 
@@ -24,9 +25,9 @@ def run_eval(*, task: str, model: str = "tiny", split: str = "test", limit: Opti
     ref = models.resolve(model, spec)
     eng = make_engine(engine, ref, dtype=dtype, batch_size=batch_size)
     t0 = time.perf_counter()
-    metrics, rows = with_progress(progress_factory, f"eval {spec.id}/{split}", lambda cb: evaluate(
-        spec, eng, split=split, limit=limit, samples=samples, temperature=temperature,
-        max_new_tokens=max_new_tokens, seed=seed, progress=cb))
+    with progress_bar(progress_factory, f"eval {spec.id}/{split}") as cb:
+        metrics, rows = evaluate(spec, eng, split=split, limit=limit, samples=samples, temperature=temperature,
+                                 max_new_tokens=max_new_tokens, seed=seed, progress=cb)
     config = {"command": "eval", "task": spec.id, "model": model, "model_path": ref, "split": split, "limit": limit,
               "samples": samples, "temperature": metrics["temperature"], "max_new_tokens": metrics["max_new_tokens"],
               "batch_size": batch_size, "dtype": dtype, "seed": seed, "engine": eng.name}
@@ -35,14 +36,3 @@ def run_eval(*, task: str, model: str = "tiny", split: str = "test", limit: Opti
     path = write_record(default_runs_dir(runs_dir), new_run_id(spec.id, "eval"), record, rows)
     return path, metrics
 
-
-def with_progress(factory: Optional[Callable], label: str, fn: Callable[[Any], Any]) -> Any:
-    if factory is None:
-        return fn(None)
-    with factory(label) as bar:
-        tid = bar.add_task(label, total=None, metric="")
-
-        def cb(done: int, total: int, acc: float) -> None:
-            bar.update(tid, completed=done, total=total, metric=f"acc {acc:.3f}")
-
-        return fn(cb)
