@@ -12,9 +12,10 @@ GENERATORS: Registry = Registry("generator")
 
 
 def _register_builtins() -> None:
-    from harness.generators import kk
+    from harness.generators import countdown, kk
 
     GENERATORS.register("kk")(kk.generate)
+    GENERATORS.register("countdown")(countdown.generate)
 
 
 _register_builtins()
