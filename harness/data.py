@@ -8,20 +8,31 @@ windowed view of the source rows.
 from __future__ import annotations
 
 import json
+import os
 import random
+import re
 from pathlib import Path
 from typing import Any, Optional
 
 from harness.errors import HarnessError
-from harness.taskspec import TaskSpec, resolve_data_path
+from harness.taskspec import Source, TaskSpec, resolve_data_path
+
+DATA_DIR_ENV = "HARNESS_DATA_DIR"
 
 
-def load_split(spec: TaskSpec, split: str, limit: Optional[int] = None, offset: int = 0) -> list[dict]:
-    """Samples [offset, limit) of a split (limit counts from the split's start)."""
+def load_split(spec: TaskSpec, split: str, limit: Optional[int] = None, offset: int = 0,
+               partial: bool = False) -> list[dict]:
+    """Samples [offset, limit) of a split (limit counts from the split's start). `partial`: a file / hub split whose
+    source is shorter than its window gives the rows it has instead of an error (the tiny model's corpus on a sample)."""
     sp = spec.split(split)
     if limit is not None and limit < 1:
         raise HarnessError(f"--limit must be at least 1 (got {limit})")
-    if spec.source.generator is not None:
+    if spec.source.reasoning_gym is not None and sp.source is None:
+        from harness.gym import split_fields
+
+        n = sp.size if limit is None else min(limit, sp.size)
+        return [_sample(spec, split, i, f) for i, f in enumerate(split_fields(spec, split, n)) if i >= offset]
+    if spec.source.generator is not None and sp.source is None:
         from harness.generators import GENERATORS
 
         gen = GENERATORS.get(spec.source.generator.name)
@@ -36,22 +47,26 @@ def load_split(spec: TaskSpec, split: str, limit: Optional[int] = None, offset: 
                                    f"{params}: {e}; fix source.generator.params or splits.{split}.params") from None
             rows.append(_sample(spec, split, i, fields))
         return rows
-    rows = _source_rows(spec, sp.from_ or split)
+    src = sp.source or spec.source
+    rows = _source_rows(spec, src, sp.from_ or split)
     if sp.shuffle:
         random.Random(sp.seed).shuffle(rows)
     stop = len(rows) if sp.size is None else sp.start + sp.size
+    if partial:
+        stop = min(stop, len(rows))
     if stop > len(rows):
         raise HarnessError(f"task '{spec.id}' split '{split}' wants rows [{sp.start}, {stop}) but the source has "
                            f"{len(rows)}; lower splits.{split}.size or start")
     window = rows[sp.start:stop]
     if limit is not None:
         window = window[:limit]
-    return [_sample(spec, split, sp.start + i, _map_columns(spec, r)) for i, r in enumerate(window) if i >= offset]
+    return [_sample(spec, split, sp.start + i, _map_columns(spec, r, src.columns)) for i, r in enumerate(window)
+            if i >= offset]
 
 
-def _map_columns(spec: TaskSpec, row: dict) -> dict:
+def _map_columns(spec: TaskSpec, row: dict, columns: dict[str, str]) -> dict:
     out = dict(row)
-    for field, column in spec.source.columns.items():
+    for field, column in columns.items():
         if column not in row:
             raise HarnessError(f"task '{spec.id}': source column '{column}' (mapped to '{field}') is not in the data; "
                                f"columns are: {', '.join(map(str, row))}")
@@ -69,11 +84,22 @@ def _sample(spec: TaskSpec, split: str, index: int, fields: dict) -> dict:
         **{k: v for k, v in fields.items() if k not in ("traces", "metadata")},
         "id": str(sid) if sid is not None else f"{spec.id}/{split}/{index}",
         "index": index,
-        "answer": str(fields[spec.answer_field]),
-        "level": fields.get(spec.level_field) if spec.level_field else fields.get("level"),
+        "answer": _answer(spec, fields),
+        "level": _dig(fields, spec.level_field) if spec.level_field else fields.get("level"),  # dotted: metadata.x
         "traces": {k: v for k, v in traces.items() if v is not None},
         "metadata": fields.get("metadata", {}),
     }
+
+
+def _answer(spec: TaskSpec, fields: dict) -> str:
+    answer = str(fields[spec.answer_field])
+    if spec.answer_pattern is None:
+        return answer
+    m = re.search(spec.answer_pattern, answer)
+    if m is None:
+        raise HarnessError(f"task '{spec.id}': answer_pattern {spec.answer_pattern!r} does not match the answer field "
+                           f"{answer[-200:]!r}; fix the data or the pattern")
+    return (m.group(1) if m.re.groups else m.group(0)).strip()
 
 
 def _dig(fields: dict, dotted: str) -> Any:
@@ -85,22 +111,49 @@ def _dig(fields: dict, dotted: str) -> Any:
     return cur
 
 
-def _source_rows(spec: TaskSpec, source_split: str) -> list[dict]:
-    if spec.source.file is not None:
-        path = resolve_data_path(spec, spec.source.file.path.format(split=source_split))
-        return read_rows(path, spec.source.file.format)
-    hub = spec.source.hf
+def local_data_file(spec: TaskSpec, source_split: str) -> Optional[Path]:
+    """`$HARNESS_DATA_DIR/<task id>/<source split>.{jsonl,json,csv,parquet}`: local rows that take the place of a
+    hub split, so a hub task runs offline without editing its YAML."""
+    root = os.environ.get(DATA_DIR_ENV)
+    if not root:
+        return None
+    for ext in ("jsonl", "json", "csv", "parquet"):
+        p = Path(root).expanduser() / spec.id / f"{source_split}.{ext}"
+        if p.is_file():
+            return p
+    return None
+
+
+def _source_rows(spec: TaskSpec, src: Source, source_split: str) -> list[dict]:
+    if src.file is not None:
+        path = resolve_data_path(spec, src.file.path.format(split=source_split))
+        return read_rows(path, src.file.format)
+    local = local_data_file(spec, source_split)
+    if local is not None:
+        return read_rows(local)
+    hub = src.hf
     assert hub is not None
     try:
         import datasets
     except ImportError:
         raise HarnessError("hub datasets need the 'datasets' package: pip install -e '.[train]'") from None
+    from datasets import config as ds_config
+    from huggingface_hub import constants as hub_constants
+
+    from harness.models import _hub_unreachable
+
+    offline = (ds_config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE)
     try:
+        if not offline[0] and _hub_unreachable() is not None:  # a cached copy still loads; else fail in seconds
+            ds_config.HF_HUB_OFFLINE = hub_constants.HF_HUB_OFFLINE = True  # instead of a minute of retries
         ds = datasets.load_dataset(hub.path, hub.name, split=source_split, revision=hub.revision)
     except Exception as e:  # the hub raises many types; the user needs one message
         raise HarnessError(f"could not load dataset '{hub.path}' (split '{source_split}') from the Hugging Face hub: "
-                           f"{type(e).__name__}: {e}. Without hub access, download it elsewhere and use "
-                           "source.file with a local path") from None
+                           f"{type(e).__name__}: {str(e)[:300]}. Without hub access, pass local files: put the rows "
+                           f"of '{source_split}' in ${DATA_DIR_ENV}/{spec.id}/{source_split}.jsonl (or .json, .csv, "
+                           ".parquet) and set that variable, or use source.file with a local path") from None
+    finally:
+        ds_config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE = offline
     return [dict(r) for r in ds]
 
 

@@ -39,6 +39,13 @@ def summarize(rows: list[dict], n: int) -> dict:
     metrics["truncation_rate"] = sum(t for r in rows for t in r["truncated"]) / max(1, len(lengths))
     metrics["mean_response_tokens"] = sum(lengths) / max(1, len(lengths))
     metrics["samples_per_problem"] = n
+    partial = [v["partial"] for r in rows for v in r.get("verdicts", []) if v.get("partial") is not None]
+    if partial:  # graded scores (e.g. reasoning-gym's): reported beside accuracy, never as accuracy
+        metrics["partial_credit_mean"] = sum(partial) / len(partial)
+    lenient = [[v["score"] if v.get("lenient") is None else v["lenient"] for v in r.get("verdicts", [])] for r in rows]
+    if any(v.get("lenient") not in (None, v["score"]) for r in rows for v in r.get("verdicts", [])):
+        # boxed_math's lenient variant, reported beside the (strict) accuracy only where the two differ
+        metrics["lenient_accuracy"] = sum(sum(x) / len(x) for x in lenient if x) / max(1, len(rows))
     return metrics
 
 

@@ -6,6 +6,7 @@ Errors name the file, the line, the key path and a fix, and every error in a fil
 from __future__ import annotations
 
 import hashlib
+import re
 import string
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -37,28 +38,37 @@ class HubSource(_Strict):
     revision: Optional[str] = None
 
 
+class GymSource(_Strict):
+    """A reasoning-gym dataset (harness/gym.py): its registered name and config fields (size and seed are per split)."""
+
+    name: str
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
 class Source(_Strict):
-    """Exactly one of generator / file / hf, plus a mapping from task field to source column."""
+    """Exactly one of generator / file / hf / reasoning_gym, plus a mapping from task field to source column."""
 
     generator: Optional[GeneratorSource] = None
     file: Optional[FileSource] = None
     hf: Optional[HubSource] = None
+    reasoning_gym: Optional[GymSource] = None
     columns: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _one_kind(self) -> "Source":
-        kinds = [k for k in ("generator", "file", "hf") if getattr(self, k) is not None]
+        kinds = [k for k in ("generator", "file", "hf", "reasoning_gym") if getattr(self, k) is not None]
         if len(kinds) != 1:
-            raise ValueError("give exactly one of 'generator', 'file' or 'hf' (found: " + (", ".join(kinds) or "none") + ")")
+            raise ValueError("give exactly one of 'generator', 'file', 'hf' or 'reasoning_gym' (found: "
+                             + (", ".join(kinds) or "none") + ")")
         return self
 
     @property
     def kind(self) -> str:
-        return "generator" if self.generator else "file" if self.file else "hf"
+        return ("generator" if self.generator else "file" if self.file else "hf" if self.hf else "reasoning_gym")
 
 
 class Split(_Strict):
-    """A named split. Generator sources: size, seed and generator params.
+    """A named split. Generator and reasoning_gym sources: size, seed and params (generator params / rg config).
     File / hub sources: the source split (`from`, a hub split name or a file path), an optional seeded shuffle and a
     [start, stop) window over the shuffled rows (so several splits can partition one source split)."""
 
@@ -68,6 +78,14 @@ class Split(_Strict):
     from_: Optional[str] = Field(default=None, alias="from")
     shuffle: bool = False
     start: int = Field(default=0, ge=0)
+    # This split's own rows (file or hf), e.g. a separate hub dataset for the test split; default: the task's source.
+    source: Optional[Source] = None
+
+    @model_validator(mode="after")
+    def _rows_source(self) -> "Split":
+        if self.source is not None and self.source.kind not in ("file", "hf"):
+            raise ValueError(f"a split's own source must be 'file' or 'hf', not '{self.source.kind}'")
+        return self
 
 
 class Prompt(_Strict):
@@ -106,6 +124,7 @@ class TaskSpec(_Strict):
     splits: dict[str, Split]
     prompt: Prompt
     answer_field: str = "answer"
+    answer_pattern: Optional[str] = None  # regex over answer_field's value; group 1 (or the match) is the answer
     level_field: Optional[str] = None
     id_field: Optional[str] = None
     traces: dict[str, str] = Field(default_factory=dict)  # style -> field holding a reference trace
@@ -118,10 +137,15 @@ class TaskSpec(_Strict):
     def _splits(self) -> "TaskSpec":
         if not self.splits:
             raise ValueError("define at least one split, e.g. 'test: {size: 100, seed: 3}'")
-        if self.source.kind == "generator":
-            missing = [n for n, s in self.splits.items() if s.size is None]
+        if self.answer_pattern is not None:
+            try:
+                re.compile(self.answer_pattern)
+            except re.error as e:
+                raise ValueError(f"answer_pattern {self.answer_pattern!r} does not compile: {e}")
+        if self.source.kind in ("generator", "reasoning_gym"):
+            missing = [n for n, s in self.splits.items() if s.size is None and s.source is None]
             if missing:
-                raise ValueError(f"generator splits need a size: {', '.join(missing)}")
+                raise ValueError(f"{self.source.kind} splits need a size: {', '.join(missing)}")
         return self
 
     def split(self, name: str) -> Split:
@@ -174,6 +198,7 @@ def _allowed_keys(data: dict) -> dict[tuple, list[str]]:
     out[("source", "generator")] = names(GeneratorSource)
     out[("source", "file")] = names(FileSource)
     out[("source", "hf")] = names(HubSource)
+    out[("source", "reasoning_gym")] = names(GymSource)
     out[("prompt",)] = names(Prompt)
     out[("verifier",)] = names(VerifierRef)
     out[("generation",)] = names(Generation)
@@ -241,11 +266,25 @@ def _check_references(spec: TaskSpec, path: Path, lines: dict) -> list[str]:
     if spec.source.generator is not None and spec.source.generator.name not in GENERATORS:
         errors.append(f"{path}:{lines.get(('source', 'generator', 'name'), 1)}: source.generator.name: unknown generator "
                       f"'{spec.source.generator.name}'; {did_you_mean(spec.source.generator.name, GENERATORS.names())}")
-    if spec.source.file is not None:
-        f = resolve_data_path(spec, spec.source.file.path)
-        if not f.exists():
-            errors.append(f"{path}:{lines.get(('source', 'file', 'path'), 1)}: source.file.path: data file {f} does not exist; "
-                          "give a path relative to the task file or an absolute one")
+    if spec.source.reasoning_gym is not None or spec.verifier.name == "reasoning_gym":
+        from harness.gym import check_task
+
+        errors += check_task(spec, path, lines)
+    checked = set()
+    for name, sp in spec.splits.items():
+        where, src = (("splits", name, "source"), sp.source) if sp.source is not None else (("source",), spec.source)
+        if src.file is None:
+            continue
+        try:
+            f = resolve_data_path(spec, src.file.path.format(split=sp.from_ or name))
+        except (KeyError, IndexError, ValueError):
+            errors.append(f"{path}:{lines.get((*where, 'file', 'path'), 1)}: {'.'.join(where)}.file.path: "
+                          f"{src.file.path!r} may hold only the placeholder {{split}}; double other braces")
+            continue
+        if f not in checked and not f.exists():
+            errors.append(f"{path}:{lines.get((*where, 'file', 'path'), 1)}: {'.'.join(where)}.file.path: data file {f} "
+                          "does not exist; give a path relative to the task file or an absolute one")
+        checked.add(f)
     return errors
 
 

@@ -20,6 +20,12 @@ with require_eos a response the engine cut off at the length limit scores 0, as 
     numeric(rel_tol, abs_tol)       a final "#### N" line if present, else the last number
                                     (the longest one ending at the last digit); math.isclose
     choice(choices)                 the last choice letter, by tiers (see ChoiceVerifier)
+    countdown(ops, use_all)         last \\boxed{EXPR}: each given number once, exact value = target
+                                    (harness/verifiers_countdown.py, with its own reasons)
+    boxed_math(mode, timeout_s)     last \\boxed{...} (nested braces, \\fbox, "\\boxed 5"): exact after light
+                                    normalization, else math-verify in a worker process killed at
+                                    timeout_s (harness/verifiers_math.py); mode strict|lenient, the
+                                    lenient outcome always in Verdict.lenient
 
 Reasons (Verdict.reason):
 
@@ -32,9 +38,15 @@ Reasons (Verdict.reason):
     timeout     0.0    regex          the pattern ran past timeout_s (catastrophic backtracking)
     no_number   0.0    numeric        no number in the response
     no_choice   0.0    choice         no choice letter in the response
+    no_box      0.0    boxed_math     no closed \\boxed{...} (lenient mode: nor any math expression)
+    timeout     0.0    boxed_math     math-verify ran past timeout_s (or its worker died); worker replaced
+    too_complex 0.0    boxed_math     pre-check: exponent tower, exponent or factorial >= 5 digits,
+                                      nesting > 40, answer > 3,000 chars; never sent to sympy
 
 Every built-in returns in well under 100 ms on any 5 MB response (about 50 ms worst measured,
-microseconds on a realistic one); see bench/bench_verifiers.py. `regex` is bounded by timeout_s.
+microseconds on a realistic one); see bench/bench_verifiers.py. `regex` and `boxed_math` are bounded
+by timeout_s (boxed_math: plus a fresh worker's start-up when the previous call timed out and its spare
+is not ready yet).
 Because a timeout depends on the machine, a pattern near its limit is the one impure case.
 
 A reference answer the verifier cannot read (numeric: no number; choice: not one of the letters)
@@ -66,13 +78,25 @@ class Verdict:
     score: float  # 1.0 correct, 0.0 not
     extracted: str | None  # what the verifier read from the response; None if nothing
     reason: str  # short machine-friendly reason, see the module docstring
+    # A verifier's graded score in [0, 1] where it has one (reasoning_gym: rg's own score). Never accuracy:
+    # evaluation reports its mean separately as partial_credit_mean. None (and absent from to_dict) otherwise.
+    partial: float | None = None
+    # The lenient variant's 0/1 outcome where a verifier has one (boxed_math); evaluation reports its mean as
+    # lenient_accuracy where it differs from the score. None (and absent from to_dict) otherwise.
+    lenient: float | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        for key in ("partial", "lenient"):
+            if d[key] is None:
+                del d[key]
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Verdict:
-        return cls(float(d["score"]), d.get("extracted"), str(d["reason"]))
+        p, lenient = d.get("partial"), d.get("lenient")
+        return cls(float(d["score"]), d.get("extracted"), str(d["reason"]), None if p is None else float(p),
+                   None if lenient is None else float(lenient))
 
 
 @runtime_checkable
@@ -482,3 +506,9 @@ def get_verifier(name: str, params: Mapping[str, Any] | None = None) -> Verifier
     if not (isinstance(factory, type) and issubclass(factory, BaseVerifier)):
         _check_signature(name, factory, params)
     return factory(**params)
+
+
+# Built-ins in their own modules register themselves on import (they need the classes above).
+from harness import verifiers_countdown  # noqa: E402,F401
+from harness import gym  # noqa: E402,F401  (reasoning_gym; imports reasoning-gym only when used)
+from harness import verifiers_math  # noqa: E402,F401  (boxed_math; math-verify runs in a worker process)

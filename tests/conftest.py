@@ -11,9 +11,11 @@ import pytest
 def _isolated_home(tmp_path_factory):
     """Tiny models and runs go to a per-session folder, never the user's cache."""
     home = tmp_path_factory.mktemp("harness_home")
-    old = {k: os.environ.get(k) for k in ("HARNESS_HOME", "HARNESS_RUNS_DIR", "HARNESS_TASKS_PATH")}
+    old = {k: os.environ.get(k) for k in ("HARNESS_HOME", "HARNESS_RUNS_DIR", "HARNESS_TASKS_PATH", "HARNESS_DATA_DIR")}
     os.environ["HARNESS_HOME"] = str(home)
     os.environ["HARNESS_RUNS_DIR"] = str(home / "runs")
+    # Hub tasks (math, gsm8k) read the small samples shipped in each dataset's format: tests never need the hub.
+    os.environ["HARNESS_DATA_DIR"] = os.path.join(os.path.dirname(__file__), "fixtures", "data")
     os.environ.pop("HARNESS_TASKS_PATH", None)
     yield home
     for k, v in old.items():
