@@ -145,8 +145,42 @@ def build_table(records: list[dict]) -> dict:
                     lo_row["significant"]["value"].append(f"<{hi_row['method']['value']}")
     for row in rows:
         row["significant"]["display"] = " ".join(sorted(row["significant"]["value"]))
-    return {"columns": COLUMNS, "rows": rows, "significance_test": TEST, "significant_pairs": significance,
-            "samples_to_match": _samples_to_match(rows, pooled)}
+    table = {"columns": COLUMNS, "rows": rows, "significance_test": TEST, "significant_pairs": significance,
+             "samples_to_match": _samples_to_match(rows, pooled)}
+    effects = _effects(records, rows)
+    if effects["datasets"] or effects["predictions"]:
+        table["effects"] = effects  # only with `harness effect` records, so tables without them stay as they were
+    return table
+
+
+def _effects(records: list[dict], rows: list[dict]) -> dict:
+    """Dataset sample effects (kind "effect" records) next to the rows trained on that data (matched by run id),
+    and the effect-vs-gain rank correlations of `harness effect --predict`."""
+    datasets, predictions = [], []
+    for rec in sorted((r for r in records if r.get("kind") == "effect"), key=lambda r: r.get("run_id", "")):
+        m, st = rec.get("metrics", {}), rec.get("config", {}).get("settings", {})
+        if rec.get("method") == "effect-predict":
+            rho = m.get("spearman")
+            predictions.append({"record": rec.get("run_id"), "spearman": rho, "n_runs": m.get("n_runs"),
+                                "n_datasets": m.get("n_datasets"),
+                                "display": f"{rho:.3f}" if rho is not None else "undefined"})
+            continue
+        proj = (m.get("measurement") or {}).get("projection")
+        how = f"{proj['name']} D={proj['dim']}" if proj else "exact"
+        g = m.get("g_star", {})
+        for label, d in m.get("datasets", {}).items():
+            trained = set(d.get("trained_runs", []))
+            matched = [f"{r['method']['display']} {r['budget']['display']}" for r in rows if trained & set(r["runs"]["value"])]
+            display = f"{d['mean']:.4g} [{d['ci95'][0]:.3g}, {d['ci95'][1]:.3g}]"
+            datasets.append({"data": label, "n": d["n"], "mean": d["mean"], "ci95": d["ci95"], "display": display,
+                             "mean_cosine": d.get("mean_cosine"), "model": rec.get("config", {}).get("model"),
+                             "params": st.get("params"), "measurement": how,
+                             "g_star": f"{g.get('n_prompts')} {st.get('eval_split')} prompts x {g.get('k')}",
+                             "trained_runs": sorted(trained), "rows": matched, "record": rec.get("run_id")})
+            for r in rows:
+                if trained & set(r["runs"]["value"]):
+                    r["effect"] = _cell(d["mean"], display, [rec.get("run_id")])
+    return {"datasets": datasets, "predictions": predictions}
 
 
 def _samples_to_match(rows: list[dict], pooled: dict) -> list[dict]:
@@ -198,6 +232,16 @@ def render_markdown(table: dict, command: str = "") -> str:
         lines.append("")
     lines += ["Run ids per row:", ""] + [f"- {r['method']['display']} {r['budget']['display']}: {r['runs']['display']}"
                                            for r in table["rows"]]
+    eff = table.get("effects")
+    if eff:
+        lines += ["", "Sample effect of the training data (mean of <grad log-lik, g*> with 95% interval; `harness effect`):", "",
+                  "| data | n | mean effect [95% CI] | mean cosine | rows trained on it | measured at | params | measurement | g* | record |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {d['data']} | {d['n']} | {d['display']} | {d['mean_cosine']:.4f} | {', '.join(d['rows']) or '-'} | "
+                  f"{d['model']} | {d['params']} | {d['measurement']} | {d['g_star']} | {d['record']} |" for d in eff["datasets"]]
+        lines += [""] + [f"Does the effect predict the gain? Spearman(mean effect at the start model, accuracy gain) = "
+                         f"{p['display']} over {p['n_runs']} runs ({p['n_datasets']} datasets); record {p['record']}."
+                         for p in eff["predictions"]]
     return "\n".join(lines) + "\n"
 
 
