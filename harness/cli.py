@@ -94,6 +94,24 @@ def tasks_validate(paths: List[Path]) -> None:
         raise typer.Exit(2)
 
 
+@tasks_app.command("export-lm-eval")
+def tasks_export_lm_eval(task: str, out_dir: Path = typer.Option(..., "--out", help="Folder for TASK.yaml, utils.py and the data."),
+                         split: str = typer.Option("test"), limit: Optional[int] = typer.Option(None, help="Only the first N samples."),
+                         max_new_tokens: Optional[int] = typer.Option(None, help="Default: the task's."),
+                         tasks_dir: Optional[List[Path]] = TasksDir) -> None:
+    """Write an lm-evaluation-harness task folder: the harness's prompts, generation settings and verifier."""
+    from harness.lmeval import export_task
+    from harness.tasks import get_task
+
+    e = export_task(get_task(task, tasks_dir), out_dir, split=split, limit=limit, max_new_tokens=max_new_tokens)
+    out.print(f"wrote {e['yaml']} ({e['n']} samples of {e['task']}/{split}); run it with:\n"
+              f"lm_eval --model hf --model_args pretrained=MODEL --include_path {out_dir} --tasks {e['name']}"
+              + (" --apply_chat_template" if e["chat"] else ""), markup=False, highlight=False)
+    if e["verifier"]["params"].get("require_eos"):
+        console.print("note: lm-eval does not report whether a generation hit max_gen_toks, so require_eos cannot "
+                      "score truncated responses 0 there; `harness eval` does", markup=False)
+
+
 @data_app.command("export")
 def data_export(task: str = typer.Option(..., help="Task id or YAML path."),
                 split: str = typer.Option("test"), out_path: Path = typer.Option(..., "--out", help="Output JSONL file."),
@@ -163,13 +181,34 @@ def eval_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
              max_new_tokens: Optional[int] = typer.Option(None, help="Default: the task's."),
              batch_size: int = typer.Option(32), dtype: str = typer.Option("auto"),
              seed: int = typer.Option(0), runs_dir: Optional[Path] = typer.Option(None, help="Default: ./runs or $HARNESS_RUNS_DIR."),
+             engine: str = typer.Option("auto", help="auto (vllm if installed and a GPU is present, else transformers), transformers or vllm; lm-eval runs --lm-eval-tasks instead of --task."),
+             vllm_opt: Optional[List[str]] = typer.Option(None, "--vllm", help="vLLM setting KEY=VALUE (repeatable): gpu_memory_utilization, max_model_len, tensor_parallel_size, ..."),
+             lm_eval_tasks: Optional[str] = typer.Option(None, help="--engine lm-eval: comma-separated lm-eval tasks, e.g. gsm8k,arc_easy."),
+             lm_eval_include_path: Optional[List[Path]] = typer.Option(None, help="--engine lm-eval: folder of lm-eval task YAML files (repeatable), e.g. from `harness tasks export-lm-eval`."),
+             lm_eval_chat_template: Optional[bool] = typer.Option(None, "--lm-eval-chat-template/--no-lm-eval-chat-template", help="--engine lm-eval: apply the model's chat template (default: only for exported chat tasks)."),
+             num_fewshot: Optional[int] = typer.Option(None, help="--engine lm-eval: few-shot examples (default: each task's)."),
              tasks_dir: Optional[List[Path]] = TasksDir) -> None:
     """Evaluate a model on a task split and write a run record."""
+    from harness.engines import parse_vllm_options
     from harness.run_eval import run_eval
+
+    if engine == "lm-eval" or lm_eval_tasks:
+        from harness.lmeval import print_lm_eval, run_lm_eval
+
+        if engine != "lm-eval" or not lm_eval_tasks:
+            raise HarnessError("lm-eval tasks need both --engine lm-eval and --lm-eval-tasks TASK[,TASK...]")
+        record_dir, metrics = run_lm_eval(tasks=lm_eval_tasks, model=model, harness_task=task,
+                                          include_paths=lm_eval_include_path or [], limit=limit, batch_size=batch_size,
+                                          dtype=dtype, seed=seed, num_fewshot=num_fewshot,
+                                          chat_template=lm_eval_chat_template, runs_dir=runs_dir, tasks_dirs=tasks_dir)
+        out.print(print_lm_eval(metrics), markup=False, highlight=False)
+        out.print(f"run record: {record_dir}")
+        return
 
     record_dir, metrics = run_eval(task=task, model=model, split=split, limit=limit, samples=samples, temperature=temperature,
                                    max_new_tokens=max_new_tokens, batch_size=batch_size, dtype=dtype, seed=seed,
-                                   runs_dir=runs_dir, tasks_dirs=tasks_dir, progress_factory=_progress)
+                                   runs_dir=runs_dir, tasks_dirs=tasks_dir, progress_factory=_progress,
+                                   engine=engine, vllm=parse_vllm_options(vllm_opt))
     print_metrics(metrics)
     out.print(f"run record: {record_dir}")
 
@@ -227,6 +266,44 @@ def compare_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
     out.print(render_markdown(build_table(records)), markup=False, highlight=False)
 
 
+@app.command("effect")
+def effect_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
+               model: str = typer.Option("tiny", help="'tiny', a model folder, or a RUN_ID (its trained model)."),
+               data: Optional[List[str]] = typer.Option(None, "--data", help="run:RUN_ID | redistill:RUN_ID | traces:STYLE | FILE.jsonl (repeatable)."),
+               eval_split: str = typer.Option("val", help="Split whose prompts define g*."),
+               eval_count: int = typer.Option(32, help="Evaluation prompts (the split's first N)."),
+               k: int = typer.Option(8, help="Sampled responses per evaluation prompt."),
+               temperature: float = typer.Option(1.0), max_new_tokens: Optional[int] = typer.Option(None, help="Default: the task's."),
+               seed: int = typer.Option(0),
+               params: str = typer.Option("all", help="Parameter subset: all | last:N | lm_head | lora:R."),
+               project: Optional[int] = typer.Option(None, help="CountSketch to D dimensions instead of exact dot products."),
+               max_samples: Optional[int] = typer.Option(None, help="Per dataset: a seeded random subset of N samples."),
+               batch_size: int = typer.Option(8, help="Micro-batch for g*."), dtype: str = typer.Option("float32"),
+               scale: Optional[str] = typer.Option(None, help="Recipe whose task overrides apply: tiny | paper (default: from the model)."),
+               predict: bool = typer.Option(False, "--predict", help="Correlate each sft/redistill run's data effect with its accuracy gain."),
+               runs_dir: Optional[Path] = typer.Option(None, help="Default: ./runs or $HARNESS_RUNS_DIR."),
+               tasks_dir: Optional[List[Path]] = TasksDir) -> None:
+    """Sample effect <grad log-lik(x, y), g*> of training data, per sample and per dataset; writes a record."""
+    from harness.effect import EffectSettings, predict as predict_fn, run_effect
+
+    s = EffectSettings(task=task, model=model, data=tuple(data or ()), eval_split=eval_split, eval_count=eval_count, k=k,
+                       temperature=temperature, max_new_tokens=max_new_tokens, seed=seed, params=params, project=project,
+                       max_samples=max_samples, batch_size=batch_size, dtype=dtype, scale=scale)
+    if predict:
+        path, rec = predict_fn(s, runs_dir, tasks_dir, _progress, log=lambda x: console.print(x, markup=False))
+        m = rec["metrics"]
+        rho = "undefined" if m["spearman"] is None else f"{m['spearman']:.3f}"
+        out.print(f"Spearman(mean effect, accuracy gain) = {rho} over {m['n_runs']} runs ({m['n_datasets']} datasets)")
+    else:
+        path, rec = run_effect(s, runs_dir, tasks_dir, _progress)
+        t = Table("data", "n", "mean effect", "95% CI", "mean cosine", "trained runs")
+        for label, d in rec["metrics"]["datasets"].items():
+            t.add_row(label, str(d["n"]), f"{d['mean']:.4g}", f"{d['ci95'][0]:.4g} to {d['ci95'][1]:.4g}",
+                      f"{d['mean_cosine']:.4f}", " ".join(d["trained_runs"]) or "-")
+        out.print(t)
+    out.print(f"record: {path}")
+
+
 @app.command("leaderboard")
 def leaderboard_cmd(task: Optional[str] = typer.Option(None, help="Only this task (default: every task found)."),
                     runs_dir: Optional[Path] = typer.Option(None, help="Records to read (default ./runs or $HARNESS_RUNS_DIR)."),
@@ -237,13 +314,14 @@ def leaderboard_cmd(task: Optional[str] = typer.Option(None, help="Only this tas
 
     root = default_runs_dir(runs_dir)
     records = [r for r in read_records(root) if r.get("kind") == "run"]
+    effects = [r for r in read_records(root) if r.get("kind") == "effect"]  # shown beside the rows (`harness effect`)
     tasks = sorted({r["config"]["task"] for r in records if task in (None, r["config"]["task"])})
     if not tasks:
         raise HarnessError(f"no run records{f' for task {task}' if task else ''} under {root}; "
                            "run `harness run` or `harness compare` first, or pass --runs-dir")
     for t in tasks:
         command = f"harness leaderboard --task {t} --runs-dir {runs_dir or root} --out {out_dir}"
-        table = build_table([r for r in records if r["config"]["task"] == t])
+        table = build_table([r for r in records + effects if r["config"]["task"] == t])
         for f in write_leaderboard(table, out_dir / t, command):
             out.print(f"wrote {f}", markup=False, highlight=False)
 
@@ -258,8 +336,9 @@ def runs_list(runs_dir: Optional[Path] = typer.Option(None, help="Default: ./run
     for r in records:
         m = r.get("metrics", {})
         ci = m.get("ci95", [0, 0])
+        acc = (f"{m['accuracy']:.3f}", f"{ci[0]:.3f}-{ci[1]:.3f}") if "accuracy" in m else ("-", "-")  # lm-eval records
         t.add_row(r.get("run_id", "?"), r.get("config", {}).get("task", "?"), r.get("method", "?"), str(r.get("budget", "")),
-                  f"{m.get('accuracy', 0):.3f}", f"{ci[0]:.3f}-{ci[1]:.3f}")
+                  *acc)
     out.print(t)
     s = Table("stage", "status", "seconds", "checkpoints")
     for st in stages:
@@ -272,6 +351,8 @@ def print_metrics(m: dict) -> None:
     lo, hi = m["ci95"]
     out.print(f"accuracy {m['accuracy']:.3f} (95% CI {lo:.3f}-{hi:.3f}) on {m['n']} problems; "
               f"truncated {m['truncation_rate']:.1%}; mean response {m['mean_response_tokens']:.0f} tokens")
+    if "lenient_accuracy" in m:
+        out.print(f"lenient accuracy {m['lenient_accuracy']:.3f} (the verifier's lenient variant; accuracy is strict)")
     if "pass_at_k" in m:
         out.print("pass@k: " + ", ".join(f"@{k} {v:.3f}" for k, v in m["pass_at_k"].items()))
     if "per_level" in m:
