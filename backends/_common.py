@@ -192,9 +192,18 @@ class LogCapture(TrainerCallback):
             self.log.append({**logs, "step": state.global_step})
 
 
-def resume_checkpoint(output_dir: Path) -> bool:
-    """Whether output_dir holds a checkpoint-* folder that Trainer.train(resume_from_checkpoint=True) will pick up."""
-    return any(p.is_dir() and p.name.split("-")[-1].isdigit() for p in Path(output_dir).glob("checkpoint-*"))
+def resume_checkpoint(output_dir: Path) -> Optional[str]:
+    """The newest complete checkpoint-* folder in output_dir, or None. Trainer writes trainer_state.json last, so a
+    checkpoint whose trainer_state.json is missing or unreadable was cut off mid-write (kill -9) and is skipped:
+    resuming falls back to the one before it rather than failing on the half-written one."""
+    found = [p for p in Path(output_dir).glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    for ckpt in sorted(found, key=lambda p: int(p.name.split("-")[-1]), reverse=True):
+        try:
+            json.loads((ckpt / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            continue
+        return str(ckpt)
+    return None
 
 
 def finished(output_dir: Path) -> Optional[dict]:

@@ -238,7 +238,7 @@ def train(spec: TrainSpec) -> TrainResult:
         raise config_error("rl", e) from None
 
     t0 = time.perf_counter()
-    trainer.train(resume_from_checkpoint=True if resume_checkpoint(spec.output_dir) else None)
+    trainer.train(resume_from_checkpoint=resume_checkpoint(spec.output_dir))
     seconds = time.perf_counter() - t0
 
     log = [{RENAME.get(k, k): v for k, v in e.items()} for e in capture.log]

@@ -150,7 +150,7 @@ def train(spec: TrainSpec) -> TrainResult:
                                           callbacks=callbacks, seq_mean=r["loss"] == "seq_mean", counter=counter))
 
     t0 = time.perf_counter()
-    trainer.train(resume_from_checkpoint=True if resume_checkpoint(spec.output_dir) else None)
+    trainer.train(resume_from_checkpoint=resume_checkpoint(spec.output_dir))
     seconds = time.perf_counter() - t0
 
     counts = {"optimizer_steps": trainer.state.global_step, **counter.totals(trainer.accelerator)}

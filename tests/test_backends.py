@@ -252,3 +252,17 @@ def test_grpo_recipe_checks(tiny, rl_rows, tmp_path):
     r = resolve_recipe("rl", {"init": "sft@1k", "budget": "10k", "val_limit": 100, "steps": 3}, grpo.DEFAULTS,
                        grpo.TYPES)
     assert r["steps"] == 3 and "init" not in r
+
+
+def test_resume_skips_a_checkpoint_cut_off_mid_write(tmp_path):
+    from backends._common import resume_checkpoint
+
+    assert resume_checkpoint(tmp_path) is None
+    for step, state in ((2, '{"global_step": 2}'), (4, '{"global_step": 4}'), (6, '{"global_st'), (8, None)):
+        d = tmp_path / f"checkpoint-{step}"
+        d.mkdir()
+        (d / "model.safetensors").write_bytes(b"x")
+        if state is not None:
+            (d / "trainer_state.json").write_text(state)
+    # 8 has no trainer_state.json (killed before it was written), 6 a truncated one: resume from 4
+    assert resume_checkpoint(tmp_path) == str(tmp_path / "checkpoint-4")

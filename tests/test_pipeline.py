@@ -104,9 +104,11 @@ def test_redistill_keeps_verified_one_per_prompt_and_trains_the_base(tmp_path):
 
 
 def test_killed_run_resumes_from_its_checkpoint(tiny_kk, tmp_path):
+    STEPS = 40
     args = [sys.executable, "-m", "harness.cli", "run", "--task", "kk", "--method", "sft", "--budget", "32",
             "--runs-dir", str(tmp_path)]
-    for s in ["sft.max_steps=8", "sft.save_steps=2", "sft.batch_size=4", "eval.limit=2", "eval.max_new_tokens=8"]:
+    # Enough steps that the run cannot finish in the moment between the first checkpoint and the kill.
+    for s in [f"sft.max_steps={STEPS}", "sft.save_steps=2", "sft.batch_size=4", "eval.limit=2", "eval.max_new_tokens=8"]:
         args += ["--set", s]
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
@@ -124,7 +126,7 @@ def test_killed_run_resumes_from_its_checkpoint(tiny_kk, tmp_path):
     assert done.returncode == 0, done.stderr
     info = json.loads((stage / "stage.json").read_text())
     assert info["resumed_from"] is not None and info["resumed_from"].startswith("checkpoint-")
-    assert info["counts"]["optimizer_steps"] == 8
+    assert info["counts"]["optimizer_steps"] == STEPS
     records = [p for p in tmp_path.iterdir() if (p / "record.json").is_file()]
     assert len(records) == 1
 
