@@ -50,7 +50,7 @@ def main() -> None:
           f"({time.perf_counter() - t0:.0f}s)")
     good = load_source("traces:compact", spec, recipe, root)
     rows = subsample(good.rows, a.samples, a.seed)
-    bad = [{**r, "completion": corrupt_answer(r["completion"], r["answer"])} for r in rows]
+    bad = [{**r, "completion": corrupt_answer(r["completion"])} for r in rows]
     assert all(b["completion"] and b["completion"] != r["completion"] for b, r in zip(bad, rows))
     max_len = int(recipe.get("sft", {}).get("max_length", 2048))
     dims = [int(d) for d in a.dims.split(",")]

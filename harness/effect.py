@@ -26,7 +26,7 @@ from harness.data import load_split, read_rows, render_prompt
 from harness.errors import HarnessError
 from harness.progress import progress_bar
 from harness.records import config_hash, new_run_id, provenance, read_records, runs_dir as default_runs_dir, write_record
-from harness.stats import Z95
+from harness.stats import normal_interval
 from harness.tasks import get_task
 from harness.taskspec import TaskSpec
 
@@ -65,6 +65,9 @@ class EffectSettings:
             raise HarnessError(f"--scale must be tiny or paper (got {self.scale})")
         if self.dtype not in ("float32", "bfloat16", "float64"):
             raise HarnessError(f"--dtype must be float32, bfloat16 or float64 (got {self.dtype})")
+        from harness.effect_grads import parse_params
+
+        parse_params(self.params)
 
 
 @dataclass
@@ -77,12 +80,10 @@ class Dataset:
 
 def mean_ci(values: Sequence[float]) -> tuple[float, list[float]]:
     """Mean and normal 95% interval (unbounded: effects are any real number, unlike stats.mean_interval's scores)."""
-    n = len(values)
-    m = sum(values) / n if n else 0.0
-    if n < 2:
-        return m, [m, m]
-    half = Z95 * math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1) / n)
-    return m, [m - half, m + half]
+    if not values:
+        return 0.0, [0.0, 0.0]
+    lo, hi = normal_interval(values)
+    return sum(values) / len(values), [lo, hi]
 
 
 def spearman(xs: Sequence[float], ys: Sequence[float]) -> Optional[float]:
@@ -109,7 +110,7 @@ def spearman(xs: Sequence[float], ys: Sequence[float]) -> Optional[float]:
     return sum((x - ma) * (y - mb) for x, y in zip(a, b)) / math.sqrt(va * vb)
 
 
-def corrupt_answer(completion: str, answer: str) -> Optional[str]:
+def corrupt_answer(completion: str) -> Optional[str]:
     """The completion with its final \\boxed{...} replaced by a wrong one: for K&K every role is flipped; else the
     answer's first digit or letter is changed. None if there is no box."""
     i = completion.rfind("\\boxed{")
@@ -127,8 +128,8 @@ def corrupt_answer(completion: str, answer: str) -> Optional[str]:
 
 # --- task, model and data resolution --------------------------------------------------------------------------
 
-def _find_record(root: Path, run_id: str) -> Optional[dict]:
-    return next((r for r in read_records(root) if r.get("run_id") == run_id), None)
+def _find_record(records: list[dict], run_id: str) -> Optional[dict]:
+    return next((r for r in records if r.get("run_id") == run_id), None)
 
 
 def _spec_for(task: str, tasks_dirs: Any, recipe: Optional[dict]) -> TaskSpec:
@@ -136,14 +137,19 @@ def _spec_for(task: str, tasks_dirs: Any, recipe: Optional[dict]) -> TaskSpec:
     return recipes.apply_task_overrides(spec, (recipe or {}).get("task"))
 
 
-def resolve_setup(s: EffectSettings, root: Path, tasks_dirs: Any = None) -> tuple[TaskSpec, dict, str, str]:
+def resolve_setup(s: EffectSettings, root: Path, tasks_dirs: Any = None, model_path: Optional[str] = None,
+                  records: Optional[list[dict]] = None) -> tuple[TaskSpec, dict, str, str]:
     """(task spec with the recipe's overrides, recipe, recipe name, model path). A run id as --model (or as the first
-    run:/redistill: source) brings its own recipe, so the evaluation and trace splits match what it trained on."""
-    rec = _find_record(root, s.model)
+    run:/redistill: source) brings its own recipe, so the evaluation and trace splits match what it trained on.
+    model_path, when given, is the model (nothing is resolved or built)."""
+    from harness.pipeline import run_model_path
+
+    records = read_records(root) if records is None else records
+    rec = own = _find_record(records, s.model)
     if rec is None:
         for d in s.data:
             kind, _, rid = d.partition(":")
-            if kind in ("run", "redistill") and (rec := _find_record(root, rid)) is not None:
+            if kind in ("run", "redistill") and (rec := _find_record(records, rid)) is not None:
                 break
     if s.scale is not None or rec is None or rec.get("kind") != "run":
         scale = s.scale or ("tiny" if s.model == "tiny" else "paper")
@@ -154,12 +160,11 @@ def resolve_setup(s: EffectSettings, root: Path, tasks_dirs: Any = None) -> tupl
             raise HarnessError(f"run {rec['run_id']} is a '{rec['config']['task']}' run, not '{s.task}'; pass --task "
                                f"{rec['config']['task']}")
     spec = _spec_for(s.task, tasks_dirs, recipe)
-    own = _find_record(root, s.model)
+    spec.split(s.eval_split)  # a wrong --eval-split fails before any model is built or loaded
+    if model_path is not None:
+        return spec, recipe, name, model_path
     if own is not None:
-        path = own.get("model_path")
-        if not path or not Path(path).is_dir():
-            raise HarnessError(f"run {s.model} has no model on disk (its stage folder was removed); retrain it")
-        return spec, recipe, name, path
+        return spec, recipe, name, run_model_path([own], s.model)
     return spec, recipe, name, models.resolve(s.model, spec)
 
 
@@ -171,13 +176,16 @@ def _sft_stage(rec: dict, root: Path) -> Path:
     return root / "_stages" / f"sft-{sft[-1]['key']}"  # the last SFT stage trained the evaluated model
 
 
-def load_source(source: str, spec: TaskSpec, recipe: dict, root: Path, seed: int = 0) -> Dataset:
+def load_source(source: str, spec: TaskSpec, recipe: dict, root: Path, seed: int = 0,
+                records: Optional[list[dict]] = None) -> Dataset:
     """One --data SOURCE as rows of id / prompt / completion, rendered exactly as `harness run` trains on them."""
     from harness.pipeline import Context, _train_data_sft
 
     kind, _, arg = source.partition(":")
+    if kind in ("run", "redistill") and arg and records is None:
+        records = read_records(root)
     if kind == "run" and arg:
-        rec = _find_record(root, arg)
+        rec = _find_record(records, arg)
         if rec is None:
             raise HarnessError(f"--data {source}: no run '{arg}' in {root} (see `harness runs list`)")
         f = _sft_stage(rec, root) / "train_data.jsonl"
@@ -186,7 +194,7 @@ def load_source(source: str, spec: TaskSpec, recipe: dict, root: Path, seed: int
         rows = read_rows(f)
         return Dataset(source, rows, config_hash(rows))
     if kind == "redistill" and arg:
-        rec = _find_record(root, arg)
+        rec = _find_record(records, arg)
         if rec is None:
             raise HarnessError(f"--data {source}: no run '{arg}' in {root} (see `harness runs list`)")
         f = Path(rec["path"]) / "redistill.jsonl"
@@ -198,32 +206,40 @@ def load_source(source: str, spec: TaskSpec, recipe: dict, root: Path, seed: int
     ctx = Context(task=spec, recipe_name="", recipe=recipe, base_model="", base_ref="", seed=seed, root=root)
     if kind == "traces" and arg:
         # The whole split (cheap to generate), so its hash matches the runs trained on it; --max-samples subsamples.
-        size = spec.split("sft" if "sft" in spec.splits else "train").size or len(load_split(spec, "sft" if "sft" in spec.splits else "train"))
-        rows, _ = _train_data_sft(ctx, source, size)
+        rows, _ = _train_data_sft(ctx, source, None)
         return Dataset(source, rows, config_hash(rows))
     path = Path(source)
     if kind in ("run", "redistill", "traces") or not path.is_file():
         raise HarnessError(f"--data '{source}' is not a data source; use {SOURCE_FORMS}")
-    n = len(read_rows(path))
-    if n == 0:
+    rows, _ = _train_data_sft(ctx, str(path), None)
+    if not rows:
         raise HarnessError(f"--data {source}: the file has no rows")
-    rows, _ = _train_data_sft(ctx, str(path), n)
     return Dataset(source, rows, config_hash(rows))
 
 
-def trained_runs(root: Path, data_hash: str) -> list[str]:
-    """Run ids whose final SFT stage trained on exactly these rows (matched by the stage's data hash)."""
-    out = []
-    for rec in read_records(root):
-        if rec.get("kind") != "run" or rec.get("method") not in ("sft", "redistill"):
-            continue
-        try:
-            cfg = json.loads((_sft_stage(rec, root) / "config.json").read_text())
-        except (HarnessError, OSError, ValueError):
-            continue
-        if cfg.get("data_hash") == data_hash:
-            out.append(rec["run_id"])
+def _sft_config(rec: dict, root: Path) -> Optional[dict]:
+    """The config of the run's final SFT stage (None: not an SFT-trained run, or its stage folder is gone)."""
+    if rec.get("kind") != "run" or rec.get("method") not in ("sft", "redistill"):
+        return None
+    try:
+        return json.loads((_sft_stage(rec, root) / "config.json").read_text())
+    except (HarnessError, OSError, ValueError):
+        return None
+
+
+def trained_hashes(records: list[dict], root: Path) -> dict[str, str]:
+    """Run id -> data hash of the rows its final SFT stage trained on, for every sft / redistill run."""
+    out = {}
+    for rec in records:
+        cfg = _sft_config(rec, root)
+        if cfg is not None and cfg.get("data_hash"):
+            out[rec["run_id"]] = cfg["data_hash"]
     return out
+
+
+def trained_runs(hashes: dict[str, str], data_hash: str) -> list[str]:
+    """Run ids whose final SFT stage trained on exactly these rows (matched by the stage's data hash)."""
+    return [rid for rid, h in hashes.items() if h == data_hash]
 
 
 def subsample(rows: list[dict], n: Optional[int], seed: int) -> list[dict]:
@@ -296,8 +312,10 @@ def estimate_gstar(model: Any, tok: Any, params: list[Any], spec: TaskSpec, s: E
 
 def measure(s: EffectSettings, root: Optional[Path] = None, tasks_dirs: Any = None,
             progress_factory: Optional[Callable] = None, model_path: Optional[str] = None,
-            datasets: Optional[list[Dataset]] = None) -> tuple[dict, list[dict]]:
-    """(metrics, per-sample rows) for every dataset of the settings, at one model and one g*."""
+            datasets: Optional[list[Dataset]] = None,
+            records: Optional[list[dict]] = None) -> tuple[dict, list[dict], TaskSpec]:
+    """(metrics, per-sample rows, task spec as measured: with the recipe's overrides) for every dataset of the
+    settings, at one model and one g*."""
     import torch
 
     from harness.effect_grads import encode_pair, sample_effects, select_params
@@ -305,14 +323,15 @@ def measure(s: EffectSettings, root: Optional[Path] = None, tasks_dirs: Any = No
 
     s.check()
     root = default_runs_dir(root)
-    spec, recipe, recipe_name, path = resolve_setup(s, root, tasks_dirs)
-    path = model_path or path
+    records = read_records(root) if records is None else records
+    spec, recipe, recipe_name, path = resolve_setup(s, root, tasks_dirs, model_path, records)
     if datasets is None:
         if not s.data:
             raise HarnessError(f"pass at least one --data SOURCE ({SOURCE_FORMS})")
-        datasets = [load_source(d, spec, recipe, root, s.seed) for d in s.data]
+        datasets = [load_source(d, spec, recipe, root, s.seed, records) for d in s.data]
+    hashes = trained_hashes(records, root)
     for d in datasets:
-        d.trained_runs = trained_runs(root, d.data_hash)
+        d.trained_runs = trained_runs(hashes, d.data_hash)
     t0 = time.perf_counter()
     torch.manual_seed(s.seed)
     model, tok = load_model(path, s.dtype)
@@ -356,14 +375,13 @@ def measure(s: EffectSettings, root: Optional[Path] = None, tasks_dirs: Any = No
         "device": str(params[0].device),
     }
     metrics["spec"] = {"task": spec.id, "recipe_name": recipe_name, "model_path": path}
-    return metrics, all_rows
+    return metrics, all_rows, spec
 
 
 def run_effect(s: EffectSettings, runs_dir: Optional[Path] = None, tasks_dirs: Any = None,
                progress_factory: Optional[Callable] = None) -> tuple[Path, dict]:
     root = default_runs_dir(runs_dir)
-    metrics, rows = measure(s, root, tasks_dirs, progress_factory)
-    spec = _spec_for(s.task, tasks_dirs, None)
+    metrics, rows, spec = measure(s, root, tasks_dirs, progress_factory)
     record = {"kind": "effect", "method": "effect",
               "config": {"command": "effect", "task": spec.id, "model": s.model, "model_path": metrics["spec"]["model_path"],
                          "recipe_name": metrics["spec"]["recipe_name"], "settings": asdict(s)},
@@ -375,29 +393,50 @@ def run_effect(s: EffectSettings, runs_dir: Optional[Path] = None, tasks_dirs: A
 
 # --- does the effect predict the gain? ----------------------------------------------------------------------------
 
-def _start_accuracy(runs: list[dict], rec: dict) -> Optional[tuple[float, str]]:
-    """Accuracy of a run's start model: a base run of the same set-up, else an eval record of the same model on test."""
+def start_model(rec: dict, root: Path) -> str:
+    """The model a run's final SFT stage started from (its recorded `init`), as a path; the base model when the
+    stage does not say or names the base model."""
+    c = rec["config"]
+    init = (_sft_config(rec, root) or {}).get("init")
+    if not init or init.startswith("tiny:") or init == c.get("model"):
+        return c["model_path"]
+    if init.startswith("stage:"):
+        d = root / "_stages" / init[len("stage:"):]
+        try:
+            return json.loads((d / "stage.json").read_text())["model_path"]
+        except (OSError, ValueError, KeyError):
+            return str(d / "final")
+    return init
+
+
+def _start_accuracy(runs: list[dict], rec: dict, start: str) -> Optional[tuple[float, str]]:
+    """Accuracy of a run's start model: a base run of the same set-up (when it started from the base model), a run
+    whose evaluated model it is, else an eval record of the same model on test."""
     c = rec["config"]
     for r in sorted(runs, key=lambda r: r["run_id"], reverse=True):
         rc = r.get("config", {})
-        if r.get("kind") == "run" and r.get("method") == "base" and rc.get("task") == c["task"] \
-                and rc.get("model") == c["model"] and config_hash(rc.get("recipe", {})) == config_hash(c.get("recipe", {})):
+        same_setup = r.get("kind") == "run" and rc.get("task") == c["task"] \
+            and config_hash(rc.get("recipe", {})) == config_hash(c.get("recipe", {}))
+        if same_setup and r.get("method") == "base" and start == c["model_path"] and rc.get("model") == c["model"]:
             return r["metrics"]["accuracy"], r["run_id"]
-        if r.get("kind") == "eval" and rc.get("model_path") == c.get("model_path") and rc.get("split") == "test" \
+        if same_setup and r.get("method") != "base" and r.get("model_path") == start:
+            return r["metrics"]["accuracy"], r["run_id"]
+        if r.get("kind") == "eval" and rc.get("model_path") == start and rc.get("split") == "test" \
                 and rc.get("limit") is None and rc.get("task") == c["task"] \
                 and r.get("provenance", {}).get("splits") == rec.get("provenance", {}).get("splits"):
             return r["metrics"]["accuracy"], r["run_id"]
     return None
 
 
-def _measure_start_accuracy(task: str, rec: dict, tasks_dirs: Any, progress_factory: Optional[Callable]) -> float:
+def _measure_start_accuracy(task: str, rec: dict, start: str, tasks_dirs: Any,
+                            progress_factory: Optional[Callable]) -> float:
     from harness.engines import HFEngine
     from harness.evaluate import evaluate
 
     c = rec["config"]
     spec = _spec_for(task, tasks_dirs, c.get("recipe"))
     ev = c.get("recipe", {}).get("eval", {})
-    engine = HFEngine.from_ref(c["model_path"], dtype=ev.get("dtype", "auto"), batch_size=ev.get("batch_size", 32))
+    engine = HFEngine.from_ref(start, dtype=ev.get("dtype", "auto"), batch_size=ev.get("batch_size", 32))
     with progress_bar(progress_factory, "eval start model") as cb:
         metrics, _ = evaluate(spec, engine, split="test", limit=ev.get("limit"), seed=c.get("seed", 0),
                               max_new_tokens=ev.get("max_new_tokens"), progress=cb)
@@ -408,6 +447,7 @@ def predict(s: EffectSettings, runs_dir: Optional[Path] = None, tasks_dirs: Any 
             progress_factory: Optional[Callable] = None, log: Callable[[str], None] = lambda x: None) -> tuple[Path, dict]:
     """Spearman correlation, over the sft / redistill runs of a task, between the mean effect of each run's training
     data at its start model and the run's accuracy gain over that start model."""
+    s.check()
     root = default_runs_dir(runs_dir)
     spec_id = get_task(s.task, tasks_dirs).id
     records = read_records(root)
@@ -416,27 +456,31 @@ def predict(s: EffectSettings, runs_dir: Optional[Path] = None, tasks_dirs: Any 
     if len(runs) < 2:
         raise HarnessError(f"--predict needs at least 2 sft / redistill runs of task '{spec_id}' in {root} (found "
                            f"{len(runs)}); run `harness compare --task {spec_id} --methods sft,redistill ...` first")
-    # One measurement per start model: g* is estimated once and every dataset is measured against it.
+    # One measurement per start model (the SFT stage's own `init`): g* is estimated once and every dataset is
+    # measured against it.
     groups: dict[str, list[dict]] = {}
     for r in runs:
-        groups.setdefault(r["config"]["model_path"], []).append(r)
+        groups.setdefault(start_model(r, root), []).append(r)
+    for r in runs:  # a wrong --eval-split fails before any data or model is loaded
+        _spec_for(s.task, tasks_dirs, r["config"].get("recipe")).split(s.eval_split)
     points, start_acc, measured = [], {}, {}
     for start, grp in groups.items():
         first = grp[0]
-        sub = EffectSettings(**{**asdict(s), "model": first["config"]["model"], "data": ()})
         datasets: dict[str, Dataset] = {}
         run_hash = {}
         for r in grp:
             d = load_source(f"run:{r['run_id']}", _spec_for(s.task, tasks_dirs, r["config"].get("recipe")),
-                            r["config"].get("recipe", {}), root)
+                            r["config"].get("recipe", {}), root, records=records)
             datasets.setdefault(d.data_hash, d)
             run_hash[r["run_id"]] = d.data_hash
         log(f"start model {start}: {len(grp)} runs, {len(datasets)} distinct datasets")
-        sub = EffectSettings(**{**asdict(sub), "data": (f"run:{first['run_id']}",)})
-        metrics, _ = measure(sub, root, tasks_dirs, progress_factory, model_path=start, datasets=list(datasets.values()))
+        sub = EffectSettings(**{**asdict(s), "model": first["config"]["model"], "data": (f"run:{first['run_id']}",)})
+        metrics, _, _ = measure(sub, root, tasks_dirs, progress_factory, model_path=start,
+                                datasets=list(datasets.values()), records=records)
         by_hash = {v["data_hash"]: v for v in metrics["datasets"].values()}
-        found = _start_accuracy(records, first)
-        start_acc[start] = found or (_measure_start_accuracy(s.task, first, tasks_dirs, progress_factory), "measured")
+        found = _start_accuracy(records, first, start)
+        start_acc[start] = found or (_measure_start_accuracy(s.task, first, start, tasks_dirs, progress_factory),
+                                     "measured")
         for r in grp:
             h = run_hash[r["run_id"]]
             eff = by_hash[h]

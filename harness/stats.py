@@ -28,10 +28,19 @@ def mean_interval(values: Sequence[float], z: float = Z95) -> tuple[float, float
         return (0.0, 1.0)
     if all(v in (0.0, 1.0) for v in values):
         return wilson(sum(values), n, z)
+    lo, hi = normal_interval(values, z)
+    return (max(0.0, lo), min(1.0, hi))
+
+
+def normal_interval(values: Sequence[float], z: float = Z95) -> tuple[float, float]:
+    """Unclamped normal interval of a mean (for quantities of any sign); a single value gives a zero-width one."""
+    n = len(values)
+    if n == 0:
+        raise ValueError("normal_interval needs at least one value")
     m = sum(values) / n
     var = sum((v - m) ** 2 for v in values) / max(1, n - 1)
     half = z * math.sqrt(var / n)
-    return (max(0.0, m - half), min(1.0, m + half))
+    return (m - half, m + half)
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

@@ -143,16 +143,38 @@ def test_countsketch_is_seeded_and_block_consistent():
 
 
 def test_helpers():
-    wrong = corrupt_answer("A is a knave.\n\\boxed{A is a knight, B is a knave}", "A is a knight, B is a knave")
+    wrong = corrupt_answer("A is a knave.\n\\boxed{A is a knight, B is a knave}")
     assert wrong.endswith("\\boxed{A is a knave, B is a knight}") and wrong.startswith("A is a knave.")
-    assert corrupt_answer("x = \\boxed{42}", "42") == "x = \\boxed{02}"
-    assert corrupt_answer("no box here", "1") is None
+    assert corrupt_answer("x = \\boxed{42}") == "x = \\boxed{02}"
+    assert corrupt_answer("no box here") is None
     m, (lo, hi) = mean_ci([-2.0, 0.0, 5.0])
     assert m == 1.0 and lo < -1 and hi > 3  # unbounded, unlike a [0, 1] score interval
     assert spearman([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
     assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
     assert spearman([1, 1, 2], [1, 2, 3]) == pytest.approx(math.sqrt(3) / 2)
     assert spearman([1, 1], [1, 2]) is None
+    from harness.stats import mean_interval, normal_interval
+
+    lo, hi = normal_interval([0.1, 0.2, 0.9])
+    assert lo < 0 and mean_interval([0.1, 0.2, 0.9]) == (0.0, hi)  # the score interval is the normal one, clamped
+
+
+def test_start_model_is_the_sft_stage_init(tmp_path):
+    """--predict groups runs by the model their SFT stage started from (its recorded init), not the base model."""
+    from harness.effect import start_model
+
+    def rec(key, init):
+        st = tmp_path / "_stages" / f"sft-{key}"
+        st.mkdir(parents=True)
+        (st / "config.json").write_text(json.dumps({"init": init, "data_hash": "h"}))
+        return {"run_id": f"r-{key}", "kind": "run", "method": "sft", "stages": [{"stage": "sft", "key": key}],
+                "config": {"model": "tiny", "model_path": "/base"}}
+
+    (tmp_path / "_stages" / "rl-a").mkdir(parents=True)
+    (tmp_path / "_stages" / "rl-a" / "stage.json").write_text(json.dumps({"model_path": "/rl/final"}))
+    assert start_model(rec("a", "tiny:abc"), tmp_path) == "/base"
+    assert start_model(rec("b", "stage:rl-a"), tmp_path) == "/rl/final"
+    assert start_model(rec("c", "/some/model"), tmp_path) == "/some/model"
 
 
 def test_params_and_sources_errors_exit_2(letter_task):
@@ -169,6 +191,8 @@ def test_params_and_sources_errors_exit_2(letter_task):
         (["--data", "traces:compact"], "has no 'compact' traces"),
         (["--data", str(letter_task / "demos.jsonl"), "--params", "everything"], "--params 'everything'"),
         (["--data", str(letter_task / "demos.jsonl"), "--k", "1"], "--k must be at least 2"),
+        (["--data", str(letter_task / "demos.jsonl"), "--eval-split", "nope"], "has no split 'nope'"),
+        (["--predict", "--params", "everything"], "--params 'everything'"),
         ([], "at least one --data"),
     ]:
         r = runner.invoke(app, ["effect", "--task", task, "--eval-split", "val", *args])
