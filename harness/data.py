@@ -45,6 +45,10 @@ def load_split(spec: TaskSpec, split: str, limit: Optional[int] = None, offset: 
             except TypeError as e:
                 raise HarnessError(f"task '{spec.id}': generator '{spec.source.generator.name}' rejected its params "
                                    f"{params}: {e}; fix source.generator.params or splits.{split}.params") from None
+            except (RuntimeError, ValueError) as e:  # bad values, or no puzzle fits them
+                raise HarnessError(f"task '{spec.id}' split '{split}': generator '{spec.source.generator.name}' "
+                                   f"cannot make sample {i} with params {params}: {e}; fix source.generator.params "
+                                   f"or splits.{split}.params") from None
             rows.append(_sample(spec, split, i, fields))
         return rows
     src = sp.source or spec.source
@@ -137,23 +141,16 @@ def _source_rows(spec: TaskSpec, src: Source, source_split: str) -> list[dict]:
         import datasets
     except ImportError:
         raise HarnessError("hub datasets need the 'datasets' package: pip install -e '.[train]'") from None
-    from datasets import config as ds_config
-    from huggingface_hub import constants as hub_constants
+    from harness.models import hub_offline_unless_reachable
 
-    from harness.models import _hub_unreachable
-
-    offline = (ds_config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE)
     try:
-        if not offline[0] and _hub_unreachable() is not None:  # a cached copy still loads; else fail in seconds
-            ds_config.HF_HUB_OFFLINE = hub_constants.HF_HUB_OFFLINE = True  # instead of a minute of retries
-        ds = datasets.load_dataset(hub.path, hub.name, split=source_split, revision=hub.revision)
+        with hub_offline_unless_reachable():  # unreachable: a cached copy still loads; else fail in seconds
+            ds = datasets.load_dataset(hub.path, hub.name, split=source_split, revision=hub.revision)
     except Exception as e:  # the hub raises many types; the user needs one message
         raise HarnessError(f"could not load dataset '{hub.path}' (split '{source_split}') from the Hugging Face hub: "
                            f"{type(e).__name__}: {str(e)[:300]}. Without hub access, pass local files: put the rows "
                            f"of '{source_split}' in ${DATA_DIR_ENV}/{spec.id}/{source_split}.jsonl (or .json, .csv, "
                            ".parquet) and set that variable, or use source.file with a local path") from None
-    finally:
-        ds_config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE = offline
     return [dict(r) for r in ds]
 
 

@@ -11,6 +11,7 @@ import re
 import time
 from collections import Counter
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 
@@ -158,6 +159,7 @@ ANS = "(3+5)*3 = 24"  # numbers 3, 3, 5; target 24
     ("\\boxed{import os}", "bad_expression"),
     ("The answer is (3+5)*3", "no_answer"),
     ("\\boxed{(3+5)*3", "no_answer"),                       # unclosed (a truncated response)
+    ("\\boxed{(3+5)*3} retry: \\boxed{(3+5", "correct"),     # the last *closed* box counts, as in boxed_math
 ])
 def test_verifier_cases(response, reason):
     v = V(response, ANS)
@@ -235,3 +237,18 @@ def test_sft_run_on_the_tiny_model(tmp_path):
     assert rec["provenance"]["splits"]["test"]["params"]["max_value"] == 20
     rows = [json.loads(x) for x in (path / "samples.jsonl").read_text().splitlines()]
     assert len(rows) == 2
+
+
+def test_no_fitting_puzzle_is_one_clear_error_exit_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    yaml = (Path(__file__).parents[1] / "tasks" / "countdown.yaml").read_text()
+    task = tmp_path / "cd_none.yaml"
+    task.write_text(yaml.replace("params: {max_value: 100, targets: [1, 100],", "params: {max_value: 1, targets: 7,"))
+    r = CliRunner().invoke(app, ["data", "export", "--task", str(task), "--out", str(tmp_path / "o.jsonl"),
+                                 "--limit", "1"])
+    assert r.exit_code == 2, r.output
+    assert "cannot make sample 0" in r.output and "'targets': 7" in r.output and "splits.test.params" in r.output
+    assert "Traceback" not in r.output and not (tmp_path / "o.jsonl").exists()

@@ -158,3 +158,17 @@ def test_bad_arguments():
         kk.generate(seed=0, split="x", index=0, partition=(2, 2))
     with pytest.raises(ValueError):
         kk.generate(seed=0, split="x", index=0, people=(5, 4))
+
+
+def test_bad_params_through_a_task_are_one_clear_error(tmp_path):
+    from pathlib import Path
+
+    from harness.data import load_split
+    from harness.errors import HarnessError
+    from harness.tasks import get_task
+
+    yaml = (Path(__file__).parents[1] / "tasks" / "kk.yaml").read_text()
+    (tmp_path / "kk_bad.yaml").write_text(yaml.replace("params: {depth: 2, width: 2}", "params: {names: klingon}"))
+    with pytest.raises(HarnessError, match=r"generator 'kk' cannot make sample 0 .*names must be 'common'.*fix "
+                                           r"source.generator.params"):
+        load_split(get_task(str(tmp_path / "kk_bad.yaml")), "test", limit=1)

@@ -21,6 +21,7 @@ import random
 from functools import lru_cache
 
 from harness.errors import HarnessError
+from harness.generators import seeded_rng
 
 ALL_OPS = "+-*/"
 MAX_COUNT = 6  # the exact solver explores every pairing; 6 numbers is still milliseconds with the memo
@@ -127,11 +128,6 @@ def _compact_trace(levels: list, solution: str) -> str:
     return " ".join(steps)
 
 
-def _rng(seed: int, split: str, index: int, attempt: int) -> random.Random:
-    digest = hashlib.sha256(f"countdown|{seed}|{split}|{index}|{attempt}".encode()).digest()
-    return random.Random(int.from_bytes(digest, "big"))
-
-
 def puzzle_key(numbers: list[int], target: int) -> str:
     """Identity of a puzzle: the multiset of numbers and the target (order and solution do not matter)."""
     return hashlib.sha256(f"{sorted(numbers)}|{target}".encode()).hexdigest()
@@ -168,7 +164,7 @@ def generate(*, seed: int, split: str, index: int, partition: tuple[int, int] = 
         raise ValueError(f"partition must be (k, K) with 0 <= k < K, got {partition}")
     n = lo + index % (hi - lo + 1)
     for attempt in range(MAX_ATTEMPTS):
-        rng = _rng(seed, split, index, attempt)
+        rng = seeded_rng("countdown", seed, split, index, attempt)
         numbers = [rng.randint(1, max_value) for _ in range(n)]
         pool = list(numbers)
         while len(pool) > 1:  # a random solution: combine two random numbers with a random allowed step

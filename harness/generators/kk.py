@@ -16,6 +16,8 @@ import json
 import random
 from functools import lru_cache
 
+from harness.generators import seeded_rng
+
 # Xie et al.'s COMMON_NAMES plus a few more, so 8-person puzzles still get varied casts.
 NAMES = (
     "Emma", "Liam", "Olivia", "Noah", "Ava", "Ethan", "Sophia", "Mason", "Isabella", "William",
@@ -310,11 +312,6 @@ def _long_trace(tape: list, statements: list, names: list[str], solution: list[b
     return "\n".join(lines)
 
 
-def _rng(seed: int, split: str, index: int, attempt: int) -> random.Random:
-    digest = hashlib.sha256(f"{seed}|{split}|{index}|{attempt}".encode()).digest()
-    return random.Random(int.from_bytes(digest, "big"))
-
-
 def puzzle_key(statements: list) -> str:
     """Identity of a puzzle: its statements only, so renamings/rephrasings count as the same puzzle."""
     return hashlib.sha256(json.dumps(statements, separators=(",", ":")).encode()).hexdigest()
@@ -342,7 +339,7 @@ def generate(*, seed: int, split: str, index: int, partition: tuple[int, int] = 
     n = lo + index % (hi - lo + 1)  # exact level balance over consecutive indices
     full, cols = _columns(n)
     for attempt in range(MAX_ATTEMPTS):
-        rng = _rng(seed, split, index, attempt)
+        rng = seeded_rng(seed, split, index, attempt)
         statements = [_sample(rng, p, n, depth, width) for p in range(n)]
         key = puzzle_key(statements)
         if int(key, 16) % parts != part:  # disjoint splits by construction
