@@ -144,35 +144,24 @@ def make_dataset(name: str, config_key: str, seed: int, size: int) -> Any:
                            "fix the config values") from None
 
 
-def json_safe(x: Any) -> Any:
-    """rg metadata for export: tuples and sets become lists, numpy scalars Python numbers, other objects str."""
+def json_safe(x: Any, tagged: bool = False) -> Any:
+    """rg metadata for export: tuples and sets become lists, numpy scalars Python numbers, other objects str.
+    tagged: tuples and sets become {"__tuple__": [...]} / {"__set__": [...]} instead, so that _unpack rebuilds them."""
     if isinstance(x, dict):
-        return {str(k): json_safe(v) for k, v in x.items()}
+        return {str(k): json_safe(v, tagged) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [json_safe(v) for v in x]
+        items = [json_safe(v, tagged) for v in x]
+        return {"__tuple__": items} if tagged and isinstance(x, tuple) else items
     if isinstance(x, (set, frozenset)):
+        if tagged:
+            return {"__set__": [json_safe(v, True) for v in sorted(x, key=repr)]}
         return sorted((json_safe(v) for v in x), key=repr)
-    if x is None or isinstance(x, (bool, int, float, str)):
+    if x is None or isinstance(x, (bool, int, float)):
         return x
+    if isinstance(x, str):
+        return str(x)  # np.str_ -> str
     if hasattr(x, "tolist"):  # numpy scalars and arrays
-        return json_safe(x.tolist())
-    return str(x)
-
-
-def _pack(x: Any) -> Any:
-    """Like json_safe, but tuples and sets are tagged so that _unpack rebuilds them."""
-    if isinstance(x, dict):
-        return {str(k): _pack(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_pack(v) for v in x]
-    if isinstance(x, tuple):
-        return {"__tuple__": [_pack(v) for v in x]}
-    if isinstance(x, (set, frozenset)):
-        return {"__set__": [_pack(v) for v in sorted(x, key=repr)]}
-    if x is None or isinstance(x, (bool, int, float, str)):
-        return str(x) if isinstance(x, str) else x  # np.str_ -> str
-    if hasattr(x, "tolist"):
-        return _pack(x.tolist())
+        return json_safe(x.tolist(), tagged)
     return str(x)
 
 
@@ -199,7 +188,7 @@ def _level(metadata: dict) -> Optional[str]:
 
 def sample_fields(name: str, config: dict, entry: dict) -> dict:
     answer = entry.get("answer")
-    envelope = {"rg": name, "config": config, "answer": answer, "metadata": _pack(entry.get("metadata", {}))}
+    envelope = {"rg": name, "config": config, "answer": answer, "metadata": json_safe(entry.get("metadata", {}), tagged=True)}
     metadata = json_safe(entry.get("metadata", {}))
     return {"question": str(entry["question"]), "answer": json.dumps(envelope, ensure_ascii=False),
             "oracle_answer": "" if answer is None else str(answer), "metadata": metadata, "level": _level(metadata)}
@@ -303,6 +292,7 @@ class ReasoningGymVerifier(BaseVerifier):
     scorer_error (score_answer raised on this answer), truncated (require_eos)."""
 
     name = "reasoning_gym"
+    GRADED = ("partial",)
     PARAMS = {
         "tag": Param(str, "answer", lambda v: v.isidentifier(), "a tag name such as 'answer'"),
         "max_answer_chars": Param(int, 10_000, lambda v: v >= 1, "at least 1"),

@@ -93,9 +93,7 @@ def export_task(spec, out_dir: Path, split: str = "test", limit: Optional[int] =
         level = s.get("level")
         docs.append({"id": s["id"], "harness_task": name, "prompt": user, "system": spec.prompt.system or "",
                      "answer": s["answer"], "level": None if level is None else str(level)})
-    verifier, answer = get_verifier(spec.verifier.name, spec.verifier.params), samples[0]["answer"] if samples else ""
-    probes = [verifier(r, answer) for r in ("", answer, f"\\boxed{{{answer}}}")] if samples else []
-    graded = [k for k in ("partial", "lenient") if any(getattr(v, k, None) is not None for v in probes)]
+    graded = list(getattr(get_verifier(spec.verifier.name, spec.verifier.params), "GRADED", ()))  # declared keys
     gen = spec.generation
     greedy = gen.temperature == 0
     gen_kwargs: dict = {"until": list(gen.stop), "max_gen_toks": max_new_tokens or gen.max_new_tokens,
@@ -212,12 +210,12 @@ def run_lm_eval(*, tasks: str, model: str = "tiny", harness_task: str = "kk", in
                            "cache), or evaluate a local task folder with --lm-eval-include-path DIR (e.g. one written "
                            "by `harness tasks export-lm-eval`)") from None
     built = [loaded["groups"].get(n) or loaded["tasks"].get(n) or n for n in names]
-    import torch
+    from harness.engines import cuda_available
 
     model_args = {"pretrained": ref, "dtype": dtype}
     t0 = time.perf_counter()
     results = lm_eval.simple_evaluate(model="hf", model_args=model_args, tasks=built, task_manager=tm,
-                                      batch_size=batch_size, device="cuda" if torch.cuda.is_available() else "cpu",
+                                      batch_size=batch_size, device="cuda" if cuda_available() else "cpu",
                                       limit=limit, num_fewshot=num_fewshot, apply_chat_template=apply_chat,
                                       log_samples=True, random_seed=seed, numpy_random_seed=seed,
                                       torch_random_seed=seed, fewshot_random_seed=seed)

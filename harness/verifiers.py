@@ -167,6 +167,8 @@ class BaseVerifier:
     """
 
     name: ClassVar[str] = ""
+    # The Verdict keys besides the score that every verdict carries ("partial", "lenient"): exports report their means.
+    GRADED: ClassVar[tuple[str, ...]] = ()
     PARAMS: ClassVar[dict[str, Param]] = {}
     COMMON: ClassVar[dict[str, Param]] = {
         "max_chars": Param(int, DEFAULT_MAX_CHARS, lambda v: v >= 1, "at least 1"),
@@ -229,6 +231,58 @@ def _last(matches: Any) -> Any:
 def _builtin(cls: type[BaseVerifier]) -> type[BaseVerifier]:
     VERIFIERS.register(cls.name)(cls)
     return cls
+
+
+# ------------------------------------------------------------------------------------ last \boxed{}
+_ANY_BOX = re.compile(r"\\(?:boxed|fbox)")
+_SPACE_FORM = re.compile(r"[ \t]+([^\s$]+)")
+
+
+def _close(text: str, start: int, limit: int) -> int:
+    """Index of the "}" that closes the "{" at `start`, or -1 if it is not closed before `limit`. Walks the "}"s
+    and counts the "{"s between them in C, so a run of one kind of brace costs one step."""
+    opened, closed, at = 0, 0, start
+    while True:
+        c = text.find("}", at, limit)
+        if c < 0:
+            return -1
+        opened += text.count("{", at, c)
+        closed += 1
+        if closed >= opened:
+            return c
+        at = c + 1
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last closed `\\boxed{...}` / `\\fbox{...}` (or `\\boxed x`), or None. Linear time: if the box
+    at q never closes, no earlier box can close after q (its depth there is >= 1 plus the later box's >= 1), so each
+    earlier scan stops at the last unclosed opening and the scans never overlap. The one extractor of boxed_math and
+    countdown; kk_boxed keeps the paper's brace-free-content rule, which likewise skips an unclosed last box."""
+    limit = len(text)
+    nb, nf = text.rfind("\\boxed"), text.rfind("\\fbox")  # each cursor only moves left: linear in total
+    while True:
+        p = max(nb, nf)
+        if p < 0:
+            return None
+        if p == nb:
+            nb = text.rfind("\\boxed", 0, p)
+        else:
+            nf = text.rfind("\\fbox", 0, p)
+        m = _ANY_BOX.match(text, p)
+        if m is None:
+            continue
+        q = m.end()
+        while q < len(text) and text[q] in " \t\n":
+            q += 1
+        if q < len(text) and text[q] == "{":
+            end = _close(text, q, limit)
+            if end >= 0:
+                return text[q + 1:end]
+            limit = p
+        elif text.startswith("\\boxed", p) and m.end() < len(text) and text[m.end()] in " \t":
+            s = _SPACE_FORM.match(text, m.end())
+            if s is not None:
+                return s.group(1)
 
 
 # ------------------------------------------------------------------------------------ kk_boxed

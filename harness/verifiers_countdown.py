@@ -1,5 +1,6 @@
 """The `countdown` verifier: the last \\boxed{...} holds an arithmetic expression that uses each given number
-exactly once and equals the target (TinyZero-style Countdown).
+exactly once and equals the target (TinyZero-style Countdown). The box is read by verifiers.last_boxed, the
+one shared extractor: the last *closed* box counts (a later unclosed one, e.g. a truncated retry, is skipped).
 
 The given numbers and the target come from the reference answer, in one of two forms:
 
@@ -29,7 +30,7 @@ from fractions import Fraction
 from functools import lru_cache
 
 from harness.errors import HarnessError
-from harness.verifiers import BaseVerifier, Param, Verdict, _builtin
+from harness.verifiers import BaseVerifier, Param, Verdict, _builtin, last_boxed
 
 MAX_EXPR_CHARS = 1000
 MAX_DEPTH = 100  # nested parentheses
@@ -41,30 +42,10 @@ _TOKEN = re.compile(r"[0-9]+|[-+*/()]|\s+|.", re.ASCII | re.DOTALL)
 _INT = re.compile(r"\s*([0-9]{1,18})\s*", re.ASCII)
 _SPEC = re.compile(r"\s*numbers\s*[=:]\s*([0-9]{1,18}(?:\s*,\s*[0-9]{1,18})*)\s*;\s*target\s*[=:]\s*([0-9]{1,18})\s*",
                    re.ASCII | re.IGNORECASE)
-_BOX = "\\boxed{"
 
 
 class _Bad(Exception):
     """The expression is not well formed (carries the verdict reason)."""
-
-
-def _last_box(text: str) -> str | None:
-    """Content of the last \\boxed{...} (nested braces matched), or None if there is none or it is unclosed.
-    Only MAX_EXPR_CHARS + 1 characters after the opening are scanned; a longer box is returned cut, and fails
-    the length check."""
-    i = text.rfind(_BOX)
-    if i < 0:
-        return None
-    start, depth = i + len(_BOX), 0
-    window = text[start:start + MAX_EXPR_CHARS + 1]
-    for k, ch in enumerate(window):
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            if depth == 0:
-                return window[:k]
-            depth -= 1
-    return window if len(window) > MAX_EXPR_CHARS else None
 
 
 def _split_claim(content: str) -> tuple[str, int | None]:
@@ -171,7 +152,7 @@ class Countdown(BaseVerifier):
 
     def _judge(self, response: str, answer: str) -> Verdict:
         given, target = reference(answer)
-        content = _last_box(response)
+        content = last_boxed(response)
         if content is None:
             return Verdict(0.0, None, "no_answer")
         extracted = content.strip()

@@ -33,7 +33,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Optional
 
-from harness.verifiers import BaseVerifier, Param, Verdict, _builtin
+from harness.verifiers import BaseVerifier, Param, Verdict, _builtin, last_boxed
 
 __all__ = ["BoxedMath", "last_boxed", "normalize", "too_complex", "warm"]
 
@@ -43,56 +43,6 @@ MAX_DEPTH = 40  # brace / bracket nesting beyond this is not sent to sympy
 STARTUP_S = 120.0  # how long a fresh worker may take to import math-verify before that is an error
 
 # ------------------------------------------------------------------------------------------- extraction
-_BOX = re.compile(r"\\(?:boxed|fbox)")
-_SPACE_FORM = re.compile(r"[ \t]+([^\s$]+)")
-
-
-def _close(text: str, start: int, limit: int) -> int:
-    """Index of the "}" that closes the "{" at `start`, or -1 if it is not closed before `limit`. Walks the "}"s
-    and counts the "{"s between them in C, so a run of one kind of brace costs one step."""
-    opened, closed, at = 0, 0, start
-    while True:
-        c = text.find("}", at, limit)
-        if c < 0:
-            return -1
-        opened += text.count("{", at, c)
-        closed += 1
-        if closed >= opened:
-            return c
-        at = c + 1
-
-
-def last_boxed(text: str) -> Optional[str]:
-    """Content of the last closed `\\boxed{...}` / `\\fbox{...}` (or `\\boxed x`), or None. Linear time: if the box
-    at q never closes, no earlier box can close after q (its depth there is >= 1 plus the later box's >= 1), so each
-    earlier scan stops at the last unclosed opening and the scans never overlap."""
-    limit = len(text)
-    nb, nf = text.rfind("\\boxed"), text.rfind("\\fbox")  # each cursor only moves left: linear in total
-    while True:
-        p = max(nb, nf)
-        if p < 0:
-            return None
-        if p == nb:
-            nb = text.rfind("\\boxed", 0, p)
-        else:
-            nf = text.rfind("\\fbox", 0, p)
-        m = _BOX.match(text, p)
-        if m is None:
-            continue
-        q = m.end()
-        while q < len(text) and text[q] in " \t\n":
-            q += 1
-        if q < len(text) and text[q] == "{":
-            end = _close(text, q, limit)
-            if end >= 0:
-                return text[q + 1:end]
-            limit = p
-        elif text.startswith("\\boxed", p) and m.end() < len(text) and text[m.end()] in " \t":
-            s = _SPACE_FORM.match(text, m.end())
-            if s is not None:
-                return s.group(1)
-
-
 _SPACING = re.compile(r"\\[,;:! ]|\\left|\\right|\\displaystyle|\s+")
 _FRAC = re.compile(r"\\[dt]frac")
 
@@ -319,6 +269,7 @@ class BoxedMath(BaseVerifier):
     mode strict (the paper's rule) or lenient; see the module docstring."""
 
     name = "boxed_math"
+    GRADED = ("lenient",)
     PARAMS = {
         "mode": Param(str, "strict", lambda v: v in ("strict", "lenient"), "'strict' or 'lenient'"),
         "timeout_s": Param(float, 3.0, lambda v: 0 < v <= 60, "in (0, 60]"),

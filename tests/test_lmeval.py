@@ -155,3 +155,17 @@ def test_chat_and_raw_exports_do_not_share_a_run(tiny_kk, exported):
     r = CliRunner().invoke(app, ["eval", "--engine", "lm-eval", "--model", str(tiny_kk), "--lm-eval-include-path",
                                  str(out), "--lm-eval-tasks", "kk,kk_raw"])
     assert r.exit_code == 2 and "kk_raw" in r.output and "separate runs" in r.output
+
+
+def test_export_reads_graded_keys_from_the_verifier_class_without_scoring(tmp_path, monkeypatch):
+    from harness.lmeval import export_task
+    from harness.tasks import get_task
+    from harness.verifiers import BaseVerifier, get_verifier
+
+    def boom(*a, **k):
+        raise AssertionError("export_task must not run the verifier")
+
+    monkeypatch.setattr(BaseVerifier, "__call__", boom)
+    entry = export_task(get_task("kk"), tmp_path, split="test", limit=2)
+    assert entry["graded"] == []
+    assert (get_verifier("boxed_math").GRADED, get_verifier("reasoning_gym").GRADED) == (("lenient",), ("partial",))

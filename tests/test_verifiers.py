@@ -57,6 +57,8 @@ def test_kk_last_box_counts(kk):
     assert kk(f"first \\boxed{{{wrong}}} then \\boxed{{{ANS2}}}", ANS2).score == 1.0
     v = kk(f"first \\boxed{{{ANS2}}} then \\boxed{{{wrong}}}", ANS2)
     assert (v.score, v.extracted, v.reason) == (0.0, wrong, "wrong")
+    # an unclosed last box is skipped, as boxed_math and countdown do (the last *closed* box counts)
+    assert kk(f"\\boxed{{{ANS2}}} then \\boxed{{{wrong}", ANS2).score == 1.0
 
 
 def test_kk_box_with_braces_is_skipped(kk):
