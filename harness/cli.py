@@ -197,6 +197,14 @@ def eval_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
 
         if engine != "lm-eval" or not lm_eval_tasks:
             raise HarnessError("lm-eval tasks need both --engine lm-eval and --lm-eval-tasks TASK[,TASK...]")
+        unused = [flag for flag, given in (("--split", split != "test"), ("--samples", samples != 1),
+                                           ("--temperature", temperature is not None),
+                                           ("--max-new-tokens", max_new_tokens is not None), ("--vllm", bool(vllm_opt)))
+                  if given]
+        if unused:
+            raise HarnessError(f"{', '.join(unused)} do not apply to --engine lm-eval (its tasks set their own split "
+                               "and generation settings); drop them, or evaluate a harness task with --engine "
+                               "auto / transformers / vllm")
         record_dir, metrics = run_lm_eval(tasks=lm_eval_tasks, model=model, harness_task=task,
                                           include_paths=lm_eval_include_path or [], limit=limit, batch_size=batch_size,
                                           dtype=dtype, seed=seed, num_fewshot=num_fewshot,
@@ -205,6 +213,11 @@ def eval_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
         out.print(f"run record: {record_dir}")
         return
 
+    lm_only = [flag for flag, given in (("--lm-eval-include-path", bool(lm_eval_include_path)),
+                                        ("--lm-eval-chat-template", lm_eval_chat_template is not None),
+                                        ("--num-fewshot", num_fewshot is not None)) if given]
+    if lm_only:
+        raise HarnessError(f"{', '.join(lm_only)} apply only to --engine lm-eval with --lm-eval-tasks; drop them")
     record_dir, metrics = run_eval(task=task, model=model, split=split, limit=limit, samples=samples, temperature=temperature,
                                    max_new_tokens=max_new_tokens, batch_size=batch_size, dtype=dtype, seed=seed,
                                    runs_dir=runs_dir, tasks_dirs=tasks_dir, progress_factory=_progress,
@@ -313,8 +326,9 @@ def leaderboard_cmd(task: Optional[str] = typer.Option(None, help="Only this tas
     from harness.records import read_records, runs_dir as default_runs_dir
 
     root = default_runs_dir(runs_dir)
-    records = [r for r in read_records(root) if r.get("kind") == "run"]
-    effects = [r for r in read_records(root) if r.get("kind") == "effect"]  # shown beside the rows (`harness effect`)
+    every = read_records(root)
+    records = [r for r in every if r.get("kind") == "run"]
+    effects = [r for r in every if r.get("kind") == "effect"]  # shown beside the rows (`harness effect`)
     tasks = sorted({r["config"]["task"] for r in records if task in (None, r["config"]["task"])})
     if not tasks:
         raise HarnessError(f"no run records{f' for task {task}' if task else ''} under {root}; "

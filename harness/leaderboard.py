@@ -170,16 +170,16 @@ def _effects(records: list[dict], rows: list[dict]) -> dict:
         g = m.get("g_star", {})
         for label, d in m.get("datasets", {}).items():
             trained = set(d.get("trained_runs", []))
-            matched = [f"{r['method']['display']} {r['budget']['display']}" for r in rows if trained & set(r["runs"]["value"])]
+            hits = [r for r in rows if trained & set(r["runs"]["value"])]
+            matched = [f"{r['method']['display']} {r['budget']['display']}" for r in hits]
             display = f"{d['mean']:.4g} [{d['ci95'][0]:.3g}, {d['ci95'][1]:.3g}]"
             datasets.append({"data": label, "n": d["n"], "mean": d["mean"], "ci95": d["ci95"], "display": display,
                              "mean_cosine": d.get("mean_cosine"), "model": rec.get("config", {}).get("model"),
                              "params": st.get("params"), "measurement": how,
                              "g_star": f"{g.get('n_prompts')} {st.get('eval_split')} prompts x {g.get('k')}",
                              "trained_runs": sorted(trained), "rows": matched, "record": rec.get("run_id")})
-            for r in rows:
-                if trained & set(r["runs"]["value"]):
-                    r["effect"] = _cell(d["mean"], display, [rec.get("run_id")])
+            for r in hits:
+                r["effect"] = _cell(d["mean"], display, [rec.get("run_id")])
     return {"datasets": datasets, "predictions": predictions}
 
 

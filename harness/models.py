@@ -8,8 +8,10 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from harness.errors import HarnessError
 from harness.records import config_hash, write_atomic
@@ -54,25 +56,49 @@ def resolve(ref: str, task: "TaskSpec | None" = None) -> str:
 def _hub_ref(ref: str) -> str:
     """A hub id as it is when the hub is reachable; its cached snapshot folder when not; else one clear error."""
     try:
-        from huggingface_hub import constants, snapshot_download
+        import huggingface_hub  # noqa: F401
     except ImportError:
         return ref  # loading needs transformers, which brings huggingface_hub; load() says what is missing
-    offline = constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
-    why = "HF_HUB_OFFLINE is set" if offline else _hub_unreachable()
-    if why is None:
-        return ref  # load() turns a missing or gated repository into a clear message
+    from huggingface_hub import snapshot_download
+
+    with hub_offline_unless_reachable() as why:
+        if why is None:
+            return ref  # load() turns a missing or gated repository into a clear message
+        try:
+            return snapshot_download(ref, local_files_only=True)  # cached earlier: load it without the network
+        except Exception:  # not cached (LocalEntryNotFoundError), or not a valid repo id (HFValidationError)
+            raise HarnessError(f"model '{ref}' is not a local folder and cannot be fetched from the Hugging Face hub "
+                               f"({why}); pass a local model folder (one written by save_pretrained, or "
+                               f"`hf download {ref} --local-dir DIR` on a machine with hub access), or 'tiny'") from None
+
+
+@contextmanager
+def hub_offline_unless_reachable() -> Iterator[str | None]:
+    """Yields why the Hugging Face hub cannot be used (HF_HUB_OFFLINE set, or no connection), or None. While the hub
+    is unreachable, huggingface_hub and datasets run with HF_HUB_OFFLINE on, so a cached copy still loads and a
+    missing one fails in seconds instead of a minute of retries; the flags are restored on exit."""
+    from huggingface_hub import constants as hub_constants
+
     try:
-        return snapshot_download(ref, local_files_only=True)  # cached earlier: load it without the network
-    except Exception:  # not cached (LocalEntryNotFoundError), or not a valid repo id (HFValidationError)
-        raise HarnessError(f"model '{ref}' is not a local folder and cannot be fetched from the Hugging Face hub "
-                           f"({why}); pass a local model folder (one written by save_pretrained, or "
-                           f"`hf download {ref} --local-dir DIR` on a machine with hub access), or 'tiny'") from None
+        from datasets import config as ds_config
+    except ImportError:
+        ds_config = None
+    flags = [(m, m.HF_HUB_OFFLINE) for m in (hub_constants, ds_config) if m is not None]
+    env = os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+    why = "HF_HUB_OFFLINE is set" if env or any(v for _, v in flags) else hub_unreachable()
+    try:
+        if why is not None:
+            for m, _ in flags:
+                m.HF_HUB_OFFLINE = True
+        yield why
+    finally:
+        for m, v in flags:
+            m.HF_HUB_OFFLINE = v
 
 
-def _hub_unreachable(timeout: float = 3.0) -> str | None:
-    """Why the hub cannot be reached, or None. One short TCP connect, so an offline machine fails in seconds
-    instead of waiting out the hub client's retries; behind a proxy the hub client is left to decide."""
-    import socket
+def hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the hub cannot be reached, or None. One short TCP connect (once per process and endpoint), so an offline
+    machine fails in seconds instead of waiting out the hub client's retries; behind a proxy the hub client decides."""
     from urllib.parse import urlparse
 
     from huggingface_hub import constants
@@ -81,10 +107,17 @@ def _hub_unreachable(timeout: float = 3.0) -> str | None:
         return None
     url = urlparse(os.environ.get("HF_ENDPOINT") or constants.ENDPOINT)
     port = url.port or (443 if url.scheme == "https" else 80)
+    return _tcp_unreachable(url.hostname, port, timeout)
+
+
+@lru_cache(maxsize=None)
+def _tcp_unreachable(host: str, port: int, timeout: float) -> str | None:
+    import socket
+
     try:
-        socket.create_connection((url.hostname, port), timeout=timeout).close()
+        socket.create_connection((host, port), timeout=timeout).close()
     except OSError as e:
-        return f"cannot connect to {url.hostname}:{port}: {e.strerror or e}"
+        return f"cannot connect to {host}:{port}: {e.strerror or e}"
     return None
 
 

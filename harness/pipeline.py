@@ -73,10 +73,12 @@ def cached_stage(ctx: Context, name: str, cfg: dict, build: Callable[[Path], dic
         main = dist.is_main()
         if main or all_ranks:
             d.mkdir(parents=True, exist_ok=True)
-            ckpts = sorted(d.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
+            from backends._common import resume_checkpoint
+
+            resumed = resume_checkpoint(d)  # what the trainer will resume from (the newest complete checkpoint)
             t0 = time.perf_counter()
             out = build(d)
-            out["resumed_from"] = ckpts[-1].name if ckpts else None
+            out["resumed_from"] = Path(resumed).name if resumed else None
             if main:
                 write_atomic(d / "config.json", dumps(cfg))
                 write_atomic(marker, dumps({"stage": name, "key": key, "dir": str(d), "config": cfg, **out,
@@ -89,8 +91,8 @@ def cached_stage(ctx: Context, name: str, cfg: dict, build: Callable[[Path], dic
     return info
 
 
-def _train_data_sft(ctx: Context, teacher: str, budget: int) -> tuple[list[dict], str]:
-    """SFT demonstrations: the task's reference traces, or a JSONL file of prompt/response pairs."""
+def _train_data_sft(ctx: Context, teacher: str, budget: Optional[int]) -> tuple[list[dict], str]:
+    """SFT demonstrations: the task's reference traces, or a JSONL file of prompt/response pairs (budget None: all)."""
     if teacher.startswith("traces:"):
         style = teacher.split(":", 1)[1]
         if style not in ctx.task.traces:
@@ -98,19 +100,20 @@ def _train_data_sft(ctx: Context, teacher: str, budget: int) -> tuple[list[dict]
                                f"{did_you_mean(style, list(ctx.task.traces))}")
         split = "sft" if "sft" in ctx.task.splits else "train"
         available = ctx.task.split(split).size
-        if available is not None and budget > available:
+        if available is not None and budget is not None and budget > available:
             raise HarnessError(f"budget {format_budget(budget)} is larger than the '{split}' split of '{ctx.task.id}' "
                                f"({available} demonstrations available); lower --budget")
         rows = load_split(ctx.task, split, limit=budget)
         data = [{"id": s["id"], "prompt": render_prompt(ctx.task, s), "completion": s["traces"][style],
                  "answer": s["answer"]} for s in rows if style in s["traces"]]
-        if len(data) < budget:
+        if budget is not None and len(data) < budget:
             raise HarnessError(f"only {len(data)} '{style}' traces are available; lower --budget")
         return data, teacher
     path = Path(teacher)
     if not path.is_file():
         raise HarnessError(f"--teacher '{teacher}' is neither traces:STYLE nor an existing JSONL file "
                            "(rows with prompt/messages and response/completion)")
+    text = path.read_text()
     data = []
     for i, r in enumerate(read_rows(path)):
         prompt = r.get("messages") or r.get("prompt")
@@ -118,9 +121,9 @@ def _train_data_sft(ctx: Context, teacher: str, budget: int) -> tuple[list[dict]
         if prompt is None or not isinstance(completion, str):
             raise HarnessError(f"{path}: row {i + 1} needs 'prompt' (or 'messages') and 'completion' (or 'response')")
         data.append({"id": str(r.get("id", i)), "prompt": prompt, "completion": completion, "answer": r.get("answer")})
-    if len(data) < budget:
+    if budget is not None and len(data) < budget:
         raise HarnessError(f"{path} has {len(data)} demonstrations; budget {format_budget(budget)} needs more")
-    return data[:budget], f"file:{config_hash(path.read_text())}"
+    return data[:budget], f"file:{config_hash(text)}"
 
 
 def stage_sft(ctx: Context, init_ref: str, data: list[dict], data_id: str, tag: str = "sft") -> dict:
@@ -214,33 +217,35 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
         ev = ctx.recipe.get("eval", {})
         engine = make_engine(engine_name, teacher_ref, dtype=ev.get("dtype", "auto"), batch_size=ev.get("batch_size", 32),
                              seed=ctx.seed, vllm=rd.get("vllm"))
-        verifier = get_verifier(ctx.task.verifier.name, ctx.task.verifier.params)
-        size = ctx.task.split(split).size or len(load_split(ctx.task, split))
-        rng = random.Random(ctx.seed)
-        kept: list[dict] = []
-        rollouts = tokens = 0
-        start = 0
-        chunk = max(64, target // 2)
-        with progress_bar(ctx.progress, f"sample variant {variant}") as cb:
-            while len(kept) < target and start < size:
-                rows = load_split(ctx.task, split, limit=min(size, start + chunk), offset=start)
-                prompts = [render_prompt(ctx.task, s) for s in rows]
-                params = SamplingParams(n=n, temperature=temperature, max_new_tokens=max_new,
-                                        stop=tuple(ctx.task.generation.stop), seed=ctx.seed * 7919 + start)
-                gens = engine.generate(prompts, params)
-                for s, prompt, gs in zip(rows, prompts, gens):
-                    rollouts += len(gs)
-                    tokens += sum(g.n_tokens for g in gs)
-                    good = [g.text for g in gs if verifier(g.text, s["answer"], truncated=g.truncated).score == 1.0]
-                    if good:
-                        # One per prompt, chosen with the seed, so no prompt is over-represented.
-                        kept.append({"id": s["id"], "prompt": prompt, "completion": rng.choice(good),
-                                     "answer": s["answer"], "level": s["level"]})
-                start += len(rows)
-                if cb:
-                    cb(min(len(kept), target), target, f"kept {len(kept)} of {start} prompts")
-        if hasattr(engine, "close"):
-            engine.close()  # vLLM: give the GPU back before the SFT stage
+        try:
+            verifier = get_verifier(ctx.task.verifier.name, ctx.task.verifier.params)
+            size = ctx.task.split(split).size or len(load_split(ctx.task, split))
+            rng = random.Random(ctx.seed)
+            kept: list[dict] = []
+            rollouts = tokens = 0
+            start = 0
+            chunk = max(64, target // 2)
+            with progress_bar(ctx.progress, f"sample variant {variant}") as cb:
+                while len(kept) < target and start < size:
+                    rows = load_split(ctx.task, split, limit=min(size, start + chunk), offset=start)
+                    prompts = [render_prompt(ctx.task, s) for s in rows]
+                    params = SamplingParams(n=n, temperature=temperature, max_new_tokens=max_new,
+                                            stop=tuple(ctx.task.generation.stop), seed=ctx.seed * 7919 + start)
+                    gens = engine.generate(prompts, params)
+                    for s, prompt, gs in zip(rows, prompts, gens):
+                        rollouts += len(gs)
+                        tokens += sum(g.n_tokens for g in gs)
+                        good = [g.text for g in gs if verifier(g.text, s["answer"], truncated=g.truncated).score == 1.0]
+                        if good:
+                            # One per prompt, chosen with the seed, so no prompt is over-represented.
+                            kept.append({"id": s["id"], "prompt": prompt, "completion": rng.choice(good),
+                                         "answer": s["answer"], "level": s["level"]})
+                    start += len(rows)
+                    if cb:
+                        cb(min(len(kept), target), target, f"kept {len(kept)} of {start} prompts")
+        finally:
+            if hasattr(engine, "close"):
+                engine.close()  # vLLM: give the GPU back before the SFT stage (or after a failure)
         random.Random(ctx.seed).shuffle(kept)
         write_atomic(d / "redistill.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
         return {"data_path": str(d / "redistill.jsonl"), "kept": len(kept), "prompts_tried": start, "engine": engine.name,
@@ -263,13 +268,21 @@ def resolve_init(ctx: Context, init: str) -> str:
     return resolve_run_or_path(ctx, init, "--init")
 
 
+def run_model_path(records: list[dict], run_id: str) -> Optional[str]:
+    """The evaluated model of run `run_id` (None: no such run); an error if its stage folder was removed."""
+    rec = next((r for r in records if r.get("run_id") == run_id), None)
+    if rec is None:
+        return None
+    path = rec.get("model_path")
+    if not path or not Path(path).is_dir():
+        raise HarnessError(f"run {run_id} has no model on disk (its stage folder was removed); retrain it")
+    return path
+
+
 def resolve_run_or_path(ctx: Context, ref: str, flag: str) -> str:
-    for rec in read_records(ctx.root):
-        if rec.get("run_id") == ref:
-            path = rec.get("model_path")
-            if not path or not Path(path).is_dir():
-                raise HarnessError(f"run {ref} has no model on disk (its stage folder was removed); retrain it")
-            return path
+    path = run_model_path(read_records(ctx.root), ref)
+    if path is not None:
+        return path
     p = Path(ref)
     if p.is_dir():
         return models.resolve(ref)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 from harness import models
+from harness.errors import HarnessError
 from harness.evaluate import evaluate
 from harness.progress import progress_bar
 from harness.records import new_run_id, provenance, runs_dir as default_runs_dir, write_record
@@ -23,6 +24,12 @@ def run_eval(*, task: str, model: str = "tiny", split: str = "test", limit: Opti
     spec = get_task(task, tasks_dirs)
     spec.split(split)  # fail on an unknown split before building or loading anything
     requested, engine = engine, pick_engine(engine)  # and on an engine that is not installed
+    if vllm and requested == "transformers":
+        raise HarnessError("--vllm settings apply only to the vLLM engine, but this eval runs on 'transformers'; "
+                           "drop --vllm or pass --engine vllm (or auto)")
+    # With --engine auto the same command must run on a GPU machine and on a laptop: where auto falls back to
+    # transformers the vLLM settings are unused, and the record says so.
+    ignored = {"vllm_ignored": vllm} if vllm and engine != "vllm" else {}
     ref = models.resolve(model, spec)
     eng = make_engine(engine, ref, dtype=dtype, batch_size=batch_size, seed=seed, vllm=vllm)
     t0 = time.perf_counter()
@@ -32,7 +39,7 @@ def run_eval(*, task: str, model: str = "tiny", split: str = "test", limit: Opti
     config = {"command": "eval", "task": spec.id, "model": model, "model_path": ref, "split": split, "limit": limit,
               "samples": samples, "temperature": metrics["temperature"], "max_new_tokens": metrics["max_new_tokens"],
               "batch_size": batch_size, "dtype": dtype, "seed": seed, "engine": eng.name,
-              "engine_requested": requested, **({"vllm": vllm} if vllm and eng.name == "vllm" else {})}
+              "engine_requested": requested, **({"vllm": vllm} if vllm and eng.name == "vllm" else {}), **ignored}
     record = {"kind": "eval", "method": "base", "config": config, "provenance": provenance(seed, spec),
               "metrics": metrics, "wall_seconds": {"eval": time.perf_counter() - t0}}
     path = write_record(default_runs_dir(runs_dir), new_run_id(spec.id, "eval"), record, rows)

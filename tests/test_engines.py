@@ -236,3 +236,44 @@ def test_hub_id_cached_loads_from_cache_offline(monkeypatch, tmp_path):
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert resolve("org/cached") == str(snap)
+
+
+def test_hub_probe_runs_once_per_process_and_offline_flags_are_restored(monkeypatch):
+    import socket
+
+    import datasets.config
+    import huggingface_hub.constants as hc
+
+    from harness import models
+
+    for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:7")  # the echo port: refused here
+    calls = []
+    real = socket.create_connection
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: calls.append(a) or real(*a, **k))
+    models._tcp_unreachable.cache_clear()
+    assert "cannot connect to 127.0.0.1:7" in models.hub_unreachable()
+    with models.hub_offline_unless_reachable() as why:
+        assert why.startswith("cannot connect") and hc.HF_HUB_OFFLINE is True and datasets.config.HF_HUB_OFFLINE is True
+    assert len(calls) == 1  # the TCP probe ran once
+    assert hc.HF_HUB_OFFLINE is False and datasets.config.HF_HUB_OFFLINE is False
+
+
+def test_vllm_settings_on_transformers_are_one_clear_error_and_ignored_by_auto(tmp_path, monkeypatch):
+    import json
+
+    from harness.errors import HarnessError
+    from harness.run_eval import run_eval
+
+    monkeypatch.setattr(engines, "cuda_available", lambda: False)
+    with pytest.raises(HarnessError, match=r"--vllm settings apply only to the vLLM engine.*'transformers'"):
+        run_eval(task="kk", model="tiny", limit=1, runs_dir=tmp_path, engine="transformers", vllm={"max_model_len": 64})
+    assert not list(tmp_path.iterdir())
+    # auto on a machine without vLLM/GPU: the same command runs, and the record says the settings went unused
+    path, _ = run_eval(task="kk", model="tiny", limit=1, max_new_tokens=4, runs_dir=tmp_path, engine="auto",
+                       vllm={"max_model_len": 64})
+    cfg = json.loads((path / "record.json").read_text())["config"]
+    assert cfg["engine"] == "transformers" and cfg["vllm_ignored"] == {"max_model_len": 64} and "vllm" not in cfg
