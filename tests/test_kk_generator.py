@@ -172,3 +172,50 @@ def test_bad_params_through_a_task_are_one_clear_error(tmp_path):
     with pytest.raises(HarnessError, match=r"generator 'kk' cannot make sample 0 .*names must be 'common'.*fix "
                                            r"source.generator.params"):
         load_split(get_task(str(tmp_path / "kk_bad.yaml")), "test", limit=1)
+
+
+def test_terse_style_is_the_same_puzzle_in_one_line_per_person():
+    for i in range(30):
+        prose = kk.generate(seed=5, split="sft", index=i, people=(2, 4), names="letters")
+        terse = kk.generate(seed=5, split="sft", index=i, people=(2, 4), names="letters", style="terse")
+        assert terse["metadata"]["key"] == prose["metadata"]["key"] and terse["answer"] == prose["answer"]
+        lines = re.findall(r"([A-L]): (.*?)\.(?: |$)", terse["question"])
+        assert [name for name, _ in lines] == terse["metadata"]["names"]
+    assert kk.render_terse(["not", ["or", ["knight", 0], ["not", ["knave", 2]]]], ["A", "B", "C"]) == \
+        "not (A knight or C not knave)"
+    assert kk.render_terse(["imply", ["knight", 0], ["iff", ["knave", 1], ["knight", 2]]], ["A", "B", "C"]) == \
+        "if A knight then (B knave iff C knight)"
+    with pytest.raises(ValueError, match="style"):
+        kk.generate(seed=0, split="x", index=0, style="poem")
+
+
+@pytest.mark.parametrize("style", ["terse", "prose"])
+def test_explicit_trace_checks_are_right(style):
+    """Every check in the explicit trace, re-done by the independent evaluator: the claim is the one its speaker
+    makes in the prompt, its value under the roles of that step is right, and the verdict says whether it fits."""
+    backtracked = 0
+    for i in range(60):
+        d = kk.generate(seed=9, split="sft", index=i, people=(2, 4), names="letters", style=style)
+        st, names = d["metadata"]["statements"], d["metadata"]["names"]
+        claims = (dict(re.findall(r"([A-L]): (.*?)\.(?: |$)", d["question"])) if style == "terse"
+                  else {n: kk.render(t, names) for n, t in zip(names, st)})
+        body, box = d["traces"]["explicit"].rsplit(" The final answer is: ", 1)
+        assert box == f"\\boxed{{{d['answer']}}}."
+        backtracked += "back to" in body
+        roles = None
+        for step in re.split(r"(?<=\.) ", body):
+            if step.startswith("back to "):
+                continue
+            state, checks = step[:-1].split(": ", 1)
+            roles = {n: r == "knight" for n, r in re.findall(r"([A-L]) (knight|knave)", state)}
+            assign = [roles.get(n) for n in names]
+            for check in checks.split("; "):
+                m = re.fullmatch(r"([A-L]) says (.*?)(?: = [^=]*)? = ([TF]), (ok|contradiction)", check)
+                assert m, check
+                speaker, claim, value, verdict = m.groups()
+                p = names.index(speaker)
+                assert claim == claims[speaker]
+                assert (value == "T") == truth(st[p], assign)
+                assert (verdict == "ok") == ((value == "T") == roles[speaker])
+        assert [roles[n] for n in names] == d["metadata"]["solution"]  # the last step holds the answer
+    assert backtracked

@@ -1,8 +1,14 @@
 """Knights & Knaves puzzles in the style of Xie et al. 2024 ("On Memorization of LLMs in Logical
 Reasoning"): one random statement tree per person, kept only when exactly one knight/knave assignment
 is consistent, rendered as the paper's quiz text together with two reference traces: "short" (the
-generator's own depth-first chain of thought, as in the paper's SFT data) and "long" (a verbose
-systematic search with a final verification).
+generator's own depth-first chain of thought, as in the paper's SFT data), "long" (a verbose
+systematic search with a final verification), "compact" (the short search in a few words per step) and
+"explicit" (the same search with every check written out: the claim copied from the prompt, the truth value
+of each of its parts under the current roles, its value and the verdict; a very small model learns the
+logic from it, not only the format).
+
+style "prose" renders the quiz as the paper does; "terse" writes one line per person, `A: B knave or C knight.`,
+so a very small model spends its few training steps on the logic rather than on long, varied sentences.
 
 Statement trees are JSON-friendly lists over 0-based person indices (name order):
 ["knight", i], ["knave", i], ["not", s], ["and", s, ...], ["or", s, ...], ["imply", s, t], ["iff", s, t].
@@ -172,6 +178,24 @@ def render(tree: list, names: list[str]) -> str:
     return f"{parts[0]} if and only if {parts[1]}"
 
 
+def render_terse(tree: list, names: list[str], leaf=None) -> str:
+    """A statement in few words (`B knave or (C knight and A not knave)`); `leaf` replaces each leaf's text
+    (the explicit trace writes truth values in the claim's shape)."""
+    op = tree[0]
+    if _is_leaf(tree):
+        if leaf is not None:
+            return leaf(tree)
+        return f"{names[tree[1]]} {op}" if op != "not" else f"{names[tree[1][1]]} not {tree[1][0]}"
+    parts = [render_terse(t, names, leaf) if _is_leaf(t) else f"({render_terse(t, names, leaf)})" for t in tree[1:]]
+    if op == "not":
+        return f"not {parts[0]}"
+    if op in ("and", "or"):
+        return f" {op} ".join(parts)
+    if op == "imply":
+        return f"if {parts[0]} then {parts[1]}"
+    return f"{parts[0]} iff {parts[1]}"
+
+
 def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -266,6 +290,30 @@ def _compact_trace(tape: list, names: list[str], answer: str) -> str:
     return " ".join(steps)
 
 
+def _explicit_trace(tape: list, statements: list, names: list[str], answer: str, claim) -> str:
+    """The search with nothing left implicit: at each step that can check a claim, the roles assigned so far, then for
+    each such claim: who says it, the claim as written in the prompt, the truth value of each part in the claim's
+    shape, its value, and whether that fits the speaker's role."""
+    steps = []
+    for ev in tape:
+        if ev[0] == "back":
+            steps.append(f"back to {names[ev[2]]}.")
+            continue
+        _, p, _, checks, _, assign = ev
+        state = " ".join(f"{names[i]} {'knight' if assign[i] else 'knave'}" for i in range(p + 1))
+        parts = []
+        for s, value in checks:
+            tree = statements[s]
+            text = f"{names[s]} says {claim(tree, names)}"
+            if not _is_leaf(tree):
+                text += " = " + render_terse(tree, names, leaf=lambda t: "T" if evaluate(t, assign) else "F")
+            parts.append(f"{text} = {'T' if value else 'F'}, {'ok' if value == assign[s] else 'contradiction'}")
+        if parts:  # an assumption with nothing to check yet shows up in the next step's roles
+            steps.append(f"{state}: {'; '.join(parts)}.")
+    steps.append(f"The final answer is: \\boxed{{{answer}}}.")
+    return " ".join(steps)
+
+
 def _why(tree: list, assign: list, names: list[str]) -> str:
     """The facts a statement's truth value rests on: the speaker-independent parts one level down."""
     if _is_leaf(tree):
@@ -322,12 +370,15 @@ LETTERS = tuple("ABCDEFGHIJKL")
 
 def generate(*, seed: int, split: str, index: int, partition: tuple[int, int] = (0, 1),
              people: list[int] | tuple[int, int] = (2, 3), depth: int = 2, width: int = 2,
-             names: str = "common") -> dict:
+             names: str = "common", style: str = "prose") -> dict:
     """names: "common" draws first names (Xie et al.); "letters" calls the people A, B, C, ... in order, which
-    spares a very small model from copying names out of the prompt."""
+    spares a very small model from copying names out of the prompt. style: "prose" (the paper's quiz text) or
+    "terse" (`A: B knave or C knight.`, one line per person); the puzzle and its key are the same either way."""
     names_kind = names
     if names_kind not in ("common", "letters"):
         raise ValueError(f"names must be 'common' or 'letters', got {names_kind!r}")
+    if style not in ("prose", "terse"):
+        raise ValueError(f"style must be 'prose' or 'terse', got {style!r}")
     lo, hi = (int(x) for x in people)
     if not 2 <= lo <= hi <= MAX_PEOPLE:
         raise ValueError(f"people must be [min, max] with 2 <= min <= max <= {MAX_PEOPLE}, got {people}")
@@ -355,13 +406,17 @@ def generate(*, seed: int, split: str, index: int, partition: tuple[int, int] = 
         winner = ok.bit_length() - 1
         solution = [bool(winner >> i & 1) for i in range(n)]
         names = rng.sample(NAMES, n) if names_kind == "common" else list(LETTERS[:n])
-        lines = []
-        for p, tree in enumerate(statements):
-            claim = render(tree, names)
-            lines.append(rng.choice(TEMPLATES).format(name=names[p], content=claim, Content=_cap(claim)))
-        cast = " and ".join(names) if n == 2 else ", ".join(names[:-1]) + ", and " + names[-1]
-        question = (f"{INTRO}You meet {n} inhabitants: {cast}. {' '.join(lines)} "
-                    f"So who is a knight and who is a knave?")
+        claim = render if style == "prose" else render_terse
+        if style == "terse":
+            question = " ".join(f"{names[p]}: {claim(tree, names)}." for p, tree in enumerate(statements))
+        else:
+            lines = []
+            for p, tree in enumerate(statements):
+                text = render(tree, names)
+                lines.append(rng.choice(TEMPLATES).format(name=names[p], content=text, Content=_cap(text)))
+            cast = " and ".join(names) if n == 2 else ", ".join(names[:-1]) + ", and " + names[-1]
+            question = (f"{INTRO}You meet {n} inhabitants: {cast}. {' '.join(lines)} "
+                        f"So who is a knight and who is a knave?")
         answer = _answer(names, solution)
         tape = _search(statements, n)
         return {
@@ -370,9 +425,10 @@ def generate(*, seed: int, split: str, index: int, partition: tuple[int, int] = 
             "level": n,
             "traces": {"short": _short_trace(tape, statements, names, answer),
                        "compact": _compact_trace(tape, names, answer),
+                       "explicit": _explicit_trace(tape, statements, names, answer, claim),
                        "long": _long_trace(tape, statements, names, solution, answer)},
             "metadata": {"n_people": n, "names": names, "solution": solution, "statements": statements,
-                         "depth": depth, "width": width, "key": key},
+                         "depth": depth, "width": width, "style": style, "key": key},
         }
     raise RuntimeError(f"no unique K&K puzzle with {n} people after {MAX_ATTEMPTS} attempts "
                        f"(depth={depth}, width={width}, partition={partition})")
