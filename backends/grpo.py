@@ -7,14 +7,16 @@ Recipe keys (all optional):
     num_generations 8         prompts_per_step 16       micro_batch_size (largest divisor of the step's batch <= 64)
     temperature 0.7           top_p 1.0                 max_completion_length 256
     clip 0.2 (epsilon)        kl 0.0 (beta)             entropy_coef 0.0      loss_type grpo
+    num_iterations 1 (updates per generated batch)
     scale_rewards true        reward_requires_eos true
-    steps (default: len(data) * epochs // prompts_per_step)    epochs 1
+    steps: RL steps (generations; default len(data) * epochs // prompts_per_step)    epochs 1
     eval_every 0 (off)        logging_steps 1           save_steps (20% of steps)
 
-One optimizer step = one RL step: prompts_per_step prompts × num_generations completions, generated once, then
-trained in micro-batches of micro_batch_size completions with gradient accumulation (per_device_train_batch_size =
-micro_batch_size, gradient_accumulation_steps = steps_per_generation = batch / micro_batch_size, generation_batch_size
-= batch, num_iterations 1). scale_rewards true is TRL's "group" scaling, (r - group mean) / (group std + 1e-4) (the
+One RL step = prompts_per_step prompts × num_generations completions, generated once, then trained in micro-batches of
+micro_batch_size completions with gradient accumulation (per_device_train_batch_size = micro_batch_size,
+gradient_accumulation_steps = steps_per_generation = batch / micro_batch_size, generation_batch_size = batch): one
+optimizer step, or num_iterations of them on the same completions (TRL's μ; the clipped ratio keeps the later ones
+close to the policy that generated). On a CPU generation is most of an RL step's time, so μ > 1 buys updates cheaply. scale_rewards true is TRL's "group" scaling, (r - group mean) / (group std + 1e-4) (the
 paper's code adds 1e-6); false (or "none") only centres; "batch" scales by the batch std.
 
 The reward is exactly `spec.verifier(response, answer, truncated=...)`, where truncated means the completion has no
@@ -58,6 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "steps": None,
     "epochs": 1,
     "loss_type": "grpo",
+    "num_iterations": 1,
     "scale_rewards": True,
     "reward_requires_eos": True,
     "eval_every": 0,
@@ -175,6 +178,8 @@ def train(spec: TrainSpec) -> TrainResult:
         raise HarnessError(f"rl: {len(spec.data)} prompts is fewer than prompts_per_step ({P}); lower "
                            "prompts_per_step or give more data")
     steps = r["steps"] if r["steps"] is not None else max(1, len(spec.data) * r["epochs"] // P)
+    if not isinstance(r["num_iterations"], int) or r["num_iterations"] < 1:
+        raise HarnessError(f"rl recipe: num_iterations must be an integer >= 1, got {r['num_iterations']!r}")
     scale = {True: "group", False: "none"}.get(r["scale_rewards"], r["scale_rewards"])
     if scale not in ("group", "batch", "none"):
         raise HarnessError(f"rl recipe: scale_rewards must be true, false, 'group', 'batch' or 'none', got {scale!r}")
@@ -196,12 +201,12 @@ def train(spec: TrainSpec) -> TrainResult:
             weight_decay=r["weight_decay"],
             warmup_steps=r["warmup_steps"],
             lr_scheduler_type=r["lr_scheduler"],
-            max_steps=steps,
+            max_steps=steps * r["num_iterations"],
             num_generations=G,
             per_device_train_batch_size=micro,
             gradient_accumulation_steps=batch // micro,
             generation_batch_size=batch,  # one generation per optimizer step
-            num_iterations=1,
+            num_iterations=r["num_iterations"],
             temperature=r["temperature"],
             top_p=r["top_p"],
             max_completion_length=r["max_completion_length"],
@@ -245,7 +250,7 @@ def train(spec: TrainSpec) -> TrainResult:
     gs = trainer.state.global_step
     counts = {
         "optimizer_steps": gs,
-        # every generated completion is trained on once (num_iterations 1), on each of the processes
+        # each optimizer step trains on one generated batch (num_iterations steps share one), on each process
         "sequences_trained": gs * batch * trainer.accelerator.num_processes,
         "tokens_trained": int(trainer.state.num_input_tokens_seen),  # TRL's count: prompt + completion tokens
         **counter.totals(trainer.accelerator),
