@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 HOME_ENV = "HARNESS_HOME"
 # A standard Qwen2 decoder, small enough to train on 2 CPU cores in minutes. Bump TINY_VERSION when the
 # build recipe changes so cached models are rebuilt.
-TINY_VERSION = 2
-TINY_CONFIG = {"hidden_size": 256, "intermediate_size": 768, "num_hidden_layers": 4, "num_attention_heads": 4,
+TINY_VERSION = 3
+TINY_CONFIG = {"hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 4, "num_attention_heads": 4,
                "num_key_value_heads": 2, "max_position_embeddings": 4096, "vocab_size_target": 2048,
                "corpus_per_split": 200, "init_seed": 0}
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]

@@ -19,7 +19,7 @@ prompt:
   system: "You are a careful logician. Answer in {braces} if asked."
   template: "{question}\\nGive the final answer as \\\\boxed{{...}}."
 verifier: {name: kk_boxed}
-generation: {max_new_tokens: 1024, temperature: 0.0, stop: ["o", "a"]}
+generation: {max_new_tokens: 1024, temperature: 0.0, stop: ["o", "a", "\\n\\n"]}
 """
 
 
