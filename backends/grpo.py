@@ -16,7 +16,8 @@ One RL step = prompts_per_step prompts × num_generations completions, generated
 micro_batch_size completions with gradient accumulation (per_device_train_batch_size = micro_batch_size,
 gradient_accumulation_steps = steps_per_generation = batch / micro_batch_size, generation_batch_size = batch): one
 optimizer step, or num_iterations of them on the same completions (TRL's μ; the clipped ratio keeps the later ones
-close to the policy that generated). On a CPU generation is most of an RL step's time, so μ > 1 buys updates cheaply. scale_rewards true is TRL's "group" scaling, (r - group mean) / (group std + 1e-4) (the
+close to the policy that generated). On a CPU generation is most of an RL step's time, so μ > 1 buys updates cheaply.
+scale_rewards true is TRL's "group" scaling, (r - group mean) / (group std + 1e-4) (the
 paper's code adds 1e-6); false (or "none") only centres; "batch" scales by the batch std.
 
 The reward is exactly `spec.verifier(response, answer, truncated=...)`, where truncated means the completion has no

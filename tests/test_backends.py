@@ -280,4 +280,3 @@ def test_resume_skips_a_checkpoint_cut_off_mid_write(tmp_path):
             (d / "trainer_state.json").write_text(state)
     # 8 has no trainer_state.json (killed before it was written), 6 a truncated one: resume from 4
     assert resume_checkpoint(tmp_path) == str(tmp_path / "checkpoint-4")
-
