@@ -290,10 +290,10 @@ def _compact_trace(tape: list, names: list[str], answer: str) -> str:
     return " ".join(steps)
 
 
-def _explicit_trace(tape: list, statements: list, names: list[str], answer: str, claim) -> str:
+def _explicit_trace(tape: list, statements: list, names: list[str], answer: str, claims: list[str]) -> str:
     """The search with nothing left implicit: at each step that can check a claim, the roles assigned so far, then for
     each such claim: who says it, the claim as written in the prompt, the truth value of each part in the claim's
-    shape, its value, and whether that fits the speaker's role."""
+    shape, its value, and whether that fits the speaker's role. `claims` are the claims as the prompt words them."""
     steps = []
     for ev in tape:
         if ev[0] == "back":
@@ -304,7 +304,7 @@ def _explicit_trace(tape: list, statements: list, names: list[str], answer: str,
         parts = []
         for s, value in checks:
             tree = statements[s]
-            text = f"{names[s]} says {claim(tree, names)}"
+            text = f"{names[s]} says {claims[s]}"
             if not _is_leaf(tree):
                 text += " = " + render_terse(tree, names, leaf=lambda t: "T" if evaluate(t, assign) else "F")
             parts.append(f"{text} = {'T' if value else 'F'}, {'ok' if value == assign[s] else 'contradiction'}")
@@ -406,14 +406,12 @@ def generate(*, seed: int, split: str, index: int, partition: tuple[int, int] = 
         winner = ok.bit_length() - 1
         solution = [bool(winner >> i & 1) for i in range(n)]
         names = rng.sample(NAMES, n) if names_kind == "common" else list(LETTERS[:n])
-        claim = render if style == "prose" else render_terse
+        claims = [(render if style == "prose" else render_terse)(tree, names) for tree in statements]
         if style == "terse":
-            question = " ".join(f"{names[p]}: {claim(tree, names)}." for p, tree in enumerate(statements))
+            question = " ".join(f"{names[p]}: {text}." for p, text in enumerate(claims))
         else:
-            lines = []
-            for p, tree in enumerate(statements):
-                text = render(tree, names)
-                lines.append(rng.choice(TEMPLATES).format(name=names[p], content=text, Content=_cap(text)))
+            lines = [rng.choice(TEMPLATES).format(name=names[p], content=text, Content=_cap(text))
+                     for p, text in enumerate(claims)]
             cast = " and ".join(names) if n == 2 else ", ".join(names[:-1]) + ", and " + names[-1]
             question = (f"{INTRO}You meet {n} inhabitants: {cast}. {' '.join(lines)} "
                         f"So who is a knight and who is a knave?")
@@ -425,7 +423,7 @@ def generate(*, seed: int, split: str, index: int, partition: tuple[int, int] = 
             "level": n,
             "traces": {"short": _short_trace(tape, statements, names, answer),
                        "compact": _compact_trace(tape, names, answer),
-                       "explicit": _explicit_trace(tape, statements, names, answer, claim),
+                       "explicit": _explicit_trace(tape, statements, names, answer, claims),
                        "long": _long_trace(tape, statements, names, solution, answer)},
             "metadata": {"n_people": n, "names": names, "solution": solution, "statements": statements,
                          "depth": depth, "width": width, "style": style, "key": key},
