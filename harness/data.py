@@ -1,12 +1,13 @@
 """Data sources: a task's split as a list of samples.
 
 Every sample is a dict with `id`, `index`, the task's fields, `answer`, `level`, `traces` and `metadata`.
-Sample i of a procedural split is a pure function of (seed, split, i); file and hub splits are a seeded,
-windowed view of the source rows.
+Sample i of a procedural split is a pure function of (seed, split, i), and no puzzle comes twice in a split;
+file and hub splits are a seeded, windowed view of the source rows.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -33,24 +34,8 @@ def load_split(spec: TaskSpec, split: str, limit: Optional[int] = None, offset: 
         n = sp.size if limit is None else min(limit, sp.size)
         return [_sample(spec, split, i, f) for i, f in enumerate(split_fields(spec, split, n)) if i >= offset]
     if spec.source.generator is not None and sp.source is None:
-        from harness.generators import GENERATORS
-
-        gen = GENERATORS.get(spec.source.generator.name)
-        params = {**spec.source.generator.params, **sp.params}
         n = sp.size if limit is None else min(limit, sp.size)
-        rows = []
-        for i in range(offset, n):
-            try:
-                fields = gen(seed=sp.seed, split=split, index=i, partition=spec.partition(split), **params)
-            except TypeError as e:
-                raise HarnessError(f"task '{spec.id}': generator '{spec.source.generator.name}' rejected its params "
-                                   f"{params}: {e}; fix source.generator.params or splits.{split}.params") from None
-            except (RuntimeError, ValueError) as e:  # bad values, or no puzzle fits them
-                raise HarnessError(f"task '{spec.id}' split '{split}': generator '{spec.source.generator.name}' "
-                                   f"cannot make sample {i} with params {params}: {e}; fix source.generator.params "
-                                   f"or splits.{split}.params") from None
-            rows.append(_sample(spec, split, i, fields))
-        return rows
+        return [_sample(spec, split, i, fields) for i, fields in _generated(spec, split, offset, n)]
     src = sp.source or spec.source
     rows = _source_rows(spec, src, sp.from_ or split)
     if sp.shuffle:
@@ -66,6 +51,71 @@ def load_split(spec: TaskSpec, split: str, limit: Optional[int] = None, offset: 
         window = window[:limit]
     return [_sample(spec, split, sp.start + i, _map_columns(spec, r, src.columns)) for i, r in enumerate(window)
             if i >= offset]
+
+
+MAX_REDRAWS = 64  # per sample: a split whose puzzles keep repeating is too small for its params
+
+
+def puzzle_key(fields: dict) -> str:
+    """A puzzle's identity: the generator's canonical `metadata.key` (K&K: its statements, countdown: the numbers
+    and target), else a hash of the sample's fields (question, answer, ...) without traces and metadata."""
+    key = (fields.get("metadata") or {}).get("key")
+    if key is not None:
+        return str(key)
+    text = json.dumps({k: v for k, v in fields.items() if k not in ("traces", "metadata")}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# (generator, seed, split, partition, params) -> (keys of the split's prefix, the redraw that made each sample):
+# `offset` reads only need the prefix's keys, and a chunked reader (re-distillation) pays for each sample once.
+_PREFIX: dict[tuple, tuple[list[str], list[int]]] = {}
+
+
+def _generated(spec: TaskSpec, split: str, offset: int, n: int) -> list[tuple[int, dict]]:
+    """Samples [offset, n) of a generator split, with no puzzle twice in the split. Sample i whose puzzle repeats an
+    earlier one is redrawn from the same index under the split names `split~1`, `split~2`, ...: the index, hence its
+    level (index % levels), stays; and it is still a pure function of (seed, split, i)."""
+    from harness.generators import GENERATORS
+
+    sp = spec.split(split)
+    name = spec.source.generator.name
+    gen = GENERATORS.get(name)
+    params = {**spec.source.generator.params, **sp.params}
+    partition = spec.partition(split)
+
+    def make(i: int, redraw: int) -> dict:
+        try:
+            return gen(seed=sp.seed, split=split if redraw == 0 else f"{split}~{redraw}", index=i,
+                       partition=partition, **params)
+        except TypeError as e:
+            raise HarnessError(f"task '{spec.id}': generator '{name}' rejected its params "
+                               f"{params}: {e}; fix source.generator.params or splits.{split}.params") from None
+        except (RuntimeError, ValueError) as e:  # bad values, or no puzzle fits them
+            raise HarnessError(f"task '{spec.id}' split '{split}': generator '{name}' "
+                               f"cannot make sample {i} with params {params}: {e}; fix source.generator.params "
+                               f"or splits.{split}.params") from None
+
+    cache_key = (gen, sp.seed, split, partition, json.dumps(params, sort_keys=True, default=str))
+    keys, redraws = _PREFIX.setdefault(cache_key, ([], []))
+    out = [(i, make(i, redraws[i])) for i in range(offset, min(n, len(keys)))]
+    seen = set(keys)
+    for i in range(len(keys), n):
+        for redraw in range(MAX_REDRAWS + 1):
+            fields = make(i, redraw)
+            key = puzzle_key(fields)
+            if key not in seen:
+                break
+        else:
+            raise HarnessError(f"task '{spec.id}' split '{split}' cannot hold {sp.size} distinct puzzles: only {i} "
+                               f"were found (sample {i}, level {fields.get('level')}, repeated an earlier puzzle "
+                               f"{MAX_REDRAWS + 1} times) with params {params}; lower splits.{split}.size or widen "
+                               f"splits.{split}.params / source.generator.params")
+        seen.add(key)
+        keys.append(key)
+        redraws.append(redraw)
+        if i >= offset:
+            out.append((i, fields))
+    return out
 
 
 def _map_columns(spec: TaskSpec, row: dict, columns: dict[str, str]) -> dict:
