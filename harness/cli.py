@@ -271,12 +271,13 @@ def compare_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
                 runs_dir: Optional[Path] = typer.Option(None), tasks_dir: Optional[List[Path]] = TasksDir) -> None:
     """Run a grid of methods × budgets × seeds (reusing every finished cell and stage), then print the table."""
     from harness.compare import compare
-    from harness.leaderboard import build_table, render_markdown
+    from harness.leaderboard import build_table, load_outcomes, render_markdown
+    from harness.records import runs_dir as default_runs_dir
 
     records = compare(task=task, methods=methods, budgets=budgets, seeds=seeds, model=model, config=config,
                       sets=set_ or [], init=init, teacher=teacher, runs_dir=runs_dir, tasks_dirs=tasks_dir,
                       progress_factory=_progress, log=lambda s: console.print(s, markup=False))
-    out.print(render_markdown(build_table(records)), markup=False, highlight=False)
+    out.print(render_markdown(build_table(load_outcomes(records, default_runs_dir(runs_dir)))), markup=False, highlight=False)
 
 
 @app.command("effect")
@@ -322,7 +323,7 @@ def leaderboard_cmd(task: Optional[str] = typer.Option(None, help="Only this tas
                     runs_dir: Optional[Path] = typer.Option(None, help="Records to read (default ./runs or $HARNESS_RUNS_DIR)."),
                     out_dir: Path = typer.Option(Path("leaderboards"), "--out", help="Tables go to OUT/<task>/.")) -> None:
     """Build leaderboard tables (Markdown, CSV, JSON), a plot and an HTML page from run records only."""
-    from harness.leaderboard import build_table, write_leaderboard
+    from harness.leaderboard import build_table, load_outcomes, write_leaderboard
     from harness.records import read_records, runs_dir as default_runs_dir
 
     root = default_runs_dir(runs_dir)
@@ -335,7 +336,7 @@ def leaderboard_cmd(task: Optional[str] = typer.Option(None, help="Only this tas
                            "run `harness run` or `harness compare` first, or pass --runs-dir")
     for t in tasks:
         command = f"harness leaderboard --task {t} --runs-dir {runs_dir or root} --out {out_dir}"
-        table = build_table([r for r in records + effects if r["config"]["task"] == t])
+        table = build_table(load_outcomes([r for r in records + effects if r["config"]["task"] == t]))
         for f in write_leaderboard(table, out_dir / t, command):
             out.print(f"wrote {f}", markup=False, highlight=False)
 

@@ -1,10 +1,15 @@
 """Leaderboards from run records only: a pure table builder (records in, table out), pure renderers (table in,
-text out), and one function that writes files.
+text out), one function that reads the per-problem outcomes of records and one that writes files.
 
 One row per set-up and (method, budget): task, model, recipe hash, task-file hash, split definition and verifier
-are part of the row key, so rows from different set-ups never mix; seeds are aggregated. Accuracy is the mean
-over seeds with a 95% Wilson interval over all problems of all seeds (pooled). Methods at the same budget are
-compared with a two-sided two-proportion z-test on the pooled outcomes (alpha 0.05).
+are part of the row key, so rows from different set-ups never mix; seeds are aggregated. Every seed answers the same
+test problems, so seeds are not independent samples of problems: a row's outcome on a problem is the mean over its
+samples and seeds, and its 95% interval is over distinct problems (Wilson when those outcomes are 0/1, else normal).
+Rows are compared on the problems both answered with a paired test (McNemar exact on 0/1 outcomes, else a sign-flip
+permutation test on the per-problem differences): each trained row against its start and against base, and every
+row against rl and sft at their largest budgets; Holm's correction over the comparisons of a set-up. Records read
+without their samples (no per-problem outcomes) fall back to Wilson over the problems of one seed and an unpaired
+two-proportion z-test, named as such.
 """
 
 from __future__ import annotations
@@ -16,19 +21,31 @@ import json
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
-from harness.budget import format_budget
+from harness.budget import format_budget, parse_budget
 from harness.records import config_hash
-from harness.stats import wilson
+from harness.stats import (Z95, holm, interval_name, mean_interval, paired_test, problem_outcomes, seed_average,
+                           two_proportion_z, wilson)
 
-TEST = "two-sided two-proportion z-test on pooled per-problem outcomes, alpha 0.05"
+ALPHA = 0.05
+INTERVAL = ("95% interval over distinct problems of the per-problem outcome averaged over samples and seeds: Wilson "
+            "when every such outcome is 0 or 1 (one seed and one sample, or seeds that agree), else normal "
+            "(mean +- 1.96 sd / sqrt(problems)); records without per-problem outcomes: Wilson over one seed's problems "
+            "at the mean accuracy")
+TEST = ("paired on the problems both rows answered: McNemar exact on 0/1 outcomes, else a sign-flip permutation test "
+        "on per-problem differences (unpaired two-proportion z-test over problems where records lack per-problem "
+        "outcomes); Holm-adjusted over the comparisons of a set-up, two-sided, alpha 0.05")
+MATCH_RULE = ("smallest budget whose accuracy is at least the target's, or that the paired test (two-sided, "
+              "unadjusted, alpha 0.05) does not find lower than it")
 METHOD_ORDER = {"base": 0, "sft": 1, "rl": 2, "redistill": 3}
+EXTRA_METRICS = ("faithful_accuracy", "lucky", "limem")  # shown only when some record has them
 COST_KEYS = ("training_examples", "rollouts_generated", "sequences_trained", "tokens_generated", "tokens_trained",
              "flops_estimate")
-COLUMNS = ["task", "model", "method", "budget", "seeds", "accuracy", "ci95", "per_level", "pass_at_k", "truncation",
-           "mean_len", "significant", *COST_KEYS, "wall_s", "recipe", "task_sha", "split_def", "verifier", "harness",
-           "runs"]
+PROVENANCE = ("recipe", "task_sha", "split_def", "verifier", "harness")
+MAIN_COLUMNS = ["task", "model", "method", "budget", "seeds", "accuracy", "ci95", *EXTRA_METRICS, "per_level",
+                "pass_at_k", "truncation", "mean_len", "start", "vs_start", "vs_base", "significant"]
+COLUMNS = [*MAIN_COLUMNS, *COST_KEYS, "wall_s", *PROVENANCE, "runs"]
 
 
 def _setup(rec: dict) -> dict:
@@ -37,18 +54,6 @@ def _setup(rec: dict) -> dict:
             "task_sha": (p.get("task_sha256") or "")[:12], "split_def": config_hash(p.get("splits", {})),
             "verifier": config_hash(p.get("verifier", {})) if p.get("verifier") else None,
             "verifier_name": (p.get("verifier") or {}).get("name")}
-
-
-def _z_test(s1: float, n1: int, s2: float, n2: int) -> float:
-    """Two-sided p-value of H0: equal proportions (pooled standard error)."""
-    if n1 == 0 or n2 == 0:
-        return 1.0
-    p = (s1 + s2) / (n1 + n2)
-    se = math.sqrt(p * (1 - p) * (1 / n1 + 1 / n2))
-    if se == 0:
-        return 1.0
-    z = abs(s1 / n1 - s2 / n2) / se
-    return math.erfc(z / math.sqrt(2))
 
 
 def _chain_seconds(rec: dict) -> float:
@@ -66,8 +71,114 @@ def _fmt_int(x: float) -> str:
     return f"{x:,.0f}"
 
 
+def load_outcomes(records: Iterable[dict], runs_root: Optional[Path] = None) -> list[dict]:
+    """The records with `outcomes` ({problem id: mean score over its samples}) read from each run folder's
+    samples.jsonl (the folder is the record's `path`, else runs_root/run_id). A record whose samples are missing or
+    unreadable keeps no outcomes, and the table says which test it fell back to."""
+    out = []
+    for rec in records:
+        folder = rec.get("path") or (runs_root / rec["run_id"] if runs_root and rec.get("run_id") else None)
+        f = Path(folder) / "samples.jsonl" if folder else None
+        outcomes = None
+        if rec.get("kind") == "run" and "outcomes" not in rec and f is not None and f.is_file():
+            try:
+                outcomes = problem_outcomes(json.loads(line) for line in f.read_text().splitlines() if line.strip())
+            except (ValueError, TypeError, AttributeError):
+                outcomes = None
+        out.append({**rec, "outcomes": outcomes} if outcomes else rec)
+    return out
+
+
+def _label(method: str, budget: int) -> str:
+    return f"{method}@{format_budget(budget)}" if budget else method
+
+
+def _start(rec: dict, rows: list[dict]) -> tuple[Optional[str], Optional[dict]]:
+    """(label, row) of the model a run's training started from: base for sft / redistill (re-distillation trains the
+    base on the RL policy's samples); for rl the row whose final stage is the rl stage's init stage (same cached
+    checkpoint), else the row named by its --init (config `init`, else the recipe's rl.init)."""
+    method = rec.get("method")
+    base = next((r for r in rows if r["_method"] == "base"), None)
+    if method in ("sft", "redistill"):
+        return "base", base
+    if method != "rl":
+        return None, None
+    stages = rec.get("stages") or []
+    rl_at = max((i for i, st in enumerate(stages) if st.get("stage") == "rl"), default=None)
+    if rl_at:  # a stage trained before the rl stage is its start
+        key = stages[rl_at - 1].get("key")
+        for r in rows:
+            if r["_method"] != "rl" and any((x.get("stages") or [{}])[-1].get("key") == key for x in r["_recs"]):
+                return r["_label"], r
+    c = rec.get("config", {})
+    init = c.get("init") or (c.get("recipe", {}).get("rl") or {}).get("init") or "base"
+    if init == "base":
+        return "base", base
+    if init.startswith("sft@"):
+        try:
+            budget = parse_budget(init.split("@", 1)[1])
+        except Exception:  # a label we cannot read is shown as written
+            return init, None
+        return init, next((r for r in rows if r["_method"] == "sft" and r["_budget"] == budget), None)
+    hit = next((r for r in rows if init in r["_runs"]), None)
+    return (hit["_label"] if hit else init), hit
+
+
+def _compare(a: dict, b: dict) -> dict:
+    """a against b: the paired test on the problems both answered, else the unpaired fallback."""
+    if a["_outcomes"] is not None and b["_outcomes"] is not None:
+        common = sorted(set(a["_outcomes"]) & set(b["_outcomes"]))
+        if common:
+            return paired_test([a["_outcomes"][i] for i in common], [b["_outcomes"][i] for i in common])
+    pa, pb, na, nb = a["_acc"], b["_acc"], a["_n"], b["_n"]
+    se = math.sqrt(pa * (1 - pa) / max(1, na) + pb * (1 - pb) / max(1, nb))
+    return {"test": "two-proportion z-test (unpaired)", "n": min(na, nb), "diff": pa - pb,
+            "ci95": [pa - pb - Z95 * se, pa - pb + Z95 * se], "p": two_proportion_z(pa, na, pb, nb)}
+
+
+def _comparisons(rows: list[dict]) -> list[dict]:
+    """Per set-up: each trained row against its start and base; every row against rl and sft at their largest
+    budgets. Holm-adjusted within the set-up."""
+    out = []
+    setups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        setups[r["_setup"]].append(r)
+    for setup, group in setups.items():
+        base = next((r for r in group if r["_method"] == "base"), None)
+        refs = [max((r for r in group if r["_method"] == m), key=lambda r: r["_budget"], default=None) for m in ("rl", "sft")]
+        pairs: dict[tuple, tuple[dict, dict, list[str]]] = {}
+
+        def add(a: dict, b: Optional[dict], role: str) -> None:
+            if b is None or a is b:
+                return
+            k = (id(a), id(b))
+            if (id(b), id(a)) in pairs:  # the same pair already, the other way round
+                pairs[(id(b), id(a))][2].append(role)
+            else:
+                pairs.setdefault(k, (a, b, []))[2].append(role)
+
+        for r in group:
+            if r["_method"] != "base":
+                add(r, r["_start_row"], "start")
+                add(r, base, "base")
+        for ref, m in zip(refs, ("rl", "sft")):
+            for r in group:
+                add(r, ref, f"{m} at largest budget")
+        found = [(a, b, roles, _compare(a, b)) for a, b, roles in pairs.values()]
+        adjusted = holm([t["p"] for *_, t in found])
+        for (a, b, roles, t), p_holm in zip(found, adjusted):
+            out.append({"setup": list(setup), "row": a["_label"], "against": b["_label"], "roles": roles, **t,
+                        "p_holm": p_holm, "significant": p_holm < ALPHA, "_a": a, "_b": b})
+    return out
+
+
+def _vs_display(c: dict) -> str:
+    return f"{c['diff']:+.3f} p={c['p_holm']:.2g}{'*' if c['significant'] else ''}"
+
+
 def build_table(records: list[dict]) -> dict:
-    """Records in, table out (a JSON-ready dict). Pure: no I/O, no clock."""
+    """Records in, table out (a JSON-ready dict). Pure: no I/O, no clock. Per-problem outcomes come in the records'
+    `outcomes` (see load_outcomes)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in records:
         if r.get("kind") != "run" or "metrics" not in r:
@@ -76,8 +187,9 @@ def build_table(records: list[dict]) -> dict:
         key = (s["task"], s["model"], s["recipe"], s["task_sha"], s["split_def"], s["verifier"], r.get("method"),
                int(r.get("budget") or 0))
         groups[key].append(r)
+    extras = [k for k in EXTRA_METRICS if any(r["metrics"].get(k) is not None for g in groups.values() for r in g)]
 
-    rows, pooled = [], {}
+    rows = []
     for key in sorted(groups, key=lambda k: (tuple(str(x) for x in k[:6]), METHOD_ORDER.get(k[6], 9), k[6], k[7])):
         # One record per seed: a cell that was run again counts once, by its latest record (run ids sort by time).
         per_seed = {r["config"].get("seed", 0): r for r in sorted(groups[key], key=lambda r: r["run_id"])}
@@ -85,10 +197,16 @@ def build_table(records: list[dict]) -> dict:
         runs = [r["run_id"] for r in recs]
         s = _setup(recs[0])
         ms = [r["metrics"] for r in recs]
-        succ = sum(m["accuracy"] * m["n"] for m in ms)
-        n = sum(m["n"] for m in ms)
         acc = sum(m["accuracy"] for m in ms) / len(ms)
-        lo, hi = wilson(succ, n)
+        outcomes = seed_average([r["outcomes"] for r in recs]) if all(r.get("outcomes") for r in recs) else None
+        if outcomes:
+            n = len(outcomes)
+            lo, hi = mean_interval(list(outcomes.values()))
+            how = interval_name(list(outcomes.values()))
+        else:  # no per-problem outcomes: the seeds' problems are one test set, counted once
+            n = max(m["n"] for m in ms)
+            lo, hi = wilson(acc * n, n)
+            how = "Wilson (no per-problem outcomes)"
         levels: dict[str, list[tuple[float, int]]] = defaultdict(list)
         for m in ms:
             for lv, b in (m.get("per_level") or {}).items():
@@ -102,18 +220,27 @@ def build_table(records: list[dict]) -> dict:
         costs = {k: sum(r.get("counts", {}).get(k, 0) for r in recs) / len(recs) for k in COST_KEYS}
         wall = sum(_chain_seconds(r) for r in recs) / len(recs)
         method, budget = key[6], key[7]
+        extra_cells = {}
+        for k in extras:
+            vals = [m[k] for m in ms if m.get(k) is not None]
+            v = sum(vals) / len(vals) if vals else None
+            extra_cells[k] = _cell(v, "-" if v is None else f"{v:.3f}", runs)
         row = {
             "task": _cell(s["task"], s["task"], runs), "model": _cell(s["model"], s["model"], runs),
             "method": _cell(method, method, runs),
             "budget": _cell(budget, format_budget(budget) if budget else "-", runs),
+            "start": _cell(None, "-", runs),
             "seeds": _cell(len(recs), str(len(recs)), runs),
-            "accuracy": _cell(acc, f"{acc:.3f}", runs), "ci95": _cell([lo, hi], f"{lo:.3f}-{hi:.3f}", runs),
+            "accuracy": _cell(acc, f"{acc:.3f}", runs),
+            "ci95": {**_cell([lo, hi], f"{lo:.3f}-{hi:.3f}", runs), "method": how, "problems": n},
+            **extra_cells,
             "per_level": _cell(per_level, " ".join(f"L{lv}:{a:.2f}" for lv, a in per_level.items()), runs),
             "pass_at_k": _cell(pass_k, " ".join(f"@{k}:{v:.2f}" for k, v in pass_k.items()) or "-", runs),
             "truncation": _cell(sum(m["truncation_rate"] for m in ms) / len(ms),
                                 f"{sum(m['truncation_rate'] for m in ms) / len(ms):.1%}", runs),
             "mean_len": _cell(sum(m["mean_response_tokens"] for m in ms) / len(ms),
                               f"{sum(m['mean_response_tokens'] for m in ms) / len(ms):.0f}", runs),
+            "vs_start": _cell(None, "-", runs), "vs_base": _cell(None, "-", runs),
             "significant": _cell([], "", runs),
             **{k: _cell(v, f"{v:.3g}" if k == "flops_estimate" else _fmt_int(v), runs) for k, v in costs.items()},
             "wall_s": _cell(wall, f"{wall:.0f}", runs),
@@ -122,32 +249,38 @@ def build_table(records: list[dict]) -> dict:
             "verifier": _cell(s["verifier_name"], s["verifier_name"] or "-", runs),
             "harness": _cell(recs[0]["provenance"].get("harness_version"), recs[0]["provenance"].get("harness_version"), runs),
             "runs": _cell(runs, " ".join(runs), runs),
+            # working fields, removed below
+            "_setup": key[:6], "_method": method, "_budget": budget, "_label": _label(method, budget), "_recs": recs,
+            "_runs": runs, "_outcomes": outcomes, "_acc": acc, "_n": n, "_start_row": None,
         }
         rows.append(row)
-        pooled[id(row)] = (key[:6], method, budget, succ, n)
 
-    significance = []
-    by_setup_budget: dict[tuple, list[dict]] = defaultdict(list)
     for row in rows:
-        setup, method, budget, *_ = pooled[id(row)]
-        by_setup_budget[(setup, budget)].append(row)
-    for (setup, budget), group in by_setup_budget.items():
-        for i, a in enumerate(group):
-            for b in group[i + 1:]:
-                _, ma, _, sa, na = pooled[id(a)]
-                _, mb, _, sb, nb = pooled[id(b)]
-                p = _z_test(sa, na, sb, nb)
-                if p < 0.05:
-                    hi_row, lo_row = (a, b) if sa / na > sb / nb else (b, a)
-                    significance.append({"budget": budget, "higher": hi_row["method"]["value"],
-                                         "lower": lo_row["method"]["value"], "p": p, "setup": list(setup)})
-                    hi_row["significant"]["value"].append(f">{lo_row['method']['value']}")
-                    lo_row["significant"]["value"].append(f"<{hi_row['method']['value']}")
+        same = [r for r in rows if r["_setup"] == row["_setup"]]
+        label, start_row = _start(row["_recs"][0], same)
+        row["_start_row"] = start_row
+        if label is not None:
+            row["start"] = _cell(label, label + ("" if start_row else " (not in table)"), row["runs"]["value"])
+    comparisons = _comparisons(rows)
+    for c in comparisons:
+        a, b = c["_a"], c["_b"]
+        for role, cell in (("start", "vs_start"), ("base", "vs_base")):
+            if role in c["roles"]:
+                a[cell] = _cell({k: c[k] for k in ("against", "diff", "test", "p", "p_holm", "significant")},
+                                _vs_display(c), a["runs"]["value"])
+        if c["significant"]:
+            up, down = (a, b) if c["diff"] > 0 else (b, a)
+            up["significant"]["value"].append(f">{down['_label']}")
+            down["significant"]["value"].append(f"<{up['_label']}")
     for row in rows:
         row["significant"]["display"] = " ".join(sorted(row["significant"]["value"]))
-    table = {"columns": COLUMNS, "rows": rows, "significance_test": TEST, "significant_pairs": significance,
-             "samples_to_match": _samples_to_match(rows, pooled)}
+    matches = _samples_to_match(rows, comparisons)
     effects = _effects(records, rows)
+    comparisons = [{k: v for k, v in c.items() if not k.startswith("_")} for c in comparisons]
+    rows = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+    columns = [c for c in COLUMNS if c not in EXTRA_METRICS or c in extras]
+    table = {"columns": columns, "rows": rows, "interval": INTERVAL, "significance_test": TEST,
+             "comparisons": comparisons, "match_rule": MATCH_RULE, "samples_to_match": matches}
     if effects["datasets"] or effects["predictions"]:
         table["effects"] = effects  # only with `harness effect` records, so tables without them stay as they were
     return table
@@ -183,65 +316,102 @@ def _effects(records: list[dict], rows: list[dict]) -> dict:
     return {"datasets": datasets, "predictions": predictions}
 
 
-def _samples_to_match(rows: list[dict], pooled: dict) -> list[dict]:
-    """Per set-up and method: the smallest budget whose 95% interval reaches rl's accuracy at rl's largest budget."""
+def _samples_to_match(rows: list[dict], comparisons: list[dict]) -> list[dict]:
+    """Per set-up and method: the smallest budget that matches rl at its largest budget (MATCH_RULE). Both rows'
+    uncertainty counts: the paired test weighs the differences against their spread over problems."""
+    tests = {(id(c["_a"]), id(c["_b"])): c for c in comparisons}
     out = []
     setups: dict[tuple, list[dict]] = defaultdict(list)
     for row in rows:
-        setups[pooled[id(row)][0]].append(row)
+        setups[row["_setup"]].append(row)
     for setup, group in setups.items():
-        rl = [r for r in group if r["method"]["value"] == "rl"]
+        rl = [r for r in group if r["_method"] == "rl"]
         if not rl:
             continue
-        target_row = max(rl, key=lambda r: r["budget"]["value"])
-        target = target_row["accuracy"]["value"]
-        for method in sorted({r["method"]["value"] for r in group}, key=lambda m: METHOD_ORDER.get(m, 9)):
-            cands = sorted((r for r in group if r["method"]["value"] == method), key=lambda r: r["budget"]["value"])
-            hit = next((r for r in cands if r["ci95"]["value"][1] >= target), None)
+        target = max(rl, key=lambda r: r["_budget"])
+        for method in sorted({r["_method"] for r in group}, key=lambda m: METHOD_ORDER.get(m, 9)):
+            hit, why = None, ""
+            for r in sorted((r for r in group if r["_method"] == method), key=lambda r: r["_budget"]):
+                c = tests.get((id(r), id(target))) or tests.get((id(target), id(r)))
+                diff = r["_acc"] - target["_acc"]
+                if r is target or diff >= 0:
+                    hit, why = r, "the target itself" if r is target else f"{diff:+.3f}"
+                elif c is not None and c["p"] >= ALPHA:
+                    hit, why = r, f"{diff:+.3f}, p={c['p']:.2g} ({c['test']})"
+                if hit:
+                    break
             out.append({"task": setup[0], "model": setup[1], "recipe": setup[2], "method": method,
-                        "target": f"rl@{target_row['budget']['display']} = {target:.3f}",
-                        "budget": hit["budget"]["value"] if hit else None,
-                        "display": hit["budget"]["display"] if hit else "not reached"})
+                        "target": f"{target['_label']} = {target['_acc']:.3f}",
+                        "budget": hit["_budget"] if hit else None,
+                        "display": (hit["budget"]["display"] if hit["_budget"] else "matched") if hit else "not reached",
+                        "evidence": why or "-"})
     return out
 
 
 # --- renderers (table in, text out) --------------------------------------------------------------------------
 
-MD_COLUMNS = ["task", "model", "method", "budget", "seeds", "accuracy", "ci95", "per_level", "pass_at_k", "truncation",
-              "mean_len", "significant", "training_examples", "rollouts_generated", "sequences_trained",
-              "tokens_generated", "tokens_trained", "flops_estimate", "wall_s", "recipe", "task_sha", "split_def",
-              "verifier", "harness"]
+COST_COLUMNS = [*COST_KEYS, "wall_s"]
+
+
+def _md_columns(table: dict) -> list[str]:
+    return [c for c in table["columns"] if c != "runs"]
+
+
+def _sections(table: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
+    """The tables below the main one, as (title, header, rows, note): shared by the Markdown and the HTML page."""
+    out = []
+    if table["samples_to_match"]:
+        out.append(("Samples to match rl at its largest budget", ["task", "model", "recipe", "method", "target",
+                                                                 "budget", "evidence"],
+                    [[s["task"], s["model"], s["recipe"], s["method"], s["target"], s["display"], s["evidence"]]
+                     for s in table["samples_to_match"]], f"Budget: the {table['match_rule']}."))
+    if table["comparisons"]:
+        out.append(("Significance", ["row", "against", "why", "difference [95% CI]", "problems", "test", "p",
+                                     "p (Holm)", "significant"],
+                    [[c["row"], c["against"], ", ".join(c["roles"]),
+                      f"{c['diff']:+.3f} [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]", str(c["n"]), c["test"],
+                      f"{c['p']:.3g}", f"{c['p_holm']:.3g}", "yes" if c["significant"] else "no"]
+                     for c in table["comparisons"]],
+                    f"Tests: {table['significance_test']}. why: start = the model the row trained from, base = the "
+                    "untrained model, rl / sft at largest budget = the reference rows."))
+    eff = table.get("effects")
+    if eff and eff["datasets"]:
+        out.append(("Sample effect of the training data (mean of <grad log-lik, g*> with 95% interval; `harness effect`)",
+                    ["data", "n", "mean effect [95% CI]", "mean cosine", "rows trained on it", "measured at", "params",
+                     "measurement", "g*", "record"],
+                    [[d["data"], str(d["n"]), d["display"], f"{d['mean_cosine']:.4f}", ", ".join(d["rows"]) or "-",
+                      str(d["model"]), str(d["params"]), d["measurement"], d["g_star"], str(d["record"])]
+                     for d in eff["datasets"]], ""))
+    return out
+
+
+def _predictions(table: dict) -> list[str]:
+    return [f"Does the effect predict the gain? Spearman(mean effect at the start model, accuracy gain) = "
+            f"{p['display']} over {p['n_runs']} runs ({p['n_datasets']} datasets); record {p['record']}."
+            for p in (table.get("effects") or {}).get("predictions", [])]
 
 
 def render_markdown(table: dict, command: str = "") -> str:
+    cols = _md_columns(table)
     lines = []
     if command:
         lines += [f"<!-- generated by the harness; do not edit. Regenerate with: {command} -->",
                   f"Regenerate with `{command}`.", ""]
-    lines.append("| " + " | ".join(MD_COLUMNS) + " |")
-    lines.append("|" + "---|" * len(MD_COLUMNS))
+    lines.append("| " + " | ".join(cols) + " |")
+    lines.append("|" + "---|" * len(cols))
     for row in table["rows"]:
-        lines.append("| " + " | ".join(row[c]["display"].replace("|", "\\|") for c in MD_COLUMNS) + " |")
-    lines += ["", f"Accuracy: mean over seeds; ci95: Wilson interval over all problems of all seeds. "
-              f"significant: {table['significance_test']}.", ""]
-    if table["samples_to_match"]:
-        lines += ["Samples to match rl at its largest budget (smallest budget whose 95% interval reaches it):", ""]
-        lines += ["| task | model | recipe | method | target | budget |", "|---|---|---|---|---|---|"]
-        lines += [f"| {s['task']} | {s['model']} | {s['recipe']} | {s['method']} | {s['target']} | {s['display']} |"
-                  for s in table["samples_to_match"]]
-        lines.append("")
+        lines.append("| " + " | ".join(row[c]["display"].replace("|", "\\|") for c in cols) + " |")
+    lines += ["", f"Accuracy: mean over seeds; ci95: {table['interval']}. start: the model a row trained from. "
+              f"vs_start, vs_base: accuracy difference and Holm-adjusted p (* significant); significant: rows this "
+              f"one is significantly above (>) or below (<). Tests: {table['significance_test']}.", ""]
+    for title, header, body, note in _sections(table):
+        lines += [f"{title}:", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(x.replace("|", "\\|") for x in r) + " |" for r in body]
+        lines += ["", note, ""] if note else [""]
+    if _predictions(table):
+        lines += _predictions(table) + [""]
     lines += ["Run ids per row:", ""] + [f"- {r['method']['display']} {r['budget']['display']}: {r['runs']['display']}"
                                            for r in table["rows"]]
-    eff = table.get("effects")
-    if eff:
-        lines += ["", "Sample effect of the training data (mean of <grad log-lik, g*> with 95% interval; `harness effect`):", "",
-                  "| data | n | mean effect [95% CI] | mean cosine | rows trained on it | measured at | params | measurement | g* | record |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {d['data']} | {d['n']} | {d['display']} | {d['mean_cosine']:.4f} | {', '.join(d['rows']) or '-'} | "
-                  f"{d['model']} | {d['params']} | {d['measurement']} | {d['g_star']} | {d['record']} |" for d in eff["datasets"]]
-        lines += [""] + [f"Does the effect predict the gain? Spearman(mean effect at the start model, accuracy gain) = "
-                         f"{p['display']} over {p['n_runs']} runs ({p['n_datasets']} datasets); record {p['record']}."
-                         for p in eff["predictions"]]
     return "\n".join(lines) + "\n"
 
 
@@ -258,30 +428,50 @@ def render_json(table: dict) -> str:
     return json.dumps(table, indent=2, sort_keys=True) + "\n"
 
 
+def plot_series(table: dict) -> list[dict]:
+    """The plot's series: one per method, start and set-up, with its label, marker and point labels. A chained
+    method (rl from sft@1k) sits at its own budget but also used its start's examples: its marker differs and each
+    point says what it started from."""
+    series: dict[tuple, list[dict]] = defaultdict(list)
+    for row in table["rows"]:
+        if row["budget"]["value"]:
+            start = row["start"]["value"]
+            chained = start if start not in (None, "base") else None
+            series[(row["method"]["value"], chained, row["model"]["value"], row["recipe"]["value"])].append(row)
+    one_setup = len({k[2:] for k in series}) == 1
+    out = []
+    for (method, chained, model, recipe), rs in sorted(series.items(), key=lambda kv: (METHOD_ORDER.get(kv[0][0], 9),
+                                                                                      tuple(map(str, kv[0])))):
+        rs.sort(key=lambda r: r["budget"]["value"])
+        ys = [r["accuracy"]["value"] for r in rs]
+        out.append({"label": method + (f" (from {chained})" if chained else "") + ("" if one_setup else f" ({model}, {recipe})"),
+                    "chained": chained is not None, "marker": "D" if chained else "o",
+                    "x": [r["budget"]["value"] for r in rs], "y": ys,
+                    "err": [[y - r["ci95"]["value"][0] for y, r in zip(ys, rs)],
+                            [r["ci95"]["value"][1] - y for y, r in zip(ys, rs)]],
+                    "points": [f"{method}@{r['budget']['display']} (from {chained})" if chained else "" for r in rs]})
+    return out
+
+
 def render_plot(table: dict, fmt: str = "png") -> bytes:
-    """Accuracy against budget (log axis) per method and set-up, with 95% interval bars."""
+    """Accuracy against budget (log axis) per method and set-up, with 95% interval bars (see plot_series)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    series: dict[tuple, list[dict]] = defaultdict(list)
-    for row in table["rows"]:
-        if row["budget"]["value"]:
-            series[(row["method"]["value"], row["model"]["value"], row["recipe"]["value"])].append(row)
-    for (method, model, recipe), rs in sorted(series.items(), key=lambda kv: (METHOD_ORDER.get(kv[0][0], 9), kv[0])):
-        rs.sort(key=lambda r: r["budget"]["value"])
-        xs = [r["budget"]["value"] for r in rs]
-        ys = [r["accuracy"]["value"] for r in rs]
-        err = [[y - r["ci95"]["value"][0] for y, r in zip(ys, rs)], [r["ci95"]["value"][1] - y for y, r in zip(ys, rs)]]
-        label = method if len({k[1:] for k in series}) == 1 else f"{method} ({model}, {recipe})"
-        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=label)
+    for s in plot_series(table):
+        ax.errorbar(s["x"], s["y"], yerr=s["err"], marker=s["marker"], markerfacecolor="white" if s["chained"] else None,
+                    linestyle="--" if s["chained"] else "-", capsize=3, label=s["label"])
+        for x, y, text in zip(s["x"], s["y"], s["points"]):
+            if text:
+                ax.annotate(text, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
     for row in table["rows"]:
         if row["method"]["value"] == "base":
             ax.axhline(row["accuracy"]["value"], color="grey", linestyle=":", label="base")
     ax.set_xscale("log")
-    ax.set_xlabel("sample budget (distinct training examples)")
+    ax.set_xlabel("sample budget (distinct training examples of the method's own stage)")
     ax.set_ylabel("test accuracy (95% CI)")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
@@ -293,22 +483,43 @@ def render_plot(table: dict, fmt: str = "png") -> bytes:
     return buf.getvalue()
 
 
+def _html_table(header: list[str], body: list[list[str]], classes: Optional[list[str]] = None,
+                table_id: Optional[str] = None) -> str:
+    cls = [f' class="{c}"' if c else "" for c in (classes or [""] * len(header))]
+    sort = table_id is not None
+    click = [f' onclick="sortBy({i})"' if sort else "" for i in range(len(header))]
+    head = "".join(f"<th{k}{c}>{html.escape(h)}</th>" for h, k, c in zip(header, cls, click))
+    rows = "".join("<tr>" + "".join(f"<td{k}>{html.escape(x)}</td>" for x, k in zip(r, cls)) + "</tr>\n" for r in body)
+    ident = f' id="{table_id}"' if table_id else ""
+    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>\n{rows}</tbody></table>"
+
+
 def render_html(table: dict, command: str, plot_file: Optional[str]) -> str:
-    head = "".join(f"<th onclick=\"sortBy({i})\">{html.escape(c)}</th>" for i, c in enumerate(MD_COLUMNS))
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(r[c]['display'])}</td>" for c in MD_COLUMNS) + "</tr>\n"
-                   for r in table["rows"])
+    """The plot, the main table (cost and provenance columns behind toggles; click a header to sort) and the
+    sections of the Markdown. Plain HTML and a few lines of JS, no external assets."""
+    cols = table["columns"]
+    group = {**{c: "cost" for c in COST_COLUMNS}, **{c: "prov" for c in (*PROVENANCE, "runs")}}
+    main = _html_table(cols, [[r[c]["display"] for c in cols] for r in table["rows"]],
+                       [group.get(c, "") for c in cols], "t")
+    sections = "".join(f"<h2>{html.escape(title)}</h2>\n{_html_table(header, body)}\n"
+                       + (f"<p>{html.escape(note)}</p>\n" if note else "") for title, header, body, note in _sections(table))
+    sections += "".join(f"<p>{html.escape(p)}</p>\n" for p in _predictions(table))
     img = f'<img src="{html.escape(plot_file)}" alt="accuracy against budget">' if plot_file else ""
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Leaderboard</title>
-<style>body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse;font-size:12px}}
-td,th{{border:1px solid #ccc;padding:3px 6px}}th{{cursor:pointer;background:#eee}}img{{max-width:700px}}</style>
+<style>body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse;font-size:12px;margin-bottom:1em}}
+td,th{{border:1px solid #ccc;padding:3px 6px}}th{{background:#eee}}#t th{{cursor:pointer}}img{{max-width:700px}}
+#t.hide-cost .cost,#t.hide-prov .prov{{display:none}}label{{margin-right:1em}}h2{{font-size:15px}}</style>
 </head><body>
 <p>Generated by the harness from run records; do not edit. Regenerate with <code>{html.escape(command)}</code>.</p>
 {img}
-<p>Accuracy: mean over seeds; ci95: Wilson over all problems of all seeds; significant: {html.escape(table['significance_test'])}.</p>
-<table id="t"><thead><tr>{head}</tr></thead><tbody>
-{body}</tbody></table>
-<script>
+<p>Accuracy: mean over seeds; ci95: {html.escape(table['interval'])}. start: the model a row trained from; vs_start,
+vs_base: accuracy difference and Holm-adjusted p (* significant). Tests: {html.escape(table['significance_test'])}.</p>
+<p><label><input type="checkbox" onchange="toggle('cost', this.checked)"> cost columns</label>
+<label><input type="checkbox" onchange="toggle('prov', this.checked)"> provenance columns</label></p>
+{main.replace('<table id="t">', '<table id="t" class="hide-cost hide-prov">', 1)}
+{sections}<script>
+function toggle(group, show) {{ document.getElementById('t').classList.toggle('hide-' + group, !show); }}
 function sortBy(i) {{
   const tb = document.querySelector('#t tbody'), rows = Array.from(tb.rows);
   const asc = tb.dataset.col == i ? tb.dataset.asc != '1' : true;

@@ -1,11 +1,15 @@
-"""Leaderboards: hand-written records -> exact golden Markdown / CSV / JSON; set-ups never mix; the HTML and plot."""
+"""Leaderboards: hand-written records -> exact golden Markdown / CSV / JSON; set-ups never mix; statistics over
+distinct problems with paired tests against each row's start and base; the HTML and plot."""
 
 import json
 from pathlib import Path
 
 import pytest
 
-from harness.leaderboard import build_table, render_csv, render_html, render_json, render_markdown, write_leaderboard
+from harness.leaderboard import (build_table, load_outcomes, plot_series, render_csv, render_html, render_json,
+                                 render_markdown, write_leaderboard)
+from harness.records import write_record
+from harness.stats import wilson
 
 FIX = Path(__file__).parent / "fixtures" / "records"
 GOLDEN = Path(__file__).parent / "golden"
@@ -41,13 +45,16 @@ def test_rows_aggregate_seeds_and_never_mix_setups():
     assert sft100["runs"]["value"] == ["r-sft-100-0z", "r-sft-100-1"] and sft100["accuracy"]["value"] == pytest.approx(0.13)
 
 
-def test_significance_marker_and_samples_to_match():
+def test_records_without_samples_fall_back_to_unpaired_tests_over_problems():
     table = build_table(_records())
     rows = {(r["model"]["value"], r["method"]["value"], r["budget"]["value"]): r for r in table["rows"]}
-    # rl@1k 0.60 (n=100) vs sft@1k 0.32 (n=200): z-test p << 0.05; redistill@1k 0.58 vs rl@1k: not significant.
-    assert ">sft" in rows[("tiny", "rl", 1000)]["significant"]["value"]
-    assert "<rl" in rows[("tiny", "sft", 1000)]["significant"]["value"]
-    assert not any("redistill" in m for m in rows[("tiny", "rl", 1000)]["significant"]["value"])
+    # Two seeds of sft@1k answered the same 100 problems: the interval is over 100 problems, not 200.
+    assert rows[("tiny", "sft", 1000)]["ci95"]["value"] == list(wilson(32, 100))
+    # rl@1k 0.60 vs sft@1k 0.32 on 100 problems: significant after Holm; redistill@1k 0.58 vs rl@1k: not.
+    assert ">sft@1k" in rows[("tiny", "rl", 1000)]["significant"]["value"]
+    assert "<rl@1k" in rows[("tiny", "sft", 1000)]["significant"]["value"]
+    assert not any("redistill@1k" in m for m in rows[("tiny", "rl", 1000)]["significant"]["value"])
+    assert {c["test"] for c in table["comparisons"]} == {"two-proportion z-test (unpaired)"}
     match = {s["method"]: s["display"] for s in table["samples_to_match"] if s["model"] == "tiny"}
     assert match == {"base": "not reached", "sft": "not reached", "rl": "1k", "redistill": "1k"}
 
@@ -57,7 +64,9 @@ def test_write_leaderboard_html_and_plot(tmp_path):
     files = {p.name for p in write_leaderboard(table, tmp_path, COMMAND)}
     assert {"leaderboard.md", "leaderboard.csv", "leaderboard.json", "index.html"} <= files
     page = (tmp_path / "index.html").read_text()
-    assert COMMAND in page and "sortBy" in page and page.count("<tr>") == len(table["rows"]) + 1
+    assert COMMAND in page and "sortBy" in page
+    assert page.count("<tr>") == 1 + len(table["rows"]) + 1 + len(table["samples_to_match"]) + 1 + len(table["comparisons"])
+    assert "Samples to match" in page and "Significance" in page and 'class="hide-cost hide-prov"' in page
     if "accuracy.png" in files:
         assert (tmp_path / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert 'src="accuracy.svg"' in page
@@ -67,3 +76,129 @@ def test_renderers_are_pure():
     table = build_table(_records())
     assert render_markdown(table, COMMAND) == render_markdown(table, COMMAND)
     assert render_html(table, COMMAND, None) == render_html(table, COMMAND, None)
+
+
+# --- per-problem outcomes: seeds share one test set, rows are paired by problem id --------------------------------
+
+def _outcomes(n: int, correct: set[int]) -> dict[str, float]:
+    return {f"kk/test/{i}": float(i in correct) for i in range(n)}
+
+
+def _rec(run_id: str, method: str, budget: int, outcomes: dict, seed: int = 0, stages=(), init=None, **metrics) -> dict:
+    acc = sum(outcomes.values()) / len(outcomes)
+    return {"kind": "run", "run_id": run_id, "method": method, "budget": budget,
+            "config": {"task": "kk", "model": "tiny", "seed": seed, "init": init, "recipe": {"rl": {"init": "sft@1k"}}},
+            "provenance": {"harness_version": "0.1.0", "recipe_hash": "p1", "splits": {"test": {"size": len(outcomes)}},
+                           "task_sha256": "feedc0de00000000", "verifier": {"name": "kk_boxed", "params": {}}},
+            "metrics": {"accuracy": acc, "n": len(outcomes), "truncation_rate": 0.0, "mean_response_tokens": 50.0,
+                        **metrics},
+            "counts": {"training_examples": budget}, "wall_seconds": {"total": 1.0}, "stages": list(stages),
+            "outcomes": outcomes}
+
+
+def _paired_records() -> list[dict]:
+    """200 problems. rl@128 (3 seeds, 0.60) trained from sft@1k's cached stage; sft@1k (3 seeds, 0.585) solves 15
+    problems rl does not and misses 16-19 that rl solves; sft@100 (0.52) and redistill@1k (0.45) solve only problems
+    rl solves too."""
+    n = 200
+    sft = [_rec(f"p-sft-1k-{s}", "sft", 1000, _outcomes(n, set(range(105)) | set(range(150, 160 + 2 * s))), seed=s,
+                stages=[{"stage": "sft", "key": f"sft{s}"}], faithful_accuracy=0.4 + 0.1 * s, lucky=0.1)
+           for s in range(3)]
+    rl = [_rec(f"p-rl-128-{s}", "rl", 128, _outcomes(n, set(range(120))), seed=s,
+               stages=[{"stage": "sft", "key": f"sft{s}"}, {"stage": "rl", "key": f"rl{s}"}]) for s in range(3)]
+    return [_rec("p-base", "base", 0, _outcomes(n, set(range(10)))), *sft, *rl,
+            _rec("p-sft-100", "sft", 100, _outcomes(n, set(range(104)))),
+            _rec("p-redistill-1k", "redistill", 1000, _outcomes(n, set(range(90))))]
+
+
+def test_seeds_that_agree_give_the_single_seed_interval():
+    one = _outcomes(300, set(range(0, 300, 3)))
+    single = build_table([_rec("s-0", "sft", 1000, one)])["rows"][0]
+    three = build_table([_rec(f"t-{s}", "sft", 1000, one, seed=s) for s in range(3)])["rows"][0]
+    assert three["seeds"]["value"] == 3 and three["ci95"]["value"] == single["ci95"]["value"] == list(wilson(100, 300))
+    assert three["ci95"]["method"] == "Wilson" and three["ci95"]["problems"] == 300
+    # Seeds that disagree: per-problem means over 300 problems (normal interval), never 900 pooled outcomes.
+    mixed = build_table([_rec(f"m-{s}", "sft", 1000, _outcomes(300, set(range(s, 300, 3))), seed=s)
+                         for s in range(3)])["rows"][0]
+    lo, hi = mixed["ci95"]["value"]
+    assert mixed["ci95"]["method"] == "normal" and mixed["accuracy"]["value"] == pytest.approx(1 / 3)
+    assert lo == pytest.approx(hi) == pytest.approx(1 / 3)  # every problem solved by exactly one seed in three
+
+
+def test_paired_test_finds_what_the_unpaired_one_misses():
+    # rl solves every problem sft solves and 12 more, on 100 problems: 0.62 vs 0.50.
+    recs = [_rec("a-sft", "sft", 1000, _outcomes(100, set(range(50)))),
+            _rec("a-rl", "rl", 1000, _outcomes(100, set(range(62))), init="sft@1k")]
+    paired = build_table(recs)
+    c = next(c for c in paired["comparisons"] if c["row"] == "rl@1k" and c["against"] == "sft@1k")
+    assert c["test"] == "McNemar exact" and c["p"] == pytest.approx(2 / 2 ** 12) and c["significant"]
+    unpaired = build_table([{k: v for k, v in r.items() if k != "outcomes"} for r in recs])
+    u = next(c for c in unpaired["comparisons"] if c["row"] == "rl@1k")
+    assert u["test"] == "two-proportion z-test (unpaired)" and u["p"] > 0.05 and not u["significant"]
+
+
+def test_each_trained_row_is_tested_against_its_start_and_base():
+    table = build_table(_paired_records())
+    rows = {(r["method"]["value"], r["budget"]["value"]): r for r in table["rows"]}
+    rl = rows[("rl", 128)]
+    assert rl["start"]["value"] == "sft@1k"  # found by its cached init stage, not by budget
+    assert rl["vs_start"]["value"]["against"] == "sft@1k" and rl["vs_base"]["value"]["against"] == "base"
+    assert rows[("redistill", 1000)]["start"]["value"] == "base" and rows[("base", 0)]["start"]["display"] == "-"
+    # Family: starts, base, and every row against rl@128 and sft@1k; Holm-adjusted, each test named.
+    pairs = {(c["row"], c["against"]) for c in table["comparisons"]}
+    assert pairs == {("sft@1k", "base"), ("rl@128", "sft@1k"), ("rl@128", "base"), ("sft@100", "base"),
+                     ("redistill@1k", "base"), ("sft@100", "rl@128"), ("redistill@1k", "rl@128"),
+                     ("sft@100", "sft@1k"), ("redistill@1k", "sft@1k")}
+    assert all(c["p_holm"] >= c["p"] for c in table["comparisons"])
+    assert {c["test"] for c in table["comparisons"]} == {"McNemar exact", "paired sign-flip permutation"}
+    md, csv_text, page = render_markdown(table, COMMAND), render_csv(table), render_html(table, COMMAND, None)
+    shown = rl["vs_start"]["display"]
+    assert shown.startswith("+0.") and shown in md and shown in csv_text and shown in page
+    assert "vs_start" in json.loads(render_json(table))["columns"]
+
+
+def test_samples_to_match_needs_the_paired_test_not_only_overlapping_intervals():
+    table = build_table(_paired_records())
+    rows = {(r["method"]["value"], r["budget"]["value"]): r for r in table["rows"]}
+    # sft@100 (0.52): its interval overlaps rl@128's (0.60), but on the same problems rl solves all it solves and 16
+    # more, so the paired test finds it lower: no match. sft@1k (0.585) is lower too, but not significantly.
+    assert rows[("sft", 100)]["ci95"]["value"][1] > rows[("rl", 128)]["ci95"]["value"][0]
+    match = {s["method"]: s for s in table["samples_to_match"]}
+    assert match["sft"]["display"] == "1k" and "paired sign-flip permutation" in match["sft"]["evidence"]
+    assert match["redistill"]["display"] == "not reached" and match["base"]["display"] == "not reached"
+    assert match["rl"]["display"] == "128"
+
+
+def test_new_metrics_are_columns_only_when_present():
+    table = build_table(_paired_records())
+    assert "faithful_accuracy" in table["columns"] and "lucky" in table["columns"] and "limem" not in table["columns"]
+    sft = next(r for r in table["rows"] if r["method"]["value"] == "sft" and r["budget"]["value"] == 1000)
+    assert sft["faithful_accuracy"]["value"] == pytest.approx(0.5) and sft["faithful_accuracy"]["display"] == "0.500"
+    assert next(r for r in table["rows"] if r["method"]["value"] == "base")["lucky"]["display"] == "-"
+    assert "faithful_accuracy" not in build_table(_records())["columns"]
+
+
+def test_a_chained_method_says_where_it_started_in_the_plot():
+    series = {s["label"]: s for s in plot_series(build_table(_paired_records()))}
+    rl = series["rl (from sft@1k)"]
+    assert rl["chained"] and rl["marker"] != series["sft"]["marker"] and rl["points"] == ["rl@128 (from sft@1k)"]
+
+
+def test_load_outcomes_reads_samples_and_tolerates_their_absence(tmp_path):
+    rec = _rec("w-0", "sft", 100, {"x": 0.0})
+    del rec["outcomes"]
+    samples = [{"id": "kk/test/0", "scores": [1.0, 0.0]}, {"id": "kk/test/1", "scores": [1.0, 1.0]}]
+    write_record(tmp_path, "w-0", rec, samples)
+    write_record(tmp_path, "w-1", {**rec, "run_id": "w-1"})
+    (tmp_path / "w-1" / "samples.jsonl").unlink()
+    got = {r["run_id"]: r for r in load_outcomes([{**rec, "path": str(tmp_path / "w-0")}, {**rec, "run_id": "w-1"}],
+                                                 runs_root=tmp_path)}
+    assert got["w-0"]["outcomes"] == {"kk/test/0": 0.5, "kk/test/1": 1.0} and "outcomes" not in got["w-1"]
+
+
+def test_golden_paired_markdown(request):
+    text = render_markdown(build_table(_paired_records()), COMMAND)
+    path = GOLDEN / "leaderboard_paired.md"
+    if request.config.getoption("--update-golden"):
+        path.write_text(text)
+    assert text == path.read_text(), "leaderboard_paired.md changed; rerun with --update-golden if that is intended"
