@@ -38,6 +38,8 @@ console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
 TasksDir = typer.Option(None, "--tasks-dir", help="Extra folder of task YAML files (repeatable; also $HARNESS_TASKS_PATH).")
+Perturb = typer.Option(None, "--perturb", help="K&K only: perturbed puzzles (leaf, role, reorder, rename; harness/perturb.py).")
+PerturbSeed = typer.Option(0, "--perturb-seed", help="Seed of the perturbations (--perturb).")
 
 
 def _progress(description: str):
@@ -116,6 +118,7 @@ def tasks_export_lm_eval(task: str, out_dir: Path = typer.Option(..., "--out", h
 def data_export(task: str = typer.Option(..., help="Task id or YAML path."),
                 split: str = typer.Option("test"), out_path: Path = typer.Option(..., "--out", help="Output JSONL file."),
                 limit: Optional[int] = typer.Option(None, help="Only the first N samples."),
+                perturb: Optional[str] = Perturb, perturb_seed: int = PerturbSeed,
                 tasks_dir: Optional[List[Path]] = TasksDir) -> None:
     """Write a split as JSONL: id, prompt, answer, traces, metadata (and the task's own fields)."""
     from harness.data import load_split, render_prompt
@@ -124,13 +127,21 @@ def data_export(task: str = typer.Option(..., help="Task id or YAML path."),
 
     spec = get_task(task, tasks_dir)
     lines = []
-    for s in load_split(spec, split, limit):
+    skipped: list = []
+    if perturb is not None:
+        from harness.perturb import perturb_split
+
+        samples, skipped = perturb_split(spec, split, perturb, perturb_seed, limit)
+    else:
+        samples = load_split(spec, split, limit)
+    for s in samples:
         prompt = render_prompt(spec, s)
         row = {"id": s["id"], "prompt": prompt if isinstance(prompt, str) else prompt[-1]["content"],
                "messages": None if isinstance(prompt, str) else prompt, **{k: v for k, v in s.items() if k not in ("id",)}}
         lines.append(json.dumps(row, sort_keys=False))
     write_atomic(out_path, "\n".join(lines) + "\n")
-    console.print(f"wrote {len(lines)} samples of {spec.id}/{split} to {out_path}")
+    console.print(f"wrote {len(lines)} samples of {spec.id}/{split}" + (f" ({perturb})" if perturb else "") + f" to {out_path}"
+                  + (f"; {len(skipped)} admit no {perturb} perturbation and were left out" if skipped else ""))
 
 
 @app.command()
@@ -187,6 +198,7 @@ def eval_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
              lm_eval_include_path: Optional[List[Path]] = typer.Option(None, help="--engine lm-eval: folder of lm-eval task YAML files (repeatable), e.g. from `harness tasks export-lm-eval`."),
              lm_eval_chat_template: Optional[bool] = typer.Option(None, "--lm-eval-chat-template/--no-lm-eval-chat-template", help="--engine lm-eval: apply the model's chat template (default: only for exported chat tasks)."),
              num_fewshot: Optional[int] = typer.Option(None, help="--engine lm-eval: few-shot examples (default: each task's)."),
+             perturb: Optional[str] = Perturb, perturb_seed: int = PerturbSeed,
              tasks_dir: Optional[List[Path]] = TasksDir) -> None:
     """Evaluate a model on a task split and write a run record."""
     from harness.engines import parse_vllm_options
@@ -199,7 +211,8 @@ def eval_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
             raise HarnessError("lm-eval tasks need both --engine lm-eval and --lm-eval-tasks TASK[,TASK...]")
         unused = [flag for flag, given in (("--split", split != "test"), ("--samples", samples != 1),
                                            ("--temperature", temperature is not None),
-                                           ("--max-new-tokens", max_new_tokens is not None), ("--vllm", bool(vllm_opt)))
+                                           ("--max-new-tokens", max_new_tokens is not None), ("--vllm", bool(vllm_opt)),
+                                           ("--perturb", perturb is not None))
                   if given]
         if unused:
             raise HarnessError(f"{', '.join(unused)} do not apply to --engine lm-eval (its tasks set their own split "
@@ -221,8 +234,11 @@ def eval_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
     record_dir, metrics = run_eval(task=task, model=model, split=split, limit=limit, samples=samples, temperature=temperature,
                                    max_new_tokens=max_new_tokens, batch_size=batch_size, dtype=dtype, seed=seed,
                                    runs_dir=runs_dir, tasks_dirs=tasks_dir, progress_factory=_progress,
-                                   engine=engine, vllm=parse_vllm_options(vllm_opt))
+                                   engine=engine, vllm=parse_vllm_options(vllm_opt), perturb=perturb, perturb_seed=perturb_seed)
     print_metrics(metrics)
+    if perturb:
+        out.print(f"perturbation {perturb} (seed {perturb_seed}): ids <id>~{perturb}"
+                  + (f"; {metrics['perturb_skipped']} puzzles admit none and were left out" if metrics["perturb_skipped"] else ""))
     out.print(f"run record: {record_dir}")
 
 
@@ -368,6 +384,10 @@ def print_metrics(m: dict) -> None:
               f"truncated {m['truncation_rate']:.1%}; mean response {m['mean_response_tokens']:.0f} tokens")
     if "lenient_accuracy" in m:
         out.print(f"lenient accuracy {m['lenient_accuracy']:.3f} (the verifier's lenient variant; accuracy is strict)")
+    if "limem" in m:
+        cr = "-" if m["limem_consistency"] is None else f"{m['limem_consistency']:.3f}"
+        out.print(f"LiMem ({m['limem_kind']}, {m['limem_n']} training puzzles) {m['limem']:.3f} = accuracy "
+                  f"{m['limem_accuracy']:.3f} x (1 - consistency {cr})")
     if "pass_at_k" in m:
         out.print("pass@k: " + ", ".join(f"@{k} {v:.3f}" for k, v in m["pass_at_k"].items()))
     if "per_level" in m:

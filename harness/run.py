@@ -36,13 +36,16 @@ def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "t
     root = default_runs_dir(runs_dir)
     ctx = Context(task=spec, recipe_name=recipe_name, recipe=recipe, base_model=model, base_ref=base_ref, seed=seed,
                   root=root, progress=progress_factory)
+    from harness.perturb import limem_config
+
+    limem = limem_config(spec, recipe, trained=method != "base")  # eval.limem: checked before anything trains
     t0 = time.perf_counter()
     final = train_for_method(ctx, method, n, init, teacher, teacher_model)
     if not dist.is_main():
         return root, {}  # rank 0 evaluates and writes the one record
     for st in ctx.stages:
         log(f"stage {st['stage']}-{st['key']}: {'reused' if st['cached'] else 'trained'} ({st['wall_seconds']:.0f}s)")
-    metrics, rows, eval_info = _evaluate(ctx, final)
+    metrics, rows, eval_info = _evaluate(ctx, final, limem)
     counts = {k: sum(st.get("counts", {}).get(k, 0) for st in ctx.stages) + (eval_info["tokens"] if k == "tokens_generated" else 0)
               for k in COUNT_KEYS}
     counts["training_examples"] = n
@@ -69,7 +72,7 @@ def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "t
     return path, record
 
 
-def _evaluate(ctx: Context, ref: str) -> tuple[dict, list[dict], dict]:
+def _evaluate(ctx: Context, ref: str, limem: Optional[dict] = None) -> tuple[dict, list[dict], dict]:
     from harness.engines import HFEngine
     from harness.evaluate import evaluate
     from harness.progress import progress_bar
@@ -81,8 +84,20 @@ def _evaluate(ctx: Context, ref: str) -> tuple[dict, list[dict], dict]:
     with progress_bar(ctx.progress, f"eval {ctx.task.id}/test") as cb:
         metrics, rows = evaluate(ctx.task, engine, split="test", limit=ev.get("limit"), seed=ctx.seed,
                                  max_new_tokens=ev.get("max_new_tokens"), progress=cb)
-    return metrics, rows, {"n_params": n_params, "wall": time.perf_counter() - t0, "engine": engine.name,
-                           "tokens": metrics["tokens_generated"]}
+    info = {"n_params": n_params, "wall": time.perf_counter() - t0, "engine": engine.name,
+            "tokens": metrics["tokens_generated"]}
+    if limem:  # K&K: memorisation under perturbation on the model's own training puzzles (harness/perturb.py)
+        from harness.perturb import run_limem, training_refs
+
+        t1 = time.perf_counter()
+        refs, source = training_refs(ctx.task, ctx.stages, ref, ctx.root)
+        with progress_bar(ctx.progress, f"limem {limem['kind']} ({limem['n']} training puzzles)") as cb:
+            found = run_limem(ctx.task, engine, refs, limem, max_new_tokens=ev.get("max_new_tokens"), seed=ctx.seed,
+                              progress=cb)
+        # its time is a measurement's, not part of the wall time that produced the model (the leaderboard's cost)
+        metrics.update({**found, "limem_source": source, "limem_wall_seconds": time.perf_counter() - t1} if found else
+                       {"limem_unavailable": f"no K&K training puzzles to perturb ({source})"})
+    return metrics, rows, info
 
 
 def list_runs(runs_dir: Optional[Path] = None) -> tuple[list[dict], list[dict]]:

@@ -18,11 +18,17 @@ def run_eval(*, task: str, model: str = "tiny", split: str = "test", limit: Opti
              temperature: Optional[float] = None, max_new_tokens: Optional[int] = None, batch_size: int = 32,
              dtype: str = "auto", seed: int = 0, runs_dir: Optional[Path] = None,
              tasks_dirs: Optional[Iterable[Path]] = None, progress_factory: Optional[Callable] = None,
-             engine: str = "auto", vllm: Optional[dict] = None) -> tuple[Path, dict]:
+             engine: str = "auto", vllm: Optional[dict] = None, perturb: Optional[str] = None,
+             perturb_seed: int = 0) -> tuple[Path, dict]:
     from harness.engines import make_engine, pick_engine
 
     spec = get_task(task, tasks_dirs)
     spec.split(split)  # fail on an unknown split before building or loading anything
+    data, skipped = None, []
+    if perturb is not None:  # K&K only: the split's puzzles perturbed (harness/perturb.py), ids `<id>~KIND`
+        from harness.perturb import perturb_split
+
+        data, skipped = perturb_split(spec, split, perturb, perturb_seed, limit)
     requested, engine = engine, pick_engine(engine)  # and on an engine that is not installed
     if vllm and requested == "transformers":
         raise HarnessError("--vllm settings apply only to the vLLM engine, but this eval runs on 'transformers'; "
@@ -33,15 +39,24 @@ def run_eval(*, task: str, model: str = "tiny", split: str = "test", limit: Opti
     ref = models.resolve(model, spec)
     eng = make_engine(engine, ref, dtype=dtype, batch_size=batch_size, seed=seed, vllm=vllm)
     t0 = time.perf_counter()
-    with progress_bar(progress_factory, f"eval {spec.id}/{split}") as cb:
-        metrics, rows = evaluate(spec, eng, split=split, limit=limit, samples=samples, temperature=temperature,
-                                 max_new_tokens=max_new_tokens, seed=seed, progress=cb)
+    with progress_bar(progress_factory, f"eval {spec.id}/{split}" + (f" ({perturb})" if perturb else "")) as cb:
+        if data is None:
+            metrics, rows = evaluate(spec, eng, split=split, limit=limit, samples=samples, temperature=temperature,
+                                     max_new_tokens=max_new_tokens, seed=seed, progress=cb)
+        else:
+            from harness.perturb import evaluate_samples
+
+            metrics, rows = evaluate_samples(spec, eng, data, samples=samples, temperature=temperature,
+                                             max_new_tokens=max_new_tokens, seed=seed, progress=cb)
+            metrics.update({"split": split, "perturbation": perturb, "perturb_seed": perturb_seed,
+                            "perturb_skipped": len(skipped), "perturb_skipped_ids": skipped})
     config = {"command": "eval", "task": spec.id, "model": model, "model_path": ref, "split": split, "limit": limit,
               "samples": samples, "temperature": metrics["temperature"], "max_new_tokens": metrics["max_new_tokens"],
               "batch_size": batch_size, "dtype": dtype, "seed": seed, "engine": eng.name,
-              "engine_requested": requested, **({"vllm": vllm} if vllm and eng.name == "vllm" else {}), **ignored}
+              "engine_requested": requested, **({"vllm": vllm} if vllm and eng.name == "vllm" else {}), **ignored,
+              **({"perturb": perturb, "perturb_seed": perturb_seed} if perturb else {})}
     record = {"kind": "eval", "method": "base", "config": config, "provenance": provenance(seed, spec),
               "metrics": metrics, "wall_seconds": {"eval": time.perf_counter() - t0}}
-    path = write_record(default_runs_dir(runs_dir), new_run_id(spec.id, "eval"), record, rows)
+    path = write_record(default_runs_dir(runs_dir), new_run_id(spec.id, "eval", f"perturb-{perturb}" if perturb else ""), record, rows)
     return path, metrics
 
