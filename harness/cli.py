@@ -384,6 +384,8 @@ def print_metrics(m: dict) -> None:
               f"truncated {m['truncation_rate']:.1%}; mean response {m['mean_response_tokens']:.0f} tokens")
     if "lenient_accuracy" in m:
         out.print(f"lenient accuracy {m['lenient_accuracy']:.3f} (the verifier's lenient variant; accuracy is strict)")
+    if "faithful_accuracy" in m:
+        out.print(f"faithful accuracy {m['faithful_accuracy']:.3f} (right answer, every step right); lucky {m['lucky']:.3f}")
     if "limem" in m:
         cr = "-" if m["limem_consistency"] is None else f"{m['limem_consistency']:.3f}"
         out.print(f"LiMem ({m['limem_kind']}, {m['limem_n']} training puzzles) {m['limem']:.3f} = accuracy "

@@ -1,7 +1,8 @@
 """Evaluation: the engine generates, the task's verifier scores, metrics summarize.
 
 Greedy pass@1 by default; with k samples per problem, the unbiased pass@k estimator. Accuracy per difficulty
-level with 95% intervals, the share of responses cut off at the length limit, and mean response length.
+level with 95% intervals, the share of responses cut off at the length limit, and mean response length. K&K explicit
+traces also get `faithful_accuracy` and `lucky` (harness/faithful.py): a metric only, never the score.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any, Optional
 
 from harness.data import load_split, render_prompt
 from harness.engines import Engine, Generation, SamplingParams
+from harness.faithful import annotate as annotate_faithful, rates as faithful_rates
 from harness.stats import mean_interval, pass_at_k
 from harness.taskspec import TaskSpec
 from harness.verifiers import Verifier, get_verifier
@@ -27,6 +29,7 @@ def summarize(rows: list[dict], n: int) -> dict:
         if n > 1:
             out["pass_at_k"] = {str(k): sum(pass_at_k(n, int(sum(r["scores"])), k) for r in rs) / max(1, len(rs))
                                 for k in ks}
+        out.update(faithful_rates(rs) or {})  # K&K explicit traces: right answer from a right search, or lucky
         return out
 
     metrics = block(rows)
@@ -90,6 +93,7 @@ def evaluate(task: TaskSpec, engine: Engine, split: str = "test", limit: Optiona
     engine.generate(prompts, params, on_batch=on_batch)
     wall = time.perf_counter() - t0
     final = [r for r in rows if r is not None]
+    annotate_faithful([s for s, r in zip(data, rows) if r is not None], final)  # a metric only, never the score
     metrics = summarize(final, samples)
     gen_tokens = sum(sum(r["n_tokens"]) for r in final)
     metrics.update({"split": split, "engine": engine.name, "temperature": temp, "max_new_tokens": params.max_new_tokens,

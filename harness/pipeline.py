@@ -194,8 +194,14 @@ def _val_eval(ctx: Context, limit: Optional[int]) -> Callable:
 
 def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[str] = None) -> dict:
     """Verified-correct responses of a teacher (the RL policy for redistill), one per prompt (seeded), shuffled.
-    Variant A: greedy on the SFT prompts; B: sampled at temperature on the RL prompts."""
+    Variant A: greedy on the SFT prompts; B: sampled at temperature on the RL prompts. redistill.filter: `correct`
+    (the paper's verified-correct filter) or `faithful` (K&K explicit traces whose every step is right as well,
+    harness/faithful.py)."""
     rd = ctx.recipe.get("redistill", {})
+    keep = str(rd.get("filter", "correct"))
+    if keep not in ("correct", "faithful"):
+        raise HarnessError(f"redistill.filter must be correct (verified-correct answers) or faithful (right answer and "
+                           f"every step of a K&K explicit trace right), not {keep}")
     variant = str(variant or rd.get("variant", "B")).upper()
     if variant not in ("A", "B"):
         raise HarnessError(f"redistill.variant must be A (greedy on SFT prompts) or B (sampled on RL prompts), not {variant}")
@@ -212,8 +218,16 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
     engine_name = pick_engine(str(rd.get("engine", "auto")))
     if engine_name != "transformers":  # other engines sample differently; transformers keeps the keys of older caches
         cfg["engine"] = engine_name
+    if keep != "correct":  # only when not the default, so the keys of older caches stay
+        cfg["filter"] = keep
 
     def build(d: Path) -> dict:
+        if keep == "faithful":
+            from harness.faithful import check, reference_for_sample
+
+            if reference_for_sample(load_split(ctx.task, split, limit=1)[0]) is None:
+                raise HarnessError(f"redistill.filter=faithful needs K&K samples with statements in their metadata; "
+                                   f"task '{ctx.task.id}' has none (use redistill.filter=correct)")
         ev = ctx.recipe.get("eval", {})
         engine = make_engine(engine_name, teacher_ref, dtype=ev.get("dtype", "auto"), batch_size=ev.get("batch_size", 32),
                              seed=ctx.seed, vllm=rd.get("vllm"))
@@ -236,6 +250,9 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
                         rollouts += len(gs)
                         tokens += sum(g.n_tokens for g in gs)
                         good = [g.text for g in gs if verifier(g.text, s["answer"], truncated=g.truncated).score == 1.0]
+                        if keep == "faithful" and good:
+                            ref = reference_for_sample(s)
+                            good = [t for t in good if ref is not None and check(t, ref, True)["faithful"]]
                         if good:
                             # One per prompt, chosen with the seed, so no prompt is over-represented.
                             kept.append({"id": s["id"], "prompt": prompt, "completion": rng.choice(good),
@@ -249,9 +266,11 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
         random.Random(ctx.seed).shuffle(kept)
         write_atomic(d / "redistill.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
         return {"data_path": str(d / "redistill.jsonl"), "kept": len(kept), "prompts_tried": start, "engine": engine.name,
-                "counts": {"rollouts_generated": rollouts, "tokens_generated": tokens}}
+                "filter": keep, "counts": {"rollouts_generated": rollouts, "tokens_generated": tokens}}
 
-    return cached_stage(ctx, "sample", cfg, build)
+    info = cached_stage(ctx, "sample", cfg, build)
+    info.setdefault("filter", keep)  # stages cached before the option existed used the default
+    return info
 
 
 # --- model references -----------------------------------------------------------------------------------------
