@@ -3,6 +3,8 @@
 Recipe keys (all optional):
 
     learning_rate 1e-5    epochs 2            batch_size 8 (per device)   grad_accum 1
+    global_batch None     (sequences per optimizer step over all processes: grad_accum = global_batch / (batch_size
+                          × processes), an error if that is not a whole number; set it or grad_accum, not both)
     lr_scheduler cosine   warmup_ratio 0.0    weight_decay 0.0            max_length 2048
     loss seq_mean         logging_steps 1     save_steps (20% of steps)   max_steps -1 (= from epochs)
 
@@ -32,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "epochs": 2,
     "batch_size": 8,
     "grad_accum": 1,
+    "global_batch": None,
     "lr_scheduler": "cosine",
     "warmup_ratio": 0.0,
     "weight_decay": 0.0,
@@ -42,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "save_steps": None,
     "max_steps": -1,
 }
-TYPES = {"save_steps": (int, float, type(None))}
+TYPES = {"save_steps": (int, float, type(None)), "global_batch": (int, type(None))}
 LOSSES = ("seq_mean", "token_mean")
 
 
@@ -89,6 +92,27 @@ class HarnessSFTTrainer(SFTTrainer):
         return loss
 
 
+def world_size() -> int:
+    from harness import dist
+
+    return dist.world_size()
+
+
+def grad_accum_for(r: dict[str, Any], grad_accum_given: bool, world: int) -> int:
+    """Gradient accumulation steps: grad_accum as given, or from global_batch / (batch_size × processes)."""
+    g = r["global_batch"]
+    if g is None:
+        return r["grad_accum"]
+    if grad_accum_given:
+        raise HarnessError("sft recipe: set global_batch or grad_accum, not both (grad_accum follows from "
+                           "global_batch / (batch_size × processes))")
+    per_step = r["batch_size"] * world
+    if g < 1 or g % per_step:
+        raise HarnessError(f"sft recipe: global_batch ({g}) must be a multiple of batch_size × processes "
+                           f"({r['batch_size']} × {world} = {per_step})")
+    return g // per_step
+
+
 def build_dataset(rows: list[dict]) -> Dataset:
     """Chat prompts -> conversational prompt/completion; raw-text prompts -> plain strings (TRL adds the EOS)."""
     if not rows:
@@ -116,6 +140,7 @@ def train(spec: TrainSpec) -> TrainResult:
         raise HarnessError(f"sft recipe: loss must be one of {', '.join(LOSSES)}, got {r['loss']!r}")
     if not 0.0 <= r["warmup_ratio"] < 1.0:
         raise HarnessError(f"sft recipe: warmup_ratio must be in [0, 1), got {r['warmup_ratio']}")
+    grad_accum = grad_accum_for(r, (spec.recipe or {}).get("grad_accum") is not None, world_size())
     done = finished(spec.output_dir)
     if done is not None:  # final/ exists: the stage completed earlier
         return TrainResult(spec.output_dir / FINAL, done["log"], done["counts"], done["metrics"])
@@ -129,7 +154,7 @@ def train(spec: TrainSpec) -> TrainResult:
             num_train_epochs=r["epochs"],
             max_steps=r["max_steps"],
             per_device_train_batch_size=r["batch_size"],
-            gradient_accumulation_steps=r["grad_accum"],
+            gradient_accumulation_steps=grad_accum,
             lr_scheduler_type=r["lr_scheduler"],
             warmup_steps=r["warmup_ratio"],  # transformers 5: a float below 1 is a share of the total steps
             weight_decay=r["weight_decay"],

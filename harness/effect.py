@@ -292,7 +292,7 @@ def estimate_gstar(model: Any, tok: Any, params: list[Any], spec: TaskSpec, s: E
         signal += len(set(rs)) > 1
         for g, rew in zip(gs, rs):
             base = (sum(rs) - rew) / (len(rs) - 1)  # leave-one-out group mean
-            seqs.append(encode_sampled(tok, prompt, g.text, ended=not g.truncated))
+            seqs.append(encode_sampled(tok, prompt, g))  # the sampled ids themselves, special tokens included
             weights.append((rew - base) / (len(rows) * s.k))
     info = {"n_prompts": len(rows), "k": s.k, "temperature": s.temperature, "mean_reward": sum(rewards) / len(rewards),
             "prompts_with_signal": signal, "baseline": "leave-one-out group mean",

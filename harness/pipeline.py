@@ -30,7 +30,10 @@ from harness.taskspec import TaskSpec
 from harness.verifiers import get_verifier
 
 METHODS = ("base", "sft", "rl", "redistill")
-COUNT_KEYS = ("rollouts_generated", "sequences_trained", "tokens_generated", "tokens_trained", "optimizer_steps")
+# tokens_forward_only: tokens through a forward pass without a backward (GRPO's old log-probs when mu > 1, a KL
+# reference model), counted at 2N FLOPs per token against 6N for a trained token.
+COUNT_KEYS = ("rollouts_generated", "sequences_trained", "tokens_generated", "tokens_trained", "optimizer_steps",
+              "tokens_forward_only")
 
 
 @dataclass
@@ -205,13 +208,15 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
     variant = str(variant or rd.get("variant", "B")).upper()
     if variant not in ("A", "B"):
         raise HarnessError(f"redistill.variant must be A (greedy on SFT prompts) or B (sampled on RL prompts), not {variant}")
+    # Variant B here samples the final policy afresh on the RL prompts; the paper's variant B instead reuses the
+    # rollouts of its last ~11 RL steps (the replay buffer: slightly older policies, prompts seen in those steps).
     split = "sft" if variant == "A" else "rl"
     temperature = 0.0 if variant == "A" else float(rd.get("temperature", 0.7))
     n = 1 if variant == "A" else int(rd.get("samples_per_prompt", 1))
     max_new = int(rd.get("max_new_tokens", ctx.task.generation.max_new_tokens))
     cfg = {"stage": "sample", "teacher": model_key(ctx, teacher_ref), "variant": variant, "data": ctx.split_def(split),
            "temperature": temperature, "n": n, "max_new_tokens": max_new, "target": target,
-           "verifier": ctx.task.verifier.model_dump(), "seed": ctx.seed}
+           "verifier": ctx.task.verifier.model_dump(), "seed": ctx.seed, "truncated": "dropped"}
     from harness.engines import make_engine, pick_engine, SamplingParams
 
     # redistill.engine: auto (vLLM when installed and a GPU is present), transformers or vllm; redistill.vllm: its settings.
@@ -249,7 +254,10 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
                     for s, prompt, gs in zip(rows, prompts, gens):
                         rollouts += len(gs)
                         tokens += sum(g.n_tokens for g in gs)
-                        good = [g.text for g in gs if verifier(g.text, s["answer"], truncated=g.truncated).score == 1.0]
+                        # A response cut off at the length limit is never kept, whatever the verifier's require_eos
+                        # (the paper's RL reward scores it 0, so its replay buffer never held one as correct).
+                        good = [g.text for g in gs if not g.truncated
+                                and verifier(g.text, s["answer"], truncated=g.truncated).score == 1.0]
                         if keep == "faithful" and good:
                             ref = reference_for_sample(s)
                             good = [t for t in good if ref is not None and check(t, ref, True)["faithful"]]
@@ -309,6 +317,20 @@ def resolve_run_or_path(ctx: Context, ref: str, flag: str) -> str:
                        "or a model folder")
 
 
+def inherit_stages(ctx: Context, run_id: str) -> None:
+    """A run given by id (--teacher for redistill) brings the stages that made it into this run's stage list, marked
+    `inherited_from`, so the record's counts include what they cost, as they do when the recipe trains them here.
+    Nothing for a model folder (its cost is unknown)."""
+    rec = next((r for r in read_records(ctx.root) if r.get("run_id") == run_id), None)
+    if rec is None:
+        return
+    seen = {(st.get("stage"), st.get("key")) for st in ctx.stages}
+    for st in rec.get("stages", []):
+        if (st.get("stage"), st.get("key")) not in seen:
+            ctx.stages.append({"inherited_from": run_id, **st, "cached": True})
+            seen.add((st.get("stage"), st.get("key")))
+
+
 def _verified_rows(ctx: Context, teacher_ref: str, budget: int, variant: Optional[str], who: str) -> tuple[list[dict], str]:
     sample = stage_sample(ctx, teacher_ref, budget, variant)
     rows = [json.loads(x) for x in Path(sample["data_path"]).read_text().splitlines()]
@@ -339,6 +361,7 @@ def train_for_method(ctx: Context, method: str, budget: int, init: Optional[str]
     # redistill: an RL policy (given, or trained by the recipe), its verified samples, SFT of the *base* model.
     if teacher:
         policy = resolve_run_or_path(ctx, teacher, "--teacher")
+        inherit_stages(ctx, teacher)  # the RL chain's cost counts, as when the recipe trains it
     else:
         rl = ctx.recipe.get("rl", {})
         start = resolve_init(ctx, init or rl.get("init", "base"))

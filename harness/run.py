@@ -50,7 +50,8 @@ def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "t
               for k in COUNT_KEYS}
     counts["training_examples"] = n
     n_params = eval_info["n_params"]
-    counts["flops_estimate"] = 6 * n_params * counts["tokens_trained"] + 2 * n_params * counts["tokens_generated"]
+    counts["flops_estimate"] = 6 * n_params * counts["tokens_trained"] + 2 * n_params * (
+        counts["tokens_generated"] + counts["tokens_forward_only"])
     counts["model_parameters"] = n_params
     wall = {f"{st['stage']}-{st['key']}": st["wall_seconds"] for st in ctx.stages}
     wall["eval"] = eval_info["wall"]
@@ -61,7 +62,8 @@ def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "t
               "provenance": {**provenance(seed, spec), "recipe_hash": config_hash(recipe), "engine": eval_info["engine"]},
               "metrics": metrics, "counts": counts, "wall_seconds": {**wall, "total": time.perf_counter() - t0},
               "stages": [{k: st.get(k) for k in ("stage", "key", "cached", "counts", "metrics", "wall_seconds", "kept",
-                                                  "prompts_tried", "engine", "data_path", "model_path")} for st in ctx.stages],
+                                                  "prompts_tried", "engine", "data_path", "model_path", "inherited_from")}
+                         for st in ctx.stages],
               "model_path": final}
     extra = {}
     for st in ctx.stages:

@@ -208,6 +208,8 @@ def test_grpo_trains_logs_and_counts(tiny, rl_rows, tmp_path):
     assert c["optimizer_steps"] == 2 and c["rollouts_generated"] == 16 and c["sequences_trained"] == 16
     assert c["tokens_generated"] == round(sum(e["completion_length"] * 8 for e in steps))
     assert c["tokens_trained"] > c["tokens_generated"]  # prompts + completions
+    # mu = 1: each generated batch is trained once (TRL's own count agrees) and needs no old-log-prob forward
+    assert c["tokens_trained"] == steps[-1]["num_tokens"] and c["tokens_forward_only"] == 0
 
 
 def test_grpo_reward_is_the_task_verifier(tiny, rl_rows, tmp_path, monkeypatch):
@@ -246,6 +248,10 @@ def test_grpo_num_iterations_reuses_each_generated_batch(tiny, rl_rows, tmp_path
     assert len(proxy.calls) == 16 and c["rollouts_generated"] == 16  # 2 RL steps generate, as with one update
     assert c["optimizer_steps"] == 6 and c["sequences_trained"] == 48  # 3 updates on each generated batch
     assert changed(init, res.model_path)
+    # Tokens are counted per optimizer pass (TRL's num_tokens counts each generated batch once), and TRL's extra
+    # no-grad forward for the old log-probs (mu > 1) once per generated batch.
+    generated = [e for e in res.log if "num_tokens" in e][-1]["num_tokens"]
+    assert c["tokens_trained"] == 3 * generated and c["tokens_forward_only"] == generated
 
 
 def test_grpo_recipe_checks(tiny, rl_rows, tmp_path):
@@ -280,3 +286,124 @@ def test_resume_skips_a_checkpoint_cut_off_mid_write(tmp_path):
             (d / "trainer_state.json").write_text(state)
     # 8 has no trainer_state.json (killed before it was written), 6 a truncated one: resume from 4
     assert resume_checkpoint(tmp_path) == str(tmp_path / "checkpoint-4")
+
+
+# ------------------------------------------------------------------ stop tokens, neutral generation (issue 12: 5, 6)
+def test_grpo_stops_on_every_end_token_with_the_shipped_settings_neutralized(tiny, rl_rows, tmp_path, monkeypatch):
+    """A model whose tokenizer EOS (<|endoftext|>) is not the chat template's end token (<|im_end|>) and whose
+    generation_config ships a repetition_penalty and no_repeat_ngram_size: GRPO stops on both ids (and the reward's
+    truncation check accepts both), and generation runs with neutral settings."""
+    from transformers.generation.utils import GenerationMixin
+
+    from tiny_variants import tiny_variant
+
+    _, init = tiny
+    folder = tiny_variant(init, tmp_path / "m", eos="<|endoftext|>", repetition_penalty=1.3, no_repeat_ngram_size=2)
+    tok = AutoTokenizer.from_pretrained(folder)
+    eot, im_end = tok.convert_tokens_to_ids("<|endoftext|>"), tok.convert_tokens_to_ids("<|im_end|>")
+    seen, used = [], []
+    original_rewards, original_prepare = GRPOTrainer._calculate_rewards, GenerationMixin._prepare_generation_config
+
+    def spy_rewards(self, inputs, prompts, completions, completion_ids_list):
+        seen.append(set(self.eos_token_ids))
+        return original_rewards(self, inputs, prompts, completions, completion_ids_list)
+
+    def spy_prepare(self, generation_config, **kw):
+        config, rest = original_prepare(self, generation_config, **kw)
+        used.append(config)
+        return config, rest
+
+    monkeypatch.setattr(GRPOTrainer, "_calculate_rewards", spy_rewards)
+    monkeypatch.setattr(GenerationMixin, "_prepare_generation_config", spy_prepare)
+    res = grpo.train(TrainSpec(init_model=str(folder), output_dir=tmp_path / "rl", data=rl_rows, verifier=LetterA(),
+                               recipe={**GRPO_SMALL, "steps": 1, "max_completion_length": 8}))
+    assert seen == [{eot, im_end}] and res.metrics["stop_token_ids"] == [eot, im_end]
+    assert used and all(c.repetition_penalty == 1.0 and c.no_repeat_ngram_size == 0 and c.top_k == 0 for c in used)
+    assert all(set(c.eos_token_id) == {eot, im_end} for c in used)
+    counter = Counter(tmp_path)
+    reward = grpo.make_reward(LetterA(), {eot, im_end}, True, counter)
+    assert reward([[{"content": "aa"}], [{"content": "aa"}]], [[5, im_end], [5, 6]], ["x", "x"]) == [1.0, 0.0]
+
+
+# ------------------------------------------------------------------ the paper's recipe, global batch (issue 12: 7)
+def _paper_rl_config(world, monkeypatch, tmp_path, **over):
+    from types import SimpleNamespace
+
+    from transformers import TrainingArguments
+
+    from harness import recipes
+
+    monkeypatch.setattr(TrainingArguments, "world_size", property(lambda self: world))  # what accelerate would say
+    monkeypatch.setattr(grpo, "world_size", lambda: world)
+    _, recipe = recipes.resolve("kk", "paper")
+    r = resolve_recipe("rl", {**recipe["rl"], **over}, grpo.DEFAULTS, grpo.TYPES)
+    spec = SimpleNamespace(output_dir=tmp_path / f"w{world}", seed=0)
+    return grpo.build_config(spec, r, "transformers", steps=125, world=grpo.world_size())
+
+
+@pytest.mark.parametrize("world", [1, 2])
+def test_kk_paper_grpo_config_is_128_prompts_x_8_rollouts_per_step_on_any_number_of_processes(world, monkeypatch,
+                                                                                               tmp_path):
+    config, plan = _paper_rl_config(world, monkeypatch, tmp_path)
+    per_step = config.per_device_train_batch_size * config.gradient_accumulation_steps * config.world_size
+    assert config.world_size == world and per_step == 128 * 8  # sequences per optimizer step, all processes
+    assert config.generation_batch_size == 128 * 8 and config.num_generations == 8  # 128 prompts per generation
+    # one generation per optimizer step, and each process's slices are each used once per optimizer step
+    assert config.steps_per_generation == config.gradient_accumulation_steps
+    assert plan == {"world_size": world, "prompts_per_step": 128, "num_generations": 8, "global_batch": 1024,
+                    "per_process_batch": 1024 // world, "micro_batch_size": 8, "grad_accum": 1024 // world // 8}
+    assert config.max_steps == 125 and config.num_iterations == 1
+    # the paper's optimizer and loss (released verl code)
+    assert (config.adam_beta1, config.adam_beta2, config.weight_decay) == (0.5, 0.999, 0.01)
+    assert config.loss_type == "bnpo" and config.learning_rate == 5e-6 and config.warmup_steps == 8
+    assert (config.temperature, config.top_p, config.top_k, config.repetition_penalty) == (0.7, 1.0, 0, 1.0)
+    assert config.max_completion_length == 4096 and config.epsilon == 0.2 and config.beta == 0.0
+    # with mu > 1 the slices are still used once per optimizer step (mu optimizer steps per generation)
+    config, _ = _paper_rl_config(world, monkeypatch, tmp_path, num_iterations=2)
+    assert config.steps_per_generation == config.gradient_accumulation_steps and config.max_steps == 250
+
+
+def test_global_batch_not_divisible_by_the_processes_is_an_error(monkeypatch, tmp_path):
+    with pytest.raises(HarnessError, match=r"128 × 8 = 1024\) must be divisible by the number of processes \(3\)"):
+        _paper_rl_config(3, monkeypatch, tmp_path)
+    with pytest.raises(HarnessError, match="micro_batch_size \\(24\\) must divide"):
+        _paper_rl_config(2, monkeypatch, tmp_path, micro_batch_size=24)
+
+
+def test_kk_paper_prompt_and_sft_global_batch():
+    from harness import recipes
+    from harness.data import load_split, render_prompt
+    from harness.tasks import get_task
+
+    _, recipe = recipes.resolve("kk", "paper")
+    spec = recipes.apply_task_overrides(get_task("kk"), recipe["task"])
+    system, user = render_prompt(spec, load_split(spec, "test", limit=1)[0])
+    assert system == {"role": "system",
+                      "content": "Please reason step by step, and put your final answer within \\boxed{}."}
+    assert user["content"].endswith(" Your final answer should be in this format: "
+                                    "\\boxed{XX is a knave, YY is a knight, ...}")
+    r = resolve_recipe("sft", recipe["sft"], sft.DEFAULTS, sft.TYPES)
+    assert [sft.grad_accum_for(r, False, w) for w in (1, 2)] == [16, 8]  # 64 sequences per step on 1 or 2 GPUs
+    with pytest.raises(HarnessError, match="global_batch \\(64\\) must be a multiple"):
+        sft.grad_accum_for(r, False, 3)
+    with pytest.raises(HarnessError, match="not both"):
+        sft.grad_accum_for(r, True, 1)
+
+
+def test_prompt_cap_errors_before_training_or_truncates_left(tiny, rl_rows, monkeypatch):
+    task, init = tiny
+    tok = AutoTokenizer.from_pretrained(init)
+    ds = grpo.build_dataset(rl_rows)
+    info = grpo.check_prompt_lengths(ds, tok, 4096, "error")
+    assert info["prompts_over_cap"] == 0 and info["max_prompt_tokens"] > 10
+    with pytest.raises(HarnessError, match=r"8 of 8 prompts are longer than max_prompt_length \(10\)"):
+        grpo.check_prompt_lengths(ds, tok, 10, "error")
+    assert grpo.check_prompt_lengths(ds, tok, 10, "truncate_left")["prompts_over_cap"] == 8
+    # the trainer keeps the last max_prompt_length tokens of a longer prompt (TRL 1.16 has no such option)
+    monkeypatch.setattr(GRPOTrainer, "_tokenize_prompts", lambda self, prompts: ([list(range(20)), [1, 2]], None, {}))
+    t = grpo.HarnessGRPOTrainer.__new__(grpo.HarnessGRPOTrainer)
+    t.max_prompt_length, t.prompt_overflow = 5, "truncate_left"
+    assert t._tokenize_prompts(["x", "y"])[0] == [[15, 16, 17, 18, 19], [1, 2]]
+    t.prompt_overflow = "error"
+    with pytest.raises(HarnessError, match="20 tokens is longer than max_prompt_length"):
+        t._tokenize_prompts(["x", "y"])

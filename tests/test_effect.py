@@ -274,3 +274,63 @@ def test_cli_end_to_end_record_and_predict(letter_task, tmp_path, one_thread):
     table = build_table(read_records(tmp_path))
     md = render_markdown(table)
     assert "Sample effect" in md and "r-sft-1" in md and "countsketch" in md and "Spearman" in md
+
+
+def test_gstar_scores_exactly_the_sampled_ids(tiny_kk, one_thread, monkeypatch):
+    """g*'s score function is log pi of the token ids the engine sampled (special tokens and the stop token included),
+    after the engine's prompt ids: never the decoded text tokenized again."""
+    import torch
+
+    import harness.effect_grads as eg
+    from harness import models, verifiers
+    from harness.effect import EffectSettings, estimate_gstar
+    from harness.engines import prompt_ids, stop_token_ids
+    from harness.tasks import get_task
+    from harness.verifiers import Verdict
+
+    model, tok = models.load(str(tiny_kk), dtype="float32")
+    spec = get_task("kk")
+    calls = [0]
+
+    def alternating(response, answer, truncated=False):  # rewards 0, 1, 0, 1, ...: every group has signal
+        calls[0] += 1
+        return Verdict(float(calls[0] % 2), None, "test")
+
+    monkeypatch.setattr(verifiers, "get_verifier", lambda name, params=None: alternating)
+    sampled, seen = [], []
+    generate = model.generate
+
+    def recording_generate(**kw):
+        out = generate(**kw)
+        sampled.extend(out[:, kw["input_ids"].shape[1]:].tolist())
+        return out
+
+    monkeypatch.setattr(model, "generate", recording_generate)
+    original = eg.weighted_grad
+
+    def capture(model_, params, seqs, weights, *a, **kw):
+        seen.extend(seqs)
+        return original(model_, params, seqs, weights, *a, **kw)
+
+    monkeypatch.setattr(eg, "weighted_grad", capture)
+    _, names, params, _ = eg.select_params(model, "lm_head")
+    s = EffectSettings(task="kk", eval_split="val", eval_count=3, k=4, temperature=1.0, max_new_tokens=16)
+    estimate_gstar(model, tok, params, spec, s)
+
+    stop = set(stop_token_ids(tok, model.generation_config))
+    want = []
+    for row in sampled:  # what generate sampled: up to and with the first stop token; padding after it is not sampled
+        end = next((i for i, t in enumerate(row) if t in stop), None)
+        want.append(tuple(row if end is None else row[:end + 1]))
+    assert len(seen) == len(want) == 12
+    assert sorted(tuple(q.ids[q.start:]) for q in seen) == sorted(want)
+    from harness.data import load_split, render_prompt
+
+    prompts = {tuple(prompt_ids(tok, render_prompt(spec, r))) for r in load_split(spec, "val", limit=3)}
+    assert {tuple(q.ids[:q.start]) for q in seen} == prompts
+    # and the log-probability g* differentiates is the sum over exactly those ids
+    q = max(seen, key=lambda q: q.n_tokens)
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([q.ids])).logits[0, q.start - 1:-1].float()
+        manual = logits.log_softmax(-1).gather(-1, torch.tensor(q.ids[q.start:])[:, None]).sum()
+        assert float(eg.logprobs(model, [q], mean=False)[0]) == pytest.approx(float(manual), abs=1e-4)

@@ -277,3 +277,80 @@ def test_vllm_settings_on_transformers_are_one_clear_error_and_ignored_by_auto(t
                        vllm={"max_model_len": 64})
     cfg = json.loads((path / "record.json").read_text())["config"]
     assert cfg["engine"] == "transformers" and cfg["vllm_ignored"] == {"max_model_len": 64} and "vllm" not in cfg
+
+
+# --- stop tokens and neutral generation settings (issue 12, items 5 and 6) --------------------------------------
+
+def _kk_prompts(n):
+    from harness.data import load_split, render_prompt
+    from harness.tasks import get_task
+
+    spec = get_task("kk")
+    return [render_prompt(spec, s) for s in load_split(spec, "test", limit=n)]
+
+
+def test_every_engine_stops_on_the_chat_templates_end_token(tiny_kk, tmp_path, fake_vllm):
+    """The tokenizer's EOS is <|endoftext|> but the chat template ends turns with <|im_end|> (Qwen2.5 base): both end a
+    generation in the transformers and the vLLM engine, and the record lists them."""
+    from transformers import GenerationConfig
+
+    from harness.engines import HFEngine, stop_token_ids, to_generations
+    from harness.evaluate import evaluate
+    from harness.tasks import get_task
+    from tiny_variants import ForceTokenAfter, tiny_variant
+
+    folder = tiny_variant(tiny_kk, tmp_path / "eos", eos="<|endoftext|>")
+    eng = HFEngine.from_ref(str(folder), dtype="float32")
+    tok = eng.tok
+    eot, im_end = tok.convert_tokens_to_ids("<|endoftext|>"), tok.convert_tokens_to_ids("<|im_end|>")
+    assert tok.eos_token_id == eot != im_end
+    assert eng.stop_ids == [eot, im_end] == stop_token_ids(tok, GenerationConfig.from_pretrained(folder))
+    hook = eng.model.lm_head.register_forward_hook(ForceTokenAfter(im_end, 3))
+    try:
+        (g,), = eng.generate(_kk_prompts(1), SamplingParams(max_new_tokens=12))
+    finally:
+        hook.remove()
+    assert not g.truncated and g.n_tokens <= 3 and g.token_ids[-1] == im_end and len(g.token_ids) == g.n_tokens + 1
+    info = eng.info()
+    assert info["stop_token_ids"] == [eot, im_end] and info["stop_tokens"] == ["<|endoftext|>", "<|im_end|>"]
+    metrics, _ = evaluate(get_task("kk"), eng, limit=1, max_new_tokens=2)
+    assert metrics["engine_info"]["stop_token_ids"] == [eot, im_end]  # the record says what stopped generation
+
+    llm = FakeLLM()
+    sent = []
+    done = SimpleNamespace(index=0, text="x", token_ids=[5, im_end], finish_reason="stop", stop_reason=im_end)
+    llm.generate = lambda prompts, sps, use_tqdm=True: sent.extend(sps) or [SimpleNamespace(outputs=[done])
+                                                                            for _ in prompts]
+    veng = VLLMEngine(llm, tok, generation_config=GenerationConfig.from_pretrained(folder))
+    (vg,), = veng.generate(["raw"], SamplingParams(max_new_tokens=4))
+    assert sent[0].stop_token_ids == [eot, im_end] and veng.info()["stop_token_ids"] == [eot, im_end]
+    assert (vg.n_tokens, vg.truncated, vg.token_ids) == (1, False, (5, im_end))
+    plain = SimpleNamespace(index=0, text="x", token_ids=[5, im_end], finish_reason="stop", stop_reason=None)
+    assert to_generations(SimpleNamespace(outputs=[plain]), set(veng.stop_ids))[0].n_tokens == 1
+
+
+def test_shipped_generation_settings_do_not_change_outputs(tiny_kk, tmp_path):
+    """A model whose generation_config ships repetition_penalty 1.3 (and other processors) generates exactly what the
+    same weights without them generate, greedy and sampled: the engine sets every setting itself."""
+    from harness.engines import HFEngine
+    from tiny_variants import tiny_variant
+
+    shipped = tiny_variant(tiny_kk, tmp_path / "rp", repetition_penalty=1.3)
+    more = tiny_variant(tiny_kk, tmp_path / "more", repetition_penalty=1.3, no_repeat_ngram_size=2, do_sample=True,
+                        top_k=3, min_new_tokens=20, typical_p=0.5)
+    prompts = _kk_prompts(3)
+    greedy = SamplingParams(max_new_tokens=24)
+    sampled = SamplingParams(n=2, temperature=1.0, max_new_tokens=16, seed=5)
+
+    def outputs(folder, params):
+        eng = HFEngine.from_ref(str(folder), dtype="float32")
+        out = [[(g.text, g.token_ids) for g in gs] for gs in eng.generate(prompts, params)]
+        return out, eng
+
+    want, _ = outputs(tiny_kk, greedy)
+    got, eng = outputs(shipped, greedy)
+    assert got == want
+    assert eng.model.generation_config.repetition_penalty == 1.3  # the model's own config is left as shipped
+    assert eng.info()["neutralized"]["repetition_penalty"] == 1.3
+    assert outputs(more, greedy)[0] == want
+    assert outputs(more, sampled)[0] == outputs(tiny_kk, sampled)[0]

@@ -86,7 +86,7 @@ def test_redistill_keeps_verified_one_per_prompt_and_trains_the_base(tmp_path):
     tasks = _letters_task(tmp_path)
     sets = FAST + ["rl.init=base", "rl.budget=8", "rl.prompts_per_step=4", "rl.num_generations=4", "rl.steps=1",
                    "rl.max_completion_length=8", "rl.learning_rate=1.0e-3",
-                   "redistill.samples_per_prompt=4", "redistill.temperature=1.0", "redistill.max_new_tokens=8"]
+                   "redistill.samples_per_prompt=4", "redistill.temperature=1.0", "redistill.max_new_tokens=64"]
     path, rec = run(task="letters", method="redistill", budget="4", sets=sets, runs_dir=tmp_path / "runs",
                     tasks_dirs=[tasks])
     assert [s["stage"] for s in rec["stages"]] == ["rl", "sample", "sft"]
