@@ -7,6 +7,7 @@ Recipe keys (all optional):
                           × processes), an error if that is not a whole number; set it or grad_accum, not both)
     lr_scheduler cosine   warmup_ratio 0.0    weight_decay 0.0            max_length 2048
     loss seq_mean         logging_steps 1     save_steps (20% of steps)   max_steps -1 (= from epochs)
+    group_by_length false (batches of similar lengths; less padding)
 
 loss: "seq_mean" is the paper's normalisation (released code): each sequence's token losses are averaged over its
 completion tokens, then the sequences of the batch are averaged, so a long trace weighs as much as a short one.
@@ -42,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "loss": "seq_mean",
     "logging_steps": 1,
     "precision": "auto",
+    "group_by_length": False,
     "save_steps": None,
     "max_steps": -1,
 }
@@ -161,6 +163,8 @@ def train(spec: TrainSpec) -> TrainResult:
             max_length=r["max_length"],
             completion_only_loss=True,
             packing=False,
+            # batches of similar lengths: on a CPU padding is paid in full (K&K traces run from 50 to 700 tokens)
+            train_sampling_strategy="group_by_length" if r["group_by_length"] else "random",
         )
     except ValueError as e:
         raise config_error("sft", e) from None

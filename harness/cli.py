@@ -31,7 +31,9 @@ app = typer.Typer(cls=_Group, help="Benchmark, train and compare R1-style reason
 tasks_app = typer.Typer(help="List, show and validate tasks (YAML files).", no_args_is_help=True)
 data_app = typer.Typer(help="Export task data.", no_args_is_help=True)
 runs_app = typer.Typer(help="Run records and cached stages.", no_args_is_help=True)
+tiny_app = typer.Typer(help="The embedded pretrained tiny model (K&K tasks).", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
+app.add_typer(tiny_app, name="tiny")
 app.add_typer(data_app, name="data")
 app.add_typer(runs_app, name="runs")
 console = Console(stderr=True, soft_wrap=True)
@@ -376,6 +378,19 @@ def runs_list(runs_dir: Optional[Path] = typer.Option(None, help="Default: ./run
         s.add_row(st["name"], "complete" if st["complete"] else "partial (resumable)",
                   f"{st['wall_seconds']:.0f}" if st["wall_seconds"] else "-", ", ".join(st["checkpoints"]) or "-")
     out.print(s)
+
+
+@tiny_app.command("build")
+def tiny_build(out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: the committed folder under harness/assets."),
+               force: bool = typer.Option(False, help="Rebuild even if the folder exists.")) -> None:
+    """Pretrain the embedded tiny base from its corpus (deterministic; about 20 minutes on 2 CPU cores) and write its model card."""
+    from harness import tiny
+
+    target = out_dir or tiny.folder()
+    if (target / "model.safetensors").is_file() and not force:
+        raise HarnessError(f"{target} already holds a model; pass --force to rebuild it, or --out DIR")
+    tiny.build(target, log=lambda s: out.print(s, markup=False, highlight=False))
+    out.print(f"wrote {target}", markup=False, highlight=False)
 
 
 def print_metrics(m: dict) -> None:

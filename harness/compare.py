@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from harness import recipes
+from harness import models, recipes
 from harness.budget import parse_budget
 from harness.errors import HarnessError
 from harness.pipeline import METHODS
@@ -56,7 +56,7 @@ def compare(*, task: str, methods: str, budgets: str, seeds: str, model: str = "
     except ValueError:
         raise HarnessError(f"--seeds must be integers, e.g. 0,1,2 (got '{seeds}')") from None
     spec = get_task(task, tasks_dirs)
-    scale = "tiny" if model == "tiny" else "paper"
+    scale = "tiny" if models.is_tiny(model) else "paper"
     _, recipe = recipes.resolve(spec.id, scale, config, list(sets))
     root = default_runs_dir(runs_dir)
     cells = [(m, b, s) for s in seed_list for m in method_list for b in (budget_list if m != "base" else [0])]

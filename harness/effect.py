@@ -152,7 +152,7 @@ def resolve_setup(s: EffectSettings, root: Path, tasks_dirs: Any = None, model_p
             if kind in ("run", "redistill") and (rec := _find_record(records, rid)) is not None:
                 break
     if s.scale is not None or rec is None or rec.get("kind") != "run":
-        scale = s.scale or ("tiny" if s.model == "tiny" else "paper")
+        scale = s.scale or ("tiny" if models.is_tiny(s.model) else "paper")
         name, recipe = recipes.resolve(get_task(s.task, tasks_dirs).id, scale)
     else:
         name, recipe = rec["config"].get("recipe_name", "?"), rec["config"].get("recipe", {})

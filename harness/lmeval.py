@@ -195,7 +195,7 @@ def run_lm_eval(*, tasks: str, model: str = "tiny", harness_task: str = "kk", in
         if not p.is_dir():
             raise HarnessError(f"lm-eval include path {p} is not a folder; pass a folder of lm-eval task YAML files")
     apply_chat = chat_tasks(include, names) if chat_template is None else chat_template
-    ref = models.resolve(model, get_task(harness_task, tasks_dirs) if model == "tiny" else None)
+    ref = models.resolve(model, get_task(harness_task, tasks_dirs) if models.is_tiny(model) else None)
     tm = _task_manager(names, include)
     unknown = [n for n in names if n not in tm.all_tasks]
     if unknown:

@@ -35,11 +35,28 @@ def home() -> Path:
     return Path(os.environ.get(HOME_ENV) or Path.home() / ".cache" / "harness")
 
 
+TINY_NAMES = ("tiny", "tiny-scratch")
+
+
+def is_tiny(ref: str) -> bool:
+    """The embedded models: `tiny` (pretrained for K&K tasks, else as tiny-scratch) and `tiny-scratch` (random init,
+    its tokenizer trained on the task's text). Both run the tiny CPU recipes."""
+    return ref in TINY_NAMES
+
+
+def serves_pretrained(task: "TaskSpec") -> bool:
+    """Tasks whose `tiny` is the committed pretrained base: those built by the K&K generator."""
+    gen = task.source.generator
+    return gen is not None and gen.name == "kk"
+
+
 def resolve(ref: str, task: "TaskSpec | None" = None) -> str:
-    """Turn a --model value into something `from_pretrained` accepts, building `tiny` on first use."""
-    if ref == "tiny":
+    """Turn a --model value into something `from_pretrained` accepts, building `tiny-scratch` on first use."""
+    if ref in TINY_NAMES:
         if task is None:
-            raise HarnessError("--model tiny needs a task (its tokenizer is trained on the task's text)")
+            raise HarnessError(f"--model {ref} needs a task (it is chosen, or its tokenizer trained, per task)")
+        if ref == "tiny" and serves_pretrained(task):
+            return str(pretrained_tiny())
         return str(build_tiny(task))
     p = Path(ref).expanduser()
     if p.exists() or ref.startswith((".", "/", "~")):
@@ -147,6 +164,17 @@ def load(ref: str, dtype: str = "auto", for_training: bool = False) -> tuple[Any
     return model, tok
 
 
+def pretrained_tiny() -> Path:
+    """The committed pretrained tiny base (harness/assets; built by `harness tiny build`)."""
+    from harness.tiny import folder
+
+    out = folder()
+    if not (out / "model.safetensors").is_file():
+        raise HarnessError(f"the pretrained tiny model is missing ({out}); rebuild it with `harness tiny build`, "
+                           "or use --model tiny-scratch")
+    return out
+
+
 def _corpus(task: "TaskSpec") -> list[str]:
     from harness.data import load_split, render_prompt
 
@@ -168,7 +196,7 @@ def build_tiny(task: "TaskSpec") -> Path:
     """Build (once) and cache the embedded model for a task; deterministic for a given task and recipe."""
     corpus = _corpus(task)
     key = config_hash({"v": TINY_VERSION, "cfg": TINY_CONFIG, "task": task.id, "corpus": corpus})
-    out = home() / "models" / f"tiny-{task.id.replace('/', '_')}-{key}"
+    out = home() / "models" / f"tiny-scratch-{task.id.replace('/', '_')}-{key}"
     if (out / "config.json").is_file():
         return out
 

@@ -61,7 +61,7 @@ def model_key(ctx: Context, ref: str) -> str:
         return f"stage:{p.parent.name}"
     if ref == ctx.base_ref:
         # The tiny model's folder name carries the hash of its build recipe and tokenizer corpus.
-        return f"tiny:{p.name}" if ctx.base_model == "tiny" else ctx.base_model
+        return f"tiny:{p.name}" if models.is_tiny(ctx.base_model) else ctx.base_model
     return ref
 
 

@@ -29,7 +29,7 @@ def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "t
         raise HarnessError("--teacher-model applies to --method sft; for redistill pass the RL policy as --teacher")
     n = parse_budget(budget) if budget is not None else 0
     spec = get_task(task, tasks_dirs)
-    scale = "tiny" if model == "tiny" else "paper"
+    scale = "tiny" if models.is_tiny(model) else "paper"
     recipe_name, recipe = recipes.resolve(spec.id, scale, config, list(sets))
     spec = recipes.apply_task_overrides(spec, recipe.get("task"))
     base_ref = models.resolve(model, spec)

@@ -134,12 +134,22 @@ def test_partition_disjoint():
         keys[k] = set()
         for i in range(150):
             d = kk.generate(seed=0, split=f"part{k}", index=i, partition=(k, 2), people=(2, 3))
-            assert int(d["metadata"]["key"], 16) % 2 == k
+            assert kk.split_bucket(d["metadata"]["key"], 2) == k and not kk.reserved(d["metadata"]["key"])
             keys[k].add(d["metadata"]["key"])
     assert not keys[0] & keys[1]
     d = kk.generate(seed=0, split="a", index=0, partition=(2, 3))
-    assert int(d["metadata"]["key"], 16) % 3 == 2
+    assert kk.split_bucket(d["metadata"]["key"], 3) == 2
     assert d["metadata"]["key"] == kk.puzzle_key(d["metadata"]["statements"])
+
+
+def test_pretraining_bucket_is_no_splits():
+    # The tiny model's pretraining puzzles come from a bucket that generate() never returns, whatever the partition.
+    pre = {kk.pretraining_puzzle(seed=0, index=i, people=(2, 3))["metadata"]["key"] for i in range(100)}
+    assert all(kk.reserved(k) for k in pre)
+    for parts in (1, 3, 4, 5):
+        for i in range(60):
+            key = kk.generate(seed=0, split="sft", index=i, partition=(i % parts, parts), people=(2, 3))["metadata"]["key"]
+            assert not kk.reserved(key) and key not in pre
 
 
 def test_render_forms():

@@ -91,7 +91,7 @@ def test_redistill_keeps_verified_one_per_prompt_and_trains_the_base(tmp_path):
                     tasks_dirs=[tasks])
     assert [s["stage"] for s in rec["stages"]] == ["rl", "sample", "sft"]
     sft_cfg = json.loads((Path(rec["stages"][2]["model_path"]).parent / "stage.json").read_text())["config"]
-    assert sft_cfg["init"].startswith("tiny:tiny-letters-")  # the student is the base model, not the RL policy
+    assert sft_cfg["init"].startswith("tiny:tiny-scratch-letters-")  # the student is the base model, not the RL policy
     assert sft_cfg["n"] == 4
     kept = [json.loads(x) for x in (path / "redistill.jsonl").read_text().splitlines()]
     verifier = get_verifier("regex", {"pattern": "([ab])"})

@@ -53,6 +53,19 @@ HEADER = ("Let's think step by step, by considering whether each person is lying
           "contradiction.")
 MAX_PEOPLE = 12  # the brute-force check is over 2^n assignments
 MAX_ATTEMPTS = 200_000  # bounds the rejection loop; real puzzles need ~10-1000 attempts
+# One bucket in RESERVED of puzzle space (by puzzle key) belongs to no split of any task: the embedded tiny model's
+# pretraining corpus draws its puzzles only from it, so no pretraining puzzle can be a training or test puzzle.
+RESERVED = 16
+
+
+def reserved(key: str) -> bool:
+    """Whether a puzzle key is in the bucket kept for pretraining text (never in any split)."""
+    return int(key, 16) % RESERVED == 0
+
+
+def split_bucket(key: str, parts: int) -> int:
+    """The split bucket of a puzzle key outside the reserved bucket (independent of RESERVED's residue)."""
+    return (int(key, 16) // RESERVED) % parts
 
 
 def evaluate(tree: list, assignment: list[bool]) -> bool:
@@ -371,6 +384,20 @@ LETTERS = tuple("ABCDEFGHIJKL")
 def generate(*, seed: int, split: str, index: int, partition: tuple[int, int] = (0, 1),
              people: list[int] | tuple[int, int] = (2, 3), depth: int = 2, width: int = 2,
              names: str = "common", style: str = "prose") -> dict:
+    """A puzzle of split bucket `partition` (never one of the reserved pretraining bucket)."""
+    return _generate(seed=seed, split=split, index=index, partition=partition, people=people, depth=depth,
+                     width=width, names=names, style=style, pretraining=False)
+
+
+def pretraining_puzzle(*, seed: int, index: int, people: list[int] | tuple[int, int] = (2, 4), depth: int = 2,
+                       width: int = 2, names: str = "common", style: str = "prose") -> dict:
+    """A puzzle of the reserved bucket, for the tiny model's pretraining text only: no split of any task holds it."""
+    return _generate(seed=seed, split="pretraining", index=index, partition=(0, 1), people=people, depth=depth,
+                     width=width, names=names, style=style, pretraining=True)
+
+
+def _generate(*, seed: int, split: str, index: int, partition: tuple[int, int], people: list[int] | tuple[int, int],
+              depth: int, width: int, names: str, style: str, pretraining: bool) -> dict:
     """names: "common" draws first names (Xie et al.); "letters" calls the people A, B, C, ... in order, which
     spares a very small model from copying names out of the prompt. style: "prose" (the paper's quiz text) or
     "terse" (`A: B knave or C knight.`, one line per person); the puzzle and its key are the same either way."""
@@ -393,8 +420,8 @@ def generate(*, seed: int, split: str, index: int, partition: tuple[int, int] = 
         rng = seeded_rng(seed, split, index, attempt)
         statements = [_sample(rng, p, n, depth, width) for p in range(n)]
         key = puzzle_key(statements)
-        if int(key, 16) % parts != part:  # disjoint splits by construction
-            continue
+        if pretraining != reserved(key) or (not pretraining and split_bucket(key, parts) != part):
+            continue  # disjoint splits by construction, and none in the pretraining bucket
         ok, degenerate = full, False
         for p, tree in enumerate(statements):
             table = _table(tree, cols, full)
