@@ -14,7 +14,7 @@ import yaml
 
 from harness.errors import HarnessError
 from harness.registry import did_you_mean
-from harness.taskspec import TaskSpec
+from harness.taskspec import TaskSpec, yaml_size_problem
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "backends" / "recipes"
 SECTIONS = ("description", "task", "eval", "cold_start", "sft", "rl", "redistill")
@@ -22,9 +22,17 @@ SECTIONS = ("description", "task", "eval", "cold_start", "sft", "rl", "redistill
 
 def _read(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text()
+        problem = yaml_size_problem(yaml.compose(text, Loader=yaml.SafeLoader))
+        if problem:
+            raise HarnessError(f"recipe {path}:{problem}")
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         raise HarnessError(f"recipe {path} is not valid YAML: {e}") from None
+    except RecursionError:
+        raise HarnessError(f"recipe {path} is nested too deeply to read; fix its brackets") from None
+    except UnicodeDecodeError:
+        raise HarnessError(f"recipe {path} is not UTF-8 text; save it as UTF-8") from None
     except OSError:
         raise HarnessError(f"recipe file {path} does not exist; check --config") from None
     if not isinstance(data, dict):

@@ -161,6 +161,45 @@ class TaskSpec(_Strict):
 
 # --- loading with line numbers -----------------------------------------------------------------------------
 
+MAX_YAML_VALUES = 100_000  # values of a YAML file with every alias expanded; a task file or recipe has hundreds
+
+
+def yaml_size_problem(node: Optional[yaml.Node]) -> Optional[str]:
+    """Why a composed YAML tree is unsafe to expand, or None. Aliases share nodes, so a few lines can expand to
+    billions of values ("billion laughs") or refer to themselves; both are counted here without expanding anything
+    (each distinct node once), before any code walks the tree."""
+    if node is None:
+        return None
+
+    def children(n: yaml.Node) -> list:
+        if isinstance(n, yaml.MappingNode):
+            return [c for kv in n.value for c in kv]
+        return list(n.value) if isinstance(n, yaml.SequenceNode) else []
+
+    size: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(node, False)]
+    while stack:
+        n, done = stack.pop()
+        if done:
+            open_.discard(id(n))
+            size[id(n)] = min(1 + sum(size[id(c)] for c in children(n)), MAX_YAML_VALUES + 1)
+            continue
+        if id(n) in size:
+            continue
+        if id(n) in open_:
+            return (f"{n.start_mark.line + 1}: a YAML alias refers to a value that contains it (a recursive anchor); "
+                    "remove the recursion")
+        open_.add(id(n))
+        stack.append((n, True))
+        stack.extend((c, False) for c in children(n) if id(c) not in size)
+    if size[id(node)] > MAX_YAML_VALUES:
+        return (f"1: the YAML expands to more than {MAX_YAML_VALUES:,} values once its aliases (*name) are expanded, "
+                "a denial-of-service pattern ('billion laughs'); write the repeated values out, or use fewer "
+                "anchors and aliases")
+    return None
+
+
 def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
     """Map each key path in a composed YAML tree to its 1-based line number."""
     out = {} if out is None else out
@@ -216,12 +255,17 @@ def validate_file(path: Path, task_id: Optional[str] = None) -> tuple[Optional[T
     text = raw.decode("utf-8", errors="replace")
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        problem = yaml_size_problem(node)
+        if problem:
+            return None, [f"{path}:{problem}"]
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e)
         return None, [f"{path}{line}: invalid YAML: {problem}; fix the syntax (indentation, quotes, colons)"]
+    except RecursionError:
+        return None, [f"{path}: the YAML is nested too deeply to read; a task file needs a few levels, fix the brackets"]
     if not isinstance(data, dict):
         return None, [f"{path}:1: a task file must be a mapping of keys (description, source, splits, prompt, verifier, ...)"]
     lines = _line_index(node) if node is not None else {}
