@@ -13,6 +13,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import uuid
 from importlib import metadata
 from pathlib import Path
@@ -116,7 +117,28 @@ def write_record(root: Path, run_id: str, record: dict, samples: Iterable[dict] 
     return final
 
 
+def read_json_or_warn(f: Path, what: str) -> Optional[dict]:
+    """The JSON object in file f, or None after one warning line on stderr naming the file (truncated, not UTF-8,
+    not an object, unreadable): one corrupt file must not stop the commands that read them all."""
+    try:
+        data = json.loads(f.read_bytes().decode("utf-8"))
+        problem = None if isinstance(data, dict) else f"a JSON {type(data).__name__}, not an object"
+    except UnicodeDecodeError:
+        problem = "not UTF-8 text"
+    except ValueError as e:
+        problem = f"not valid JSON ({e})"
+    except RecursionError:
+        problem = "JSON nested too deeply"
+    except OSError as e:
+        problem = f"unreadable ({e.strerror or e})"
+    if problem is None:
+        return data
+    print(f"warning: skipped {f}: {what} that is {problem}; delete or move it away", file=sys.stderr, flush=True)
+    return None
+
+
 def read_records(root: Path) -> list[dict]:
+    """Every run record under root, in run-id order; a corrupt record.json is skipped with one warning line."""
     out = []
     if not root.is_dir():
         return out
@@ -124,7 +146,9 @@ def read_records(root: Path) -> list[dict]:
         f = d / "record.json"
         if d.name.startswith(".") or not f.is_file():
             continue
-        out.append({**json.loads(f.read_text()), "path": str(d)})
+        rec = read_json_or_warn(f, "a run record")
+        if rec is not None:
+            out.append({**rec, "path": str(d)})
     return out
 
 

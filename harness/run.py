@@ -10,7 +10,8 @@ from harness import dist, models, recipes
 from harness.budget import format_budget, parse_budget
 from harness.errors import HarnessError
 from harness.pipeline import COUNT_KEYS, METHODS, Context, train_for_method
-from harness.records import config_hash, new_run_id, provenance, read_records, runs_dir as default_runs_dir, write_record
+from harness.records import (config_hash, new_run_id, provenance, read_json_or_warn, read_records,
+                             runs_dir as default_runs_dir, write_record)
 from harness.registry import did_you_mean
 from harness.tasks import get_task
 
@@ -104,8 +105,6 @@ def _evaluate(ctx: Context, ref: str, limem: Optional[dict] = None) -> tuple[dic
 
 def list_runs(runs_dir: Optional[Path] = None) -> tuple[list[dict], list[dict]]:
     """(run records, stages) found under the runs folder; partial stages are listed as such."""
-    import json
-
     root = default_runs_dir(runs_dir)
     stages = []
     sdir = root / "_stages"
@@ -114,7 +113,9 @@ def list_runs(runs_dir: Optional[Path] = None) -> tuple[list[dict], list[dict]]:
             if not d.is_dir() or d.name.startswith("."):
                 continue
             marker = d / "stage.json"
-            info = json.loads(marker.read_text()) if marker.is_file() else {}
+            info = read_json_or_warn(marker, "a stage marker") if marker.is_file() else {}
+            if info is None:
+                continue
             ckpts = sorted(p.name for p in d.glob("checkpoint-*"))
             stages.append({"name": d.name, "complete": marker.is_file(), "wall_seconds": info.get("wall_seconds"),
                            "checkpoints": ckpts})

@@ -61,3 +61,58 @@ def test_billion_laughs_recipe_is_one_error(tmp_path):
     with pytest.raises(HarnessError, match="billion laughs"):
         recipes.resolve("kk", "tiny", f)
     assert time.perf_counter() - t0 < 1.0
+
+
+# --- 2. corrupt run records --------------------------------------------------------------------------------------
+
+FIX = Path(__file__).parent / "fixtures"
+CORRUPT = {"truncated": b'{"kind": "run", "config": {"ta', "list": b'[1, 2, 3]', "latin1": b'{"kind": "caf\xe9"}',
+           "deep": b"[" * 100_000}
+
+
+def runs_with_corrupt_records(tmp_path: Path) -> Path:
+    runs = tmp_path / "runs"
+    for p in sorted((FIX / "records").glob("*.json")):
+        rec = json.loads(p.read_text())
+        (runs / rec["run_id"]).mkdir(parents=True)
+        (runs / rec["run_id"] / "record.json").write_text(json.dumps(rec))
+    for name, raw in CORRUPT.items():
+        (runs / f"zz-{name}").mkdir()
+        (runs / f"zz-{name}" / "record.json").write_bytes(raw)
+        (runs / "_stages" / f"sft-{name}").mkdir(parents=True)
+        (runs / "_stages" / f"sft-{name}" / "stage.json").write_bytes(raw)
+    (runs / "_stages" / "sft-good").mkdir()
+    (runs / "_stages" / "sft-good" / "stage.json").write_text('{"wall_seconds": 3}')
+    return runs
+
+
+@pytest.mark.parametrize("kind", sorted(CORRUPT))
+def test_read_records_skips_each_corrupt_kind_with_one_warning(tmp_path, capsys, kind):
+    from harness.records import read_records
+
+    (tmp_path / "good").mkdir()
+    (tmp_path / "good" / "record.json").write_text('{"kind": "run", "run_id": "good"}')
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "record.json").write_bytes(CORRUPT[kind])
+    assert [r["run_id"] for r in read_records(tmp_path)] == ["good"]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(tmp_path / "bad" / "record.json") in err[0] and err[0].startswith("warning: skipped")
+
+
+def test_runs_list_leaderboard_and_compare_keep_going_past_corrupt_files(tmp_path, monkeypatch):
+    runs = runs_with_corrupt_records(tmp_path)
+    r = invoke("runs", "list", "--runs-dir", runs)
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    assert "sft-good" in r.output and r.output.count("warning: skipped") == 2 * len(CORRUPT)
+    for name in CORRUPT:
+        assert f"zz-{name}" in r.output and f"sft-{name}" in r.output
+    r = invoke("leaderboard", "--task", "kk", "--runs-dir", runs, "--out", tmp_path / "lb")
+    assert r.exit_code == 0 and (tmp_path / "lb" / "kk" / "leaderboard.md").is_file(), r.output
+    assert r.output.count("warning: skipped") == len(CORRUPT)
+
+    import harness.compare
+
+    cells = []
+    monkeypatch.setattr(harness.compare, "run", lambda **kw: cells.append(kw) or (None, {}))
+    records = harness.compare.compare(task="kk", methods="base", budgets="1", seeds="7", runs_dir=runs)
+    assert len(cells) == 1 and records == [{}]
