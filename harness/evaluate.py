@@ -58,8 +58,9 @@ def score_generations(verifier: Verifier, sample: dict, gens: list[Generation]) 
 
 def evaluate(task: TaskSpec, engine: Engine, split: str = "test", limit: Optional[int] = None, samples: int = 1,
              temperature: Optional[float] = None, max_new_tokens: Optional[int] = None, seed: int = 0,
-             progress: Any = None) -> tuple[dict, list[dict]]:
-    """Returns (metrics, per-sample rows). `progress` is an optional callable(done, total, "acc 0.123")."""
+             progress: Any = None, data: Optional[list[dict]] = None) -> tuple[dict, list[dict]]:
+    """Returns (metrics, per-sample rows). `progress` is an optional callable(done, total, "acc 0.123"). `data`: these
+    samples instead of the split's (e.g. perturbed puzzles; a perturbed sample's row says what it was made from)."""
     if samples < 1:
         raise ValueError("samples must be >= 1")
     temp = task.generation.temperature if temperature is None else temperature
@@ -67,7 +68,7 @@ def evaluate(task: TaskSpec, engine: Engine, split: str = "test", limit: Optiona
         from harness.errors import HarnessError
 
         raise HarnessError("--samples > 1 with temperature 0 gives identical samples; pass --temperature, e.g. 0.7")
-    data = load_split(task, split, limit)
+    data = load_split(task, split, limit) if data is None else data
     verifier = get_verifier(task.verifier.name, task.verifier.params)
     params = SamplingParams(n=samples, temperature=temp, stop=tuple(task.generation.stop), seed=seed,
                             max_new_tokens=max_new_tokens or task.generation.max_new_tokens)
@@ -84,6 +85,11 @@ def evaluate(task: TaskSpec, engine: Engine, split: str = "test", limit: Optiona
                        "responses": [g.text for g in gens], "verdicts": verdicts,
                        "scores": [v["score"] for v in verdicts], "n_tokens": [g.n_tokens for g in gens],
                        "truncated": [g.truncated for g in gens]}
+            meta = s.get("metadata") or {}
+            if "perturbation" in meta:
+                rows[i]["perturbation"] = {"kind": meta["perturbation"], "seed": meta.get("perturb_seed"),
+                                           "original_id": meta.get("original_id"),
+                                           "original_key": meta.get("original_key"), "key": meta.get("key")}
             correct[0] += sum(rows[i]["scores"]) / len(gens)
             done[0] += 1
         if progress:

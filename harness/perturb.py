@@ -332,55 +332,12 @@ def evaluate_samples(task: Any, engine: Any, data: list[dict], samples: int = 1,
                      max_new_tokens: Optional[int] = None, seed: int = 0, progress: Any = None) -> tuple[dict, list[dict]]:
     """`harness.evaluate.evaluate` on given samples instead of a split's (same rows and metrics); a perturbed
     sample's row also says what it is (`perturbation`: kind, seed, original id and key, new key)."""
-    import time
+    from harness.evaluate import evaluate
 
-    from harness import evaluate as evaluate_module
-    from harness.data import render_prompt
-    from harness.engines import SamplingParams
-    from harness.evaluate import score_generations, summarize
-    from harness.verifiers import get_verifier
-
-    temp = task.generation.temperature if temperature is None else temperature
-    if samples > 1 and temp == 0:
-        raise HarnessError("--samples > 1 with temperature 0 gives identical samples; pass --temperature, e.g. 0.7")
-    verifier = get_verifier(task.verifier.name, task.verifier.params)
-    params = SamplingParams(n=samples, temperature=temp, stop=tuple(task.generation.stop), seed=seed,
-                            max_new_tokens=max_new_tokens or task.generation.max_new_tokens)
-    prompts = [render_prompt(task, s) for s in data]
-    rows: list[Optional[dict]] = [None] * len(data)
-    done, correct = [0], [0.0]
-
-    def on_batch(idx: list[int], batch: list) -> None:
-        for i, gens in zip(idx, batch):
-            s = data[i]
-            verdicts = score_generations(verifier, s, gens)
-            rows[i] = {"id": s["id"], "level": s["level"], "prompt": prompts[i], "answer": s["answer"],
-                       "responses": [g.text for g in gens], "verdicts": verdicts,
-                       "scores": [v["score"] for v in verdicts], "n_tokens": [g.n_tokens for g in gens],
-                       "truncated": [g.truncated for g in gens]}
-            meta = s.get("metadata") or {}
-            if "perturbation" in meta:
-                rows[i]["perturbation"] = {"kind": meta["perturbation"], "seed": meta.get("perturb_seed"),
-                                           "original_id": meta.get("original_id"),
-                                           "original_key": meta.get("original_key"), "key": meta.get("key")}
-            correct[0] += sum(rows[i]["scores"]) / len(gens)
-            done[0] += 1
-        if progress:
-            progress(done[0], len(data), f"acc {correct[0] / max(1, done[0]):.3f}")
-
-    t0 = time.perf_counter()
-    engine.generate(prompts, params, on_batch=on_batch)
-    wall = time.perf_counter() - t0
-    final = [r for r in rows if r is not None]
-    annotate = getattr(evaluate_module, "annotate_faithful", None)  # whatever per-row annotation evaluate() adds
-    if annotate is not None:
-        annotate([s for s, r in zip(data, rows) if r is not None], final)
-    metrics = summarize(final, samples)
-    tokens = sum(sum(r["n_tokens"]) for r in final)
-    metrics.update({"engine": engine.name, "temperature": temp, "max_new_tokens": params.max_new_tokens,
-                    "wall_seconds": wall, "tokens_generated": tokens,
-                    "tokens_per_second": tokens / wall if wall > 0 else None})
-    return metrics, final
+    metrics, rows = evaluate(task, engine, samples=samples, temperature=temperature, max_new_tokens=max_new_tokens,
+                             seed=seed, progress=progress, data=data)
+    metrics.pop("split", None)  # given samples, not a split's
+    return metrics, rows
 
 
 # --- LiMem ----------------------------------------------------------------------------------------------------
