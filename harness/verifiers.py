@@ -18,7 +18,9 @@ with require_eos a response the engine cut off at the length limit scores 0, as 
     exact(strip, case_sensitive)    the whole response equals the answer
     regex(pattern, group, flags, timeout_s)   LAST match of pattern; group.strip() == answer.strip()
     numeric(rel_tol, abs_tol)       a final "#### N" line if present, else the last number
-                                    (the longest one ending at the last digit); math.isclose
+                                    (the longest one ending at the last digit); exact values: an
+                                    integer answer must match exactly, a decimal or fraction within
+                                    rel_tol 1e-9 (+ abs_tol 1e-15) of it; see Numeric
     choice(choices)                 the last choice letter, by tiers (see ChoiceVerifier)
     countdown(ops, use_all)         last \\boxed{EXPR}: each given number once, exact value = target
                                     (harness/verifiers_countdown.py, with its own reasons)
@@ -55,8 +57,8 @@ is bad task data, not a bad response: it raises HarnessError rather than scoring
 
 from __future__ import annotations
 
+import decimal
 import inspect
-import math
 import re
 from collections import deque
 from collections.abc import Mapping
@@ -408,15 +410,60 @@ _NUM_FWD = (
 _GSM = re.compile(r"####[ \t]{0,8}(" + _NUM_FWD + r")[ \t]{0,8}\.?[ \t]{0,8}(?:\r?\n|\Z)", re.ASCII)
 
 
-def _number_value(token: str) -> float:
+def _exact_value(token: str) -> tuple[decimal.Decimal, decimal.Decimal] | None:
+    """A number token as an exact fraction (numerator, denominator) of Decimals, which keep every digit and any
+    exponent (no float rounding, no overflow to inf); None for a zero denominator or an exponent beyond
+    Decimal's range (|exponent| > 10^18)."""
     if token.startswith("\\"):
         m = _FRAC_REV.match(token[::-1])
         assert m is not None
-        num, den = float(m.group(2)[::-1]), float(m.group(1)[::-1])
+        top, bottom = m.group(2)[::-1], m.group(1)[::-1]
     else:
         top, _, bottom = token.replace("$", "").replace(",", "").partition("/")
-        num, den = float(top), float(bottom) if bottom else 1.0
-    return num / den if den else math.nan
+    try:
+        num, den = decimal.Decimal(top), decimal.Decimal(bottom or 1)
+    except decimal.InvalidOperation:
+        return None
+    return (num, den) if den else None
+
+
+def _is_integer_token(token: str) -> bool:
+    """Written as an integer: digits with an optional sign, currency sign and thousands separators."""
+    return not any(c in token for c in "./eE\\")
+
+
+def _exact_mul(a: decimal.Decimal, b: decimal.Decimal) -> decimal.Decimal:
+    """a*b with every digit (decimal.Inexact, raised only past Decimal's exponent range, 10^±10^18)."""
+    digits = len(a.as_tuple().digits) + len(b.as_tuple().digits) + 1
+    ctx = decimal.Context(prec=digits, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN,
+                          traps=[decimal.Overflow, decimal.Underflow, decimal.Inexact])
+    return ctx.multiply(a, b)
+
+
+_ROUNDED = decimal.Context(prec=60, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN, traps=[])
+
+
+def numbers_match(got: str, ref: str, rel_tol: float, abs_tol: float) -> bool:
+    """Whether number token `got` equals reference token `ref` under the numeric verifier's rule (see Numeric).
+    Compared as exact fractions by cross-multiplying, so no value overflows, underflows or rounds."""
+    a, b = _exact_value(got), _exact_value(ref)
+    if a is None or b is None:
+        return False
+    (p, q), (r, s) = a, b  # got = p/q, ref = r/s, q and s non-zero
+    try:
+        x, y = _exact_mul(p, s), _exact_mul(r, q)  # got == ref  <=>  p*s == r*q
+    except decimal.Inexact:
+        return got == ref
+    if x == y:
+        return True
+    if _is_integer_token(ref):
+        return False
+    # |p/q - r/s| <= max(rel_tol*|r/s|, abs_tol), both sides times |q*s| > 0; 60 significant digits are plenty
+    # for a comparison against a tolerance (the exact equality is decided above).
+    diff = _ROUNDED.abs(_ROUNDED.subtract(x, y))
+    bound = max(_ROUNDED.multiply(decimal.Decimal(rel_tol), _ROUNDED.abs(y)),
+                _ROUNDED.multiply(decimal.Decimal(abs_tol), _ROUNDED.abs(_ROUNDED.multiply(q, s))))
+    return diff <= bound
 
 
 def _find_number(text: str) -> str | None:
@@ -446,14 +493,22 @@ class Numeric(BaseVerifier):
     """The number on the LAST "####" line if that line holds just a number (GSM8K), else the last
     number in the response (-3, 1,234.5, .5, 3/4, 1e-3, $12, \\frac{3}{4}): the longest number
     that ends at the last digit, read right to left (so "1.2.3" reads 2.3, and a markdown heading
-    "#### 3. Step" is not an answer). The answer is read the same way; equal if
-    math.isclose(rel_tol, abs_tol). A minus right after a word character or a closing bracket is
-    a binary minus ("5-3" ends with 3), not a sign. A zero denominator never matches."""
+    "#### 3. Step" is not an answer). The answer is read the same way. A minus right after a word
+    character or a closing bracket is a binary minus ("5-3" ends with 3), not a sign.
+
+    Both numbers are compared as exact fractions (every digit and exponent kept: no float rounding,
+    1e400 is not 2e400). A reference written as an integer (42000000, -7, 1,234, $12) must be matched
+    exactly: 42000001 and 42000000.5 are wrong whatever the tolerances. A reference written as a
+    decimal, with an exponent or as a fraction (0.75, 2.5e-3, 1/3, \\frac{1}{3}) matches a response
+    within max(rel_tol × |reference|, abs_tol): rel_tol 1e-9 by default (float noise and long
+    roundings pass: 0.3333333333 for 1/3; 0.50000001 for 1/2 does not), abs_tol 1e-15 (so 1e-12 is
+    not 0; a task with answers that small sets abs_tol 0). Set rel_tol (e.g. 1e-3) for answers that
+    may be rounded. A zero denominator never matches."""
 
     name = "numeric"
     PARAMS = {
-        "rel_tol": Param(float, 1e-6, lambda v: v >= 0, "at least 0"),
-        "abs_tol": Param(float, 1e-9, lambda v: v >= 0, "at least 0"),
+        "rel_tol": Param(float, 1e-9, lambda v: v >= 0, "at least 0"),
+        "abs_tol": Param(float, 1e-15, lambda v: v >= 0, "at least 0"),
     }
 
     def _judge(self, response: str, answer: str) -> Verdict:
@@ -463,9 +518,11 @@ class Numeric(BaseVerifier):
         got = _find_number(response)
         if got is None:
             return Verdict(0.0, None, "no_number")
+        if _exact_value(ref) is None:
+            raise HarnessError(f"verifier 'numeric': the reference answer's number {ref[:200]!r} has a zero "
+                               "denominator or an exponent beyond 10^18; fix the answer")
         p = self._params
-        ok = math.isclose(_number_value(got), _number_value(ref), rel_tol=p["rel_tol"], abs_tol=p["abs_tol"])
-        return _verdict(ok, got)
+        return _verdict(numbers_match(got, ref, p["rel_tol"], p["abs_tol"]), got)
 
 
 # -------------------------------------------------------------------------------------- choice

@@ -1,7 +1,9 @@
 """boxed_math: the paper's MATH score, bounded in time from any thread or process.
 
 The last `\\boxed{...}` (nested braces; also `\\boxed 5` and `\\fbox{...}`) is compared with the reference answer:
-an exact match after light normalization first, then math-verify `parse`/`verify` (gold parsed from the reference).
+an exact match after light normalization first; two plain numbers (decimals, integer fractions such as \\frac{1}{2}
+or 1/2) by the numeric verifier's exact rule in-process (an integer exactly, else within 1e-9 relative: math-verify
+would round both to 6 decimals); then math-verify `parse`/`verify` (gold parsed from the reference).
 
 math-verify bounds its own work with `signal.alarm`, which only works on the main thread of the main interpreter.
 So sympy never runs in the caller: it runs in a persistent worker subprocess (one per calling process and thread)
@@ -29,11 +31,10 @@ import sys
 import threading
 import time
 import weakref
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Optional
 
-from harness.verifiers import BaseVerifier, Param, Verdict, _builtin, last_boxed
+from harness.verifiers import BaseVerifier, Param, Verdict, _builtin, last_boxed, numbers_match
 
 __all__ = ["BoxedMath", "last_boxed", "normalize", "too_complex", "warm"]
 
@@ -56,16 +57,35 @@ def normalize(s: str) -> str:
 
 
 _PLAIN_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)")
+_PLAIN_FRACTION = re.compile(r"(-?)\\frac\{(-?\d+)\}\{(-?\d+)\}|(-?)(\d+)/(\d+)")
+# The numeric verifier's defaults: integers exactly, a decimal or fraction reference within 1e-9 relative.
+NUMBER_REL_TOL, NUMBER_ABS_TOL = 1e-9, 1e-15
+
+
+def _number_token(s: str) -> Optional[str]:
+    """A plain decimal, an integer fraction (\\frac{a}{b}, -\\frac{a}{b}, a/b) as a token numbers_match reads."""
+    if _PLAIN_NUMBER.fullmatch(s):
+        return s
+    m = _PLAIN_FRACTION.fullmatch(s)
+    if m is None:
+        return None
+    sign, num, den = (m.group(1), m.group(2), m.group(3)) if m.group(2) is not None else m.group(4, 5, 6)
+    if num.startswith("-"):
+        sign, num = ("" if sign else "-"), num[1:]
+    return f"{sign}{num}/{den}"
 
 
 def _plain_equal(a: str, b: str) -> Optional[bool]:
-    """Both plain decimals: decided here, without the worker (most MATH answers are integers)."""
-    if _PLAIN_NUMBER.fullmatch(a) and _PLAIN_NUMBER.fullmatch(b):
-        try:
-            return Decimal(a) == Decimal(b)
-        except InvalidOperation:
-            return None
-    return None
+    """Both plain numbers (decimals or integer fractions): decided here, without the worker (most MATH answers are
+    integers), by the numeric verifier's rule with its defaults (harness.verifiers.numbers_match): exact values, so
+    an integer reference is matched exactly and a decimal or fraction one within 1e-9 relative (0.50000001 is not
+    \\frac{1}{2}, which math-verify's 6-decimal rounding would accept). Anything else: None (math-verify decides)."""
+    x, y = _number_token(a), _number_token(b)
+    if x is None or y is None:
+        return None
+    if any("/" in t and not t.rpartition("/")[2].strip("-0") for t in (x, y)):
+        return None  # a zero denominator: leave it to math-verify
+    return numbers_match(x, y, NUMBER_REL_TOL, NUMBER_ABS_TOL)
 
 
 # -------------------------------------------------------------------------------------------- pre-checks

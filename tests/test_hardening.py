@@ -116,3 +116,65 @@ def test_runs_list_leaderboard_and_compare_keep_going_past_corrupt_files(tmp_pat
     monkeypatch.setattr(harness.compare, "run", lambda **kw: cells.append(kw) or (None, {}))
     records = harness.compare.compare(task="kk", methods="base", budgets="1", seeds="7", runs_dir=runs)
     assert len(cells) == 1 and records == [{}]
+
+
+# --- 3. numeric verdicts -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("response, answer, score", [
+    ("42000001", "42000000", 0.0),           # an integer reference is matched exactly, whatever the magnitude
+    ("42000000.5", "42000000", 0.0),
+    ("#### 42,000,000", "42000000", 1.0),
+    ("1e400", "2e400", 0.0),                 # no overflow to inf
+    ("2e400", "2e400", 1.0),
+    ("1e-12", "0", 0.0),
+    ("0", "1e-12", 0.0),
+    ("0.0", "1e-12", 0.0),
+    ("0.50000001", "1/2", 0.0),
+    ("0.50000001", "\\frac{1}{2}", 0.0),
+    ("0.5", "\\frac{1}{2}", 1.0),
+    ("0.30000000000000004", "0.3", 1.0),     # float noise in a decimal passes
+    ("0.3333333333", "1/3", 1.0),
+    ("0.333333", "1/3", 0.0),
+    ("1e999999999999999999", "1e999999999999999999", 1.0),
+])
+def test_numeric_compares_exact_values(response, answer, score):
+    from harness.verifiers import get_verifier
+
+    assert get_verifier("numeric")(response, answer).score == score
+
+
+def test_numeric_tolerances_apply_to_decimals_only_when_set():
+    from harness.verifiers import get_verifier
+
+    loose = get_verifier("numeric", {"rel_tol": 1e-3, "abs_tol": 1e-9})
+    assert loose("0.3334", "1/3").score == 1.0 and loose("1e-12", "0.0").score == 1.0
+    assert loose("42000001", "42000000").score == 0.0  # integers stay exact
+    assert get_verifier("numeric", {"abs_tol": 0})("1e-400", "2e-400").score == 0.0  # no underflow to 0
+    assert get_verifier("numeric").params["rel_tol"] == 1e-9
+    t0 = time.perf_counter()
+    assert get_verifier("numeric")("7" * 1_000_000, "3/7").score == 0.0  # a huge number is cheap and exact
+    assert time.perf_counter() - t0 < 1.0
+    with pytest.raises(HarnessError, match="zero denominator"):
+        get_verifier("numeric")("1", "1/0")
+
+
+@pytest.mark.parametrize("pred, ref, same", [
+    ("0.50000001", "\\frac{1}{2}", False),
+    ("0.5", "\\frac{1}{2}", True),
+    ("-0.5", "\\frac{-1}{2}", True),
+    ("1/2", "0.5", True),
+    ("2", "\\frac{4}{2}", True),
+    ("1000001", "1000000", False),
+])
+def test_boxed_math_decides_plain_numbers_exactly_in_process(pred, ref, same):
+    from harness.verifiers_math import _plain_equal
+
+    assert _plain_equal(pred, ref) is same  # never None: math-verify (6-decimal rounding) is not asked
+
+
+def test_boxed_math_rejects_a_near_miss_decimal_for_a_fraction():
+    from harness.verifiers import get_verifier
+
+    v = get_verifier("boxed_math")
+    assert v("so \\boxed{0.50000001}", "\\frac{1}{2}").score == 0.0
+    assert v("so \\boxed{0.5}", "\\dfrac{1}{2}").score == 1.0

@@ -287,7 +287,7 @@ def test_ill_typed_params(name, params, words):
 
 def test_ints_are_accepted_as_floats_and_params_are_resolved():
     v = get_verifier("numeric", {"abs_tol": 0})
-    assert v.params == {"rel_tol": 1e-6, "abs_tol": 0.0, "max_chars": 1_000_000, "require_eos": False}
+    assert v.params == {"rel_tol": 1e-9, "abs_tol": 0.0, "max_chars": 1_000_000, "require_eos": False}
     assert v.name == "numeric"
 
 
