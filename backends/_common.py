@@ -56,6 +56,9 @@ def resolve_recipe(stage: str, recipe: Optional[dict], defaults: dict[str, Any],
                     pass
             raise HarnessError(f"{stage} recipe: {key!r} must be {want}, got {type(value).__name__} {value!r}{hint}")
         out[key] = float(value) if allowed == (float,) else value
+    from harness.recipes import check_values
+
+    check_values(stage, out)  # numbers in range (also checked when `harness run` resolves the recipe)
     return out
 
 

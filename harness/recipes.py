@@ -7,8 +7,9 @@ task is what every stage and the record see, so rows from different split defini
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
 import yaml
 
@@ -56,8 +57,8 @@ def parse_set(item: str) -> dict:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
-    if isinstance(value, str) and raw.strip().lower().replace(".", "", 1).replace("e-", "", 1).isdigit():
-        value = float(raw)  # YAML 1.1 reads "1e-5" as a string
+    if isinstance(value, str) and re.fullmatch(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", raw.strip()):
+        value = float(raw)  # YAML 1.1 reads "1e-5" (and "-1e-5", "1e5") as a string
     out: dict = {}
     cur = out
     parts = key.strip().split(".")
@@ -65,6 +66,61 @@ def parse_set(item: str) -> dict:
         cur = cur.setdefault(p, {})
     cur[parts[-1]] = value
     return out
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v  # not NaN
+
+
+_POS_INT = (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a positive integer (1, 2, ...)")
+_NONNEG_INT = (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0")
+_POS = (lambda v: _num(v) and v > 0, "a number > 0")
+_NONNEG = (lambda v: _num(v) and v >= 0, "a number >= 0")
+_UNIT_OPEN = (lambda v: _num(v) and 0 <= v < 1, "a number in [0, 1)")
+_UNIT_CLOSED = (lambda v: _num(v) and 0 < v <= 1, "a number in (0, 1]")
+
+
+def _or_null(rule: tuple) -> tuple:
+    return (lambda v: v is None or rule[0](v), f"{rule[1]} or null")
+
+
+# The numbers a recipe section may hold, checked when the recipe is resolved, before any model is loaded or any stage
+# trains (a value out of range otherwise trains nothing and exits 0, or fails deep inside a trainer).
+VALUE_RULES: dict[str, dict[str, tuple]] = {
+    "sft": {"learning_rate": _POS, "epochs": _POS_INT, "batch_size": _POS_INT, "grad_accum": _POS_INT,
+            "global_batch": _or_null(_POS_INT), "warmup_ratio": _UNIT_OPEN, "weight_decay": _NONNEG,
+            "max_length": _POS_INT, "logging_steps": _POS_INT, "save_steps": _or_null(_POS),
+            "max_steps": (lambda v: v == -1 or _POS_INT[0](v), "-1 (from epochs) or a positive integer")},
+    "rl": {"learning_rate": _POS, "beta1": _UNIT_OPEN, "beta2": _UNIT_OPEN, "weight_decay": _NONNEG,
+           "warmup_steps": _NONNEG, "num_generations": (lambda v: _POS_INT[0](v) and v >= 2,
+                                                        "an integer >= 2 (GRPO compares the completions of a prompt)"),
+           "prompts_per_step": _POS_INT, "micro_batch_size": _or_null(_POS_INT), "temperature": _POS,
+           "top_p": _UNIT_CLOSED, "clip": _POS, "kl": _NONNEG, "max_completion_length": _POS_INT,
+           "max_prompt_length": _or_null(_POS_INT), "steps": _or_null(_POS_INT), "epochs": _POS_INT,
+           "num_iterations": _POS_INT, "eval_every": _NONNEG_INT, "logging_steps": _POS_INT,
+           "save_steps": _or_null(_POS), "val_limit": _or_null(_POS_INT),
+           "vllm_gpu_memory_utilization": _UNIT_CLOSED, "vllm_max_model_length": _or_null(_POS_INT),
+           "vllm_tensor_parallel_size": _POS_INT},
+    "eval": {"batch_size": _POS_INT, "limit": _or_null(_POS_INT), "max_new_tokens": _or_null(_POS_INT)},
+    "redistill": {"temperature": _NONNEG, "samples_per_prompt": _POS_INT, "max_new_tokens": _POS_INT},
+}
+
+
+def check_values(section: str, values: Optional[dict]) -> None:
+    """A HarnessError naming the first number of a recipe section that is out of range, and how to set it."""
+    for key, (ok, must) in VALUE_RULES.get(section, {}).items():
+        if key not in (values or {}) or ok(values[key]):
+            continue
+        v = values[key]
+        hint = ""
+        if isinstance(v, str):
+            try:
+                float(v)
+                hint = f" (YAML reads {v} as a string; write it with a dot, e.g. 1.0e-5)"
+            except ValueError:
+                pass
+        raise HarnessError(f"{section} recipe: {key!r} must be {must}, got {v!r}{hint}; set it in the recipe or with "
+                           f"--set {section}.{key}=VALUE")
 
 
 def resolve(task: str, scale: str, config: Optional[Path] = None, sets: Iterable[str] = ()) -> tuple[str, dict]:
@@ -85,6 +141,10 @@ def resolve(task: str, scale: str, config: Optional[Path] = None, sets: Iterable
     if not recipe:
         raise HarnessError(f"no recipe for task '{task}' at scale '{scale}'; pass one with --config recipe.yaml "
                            f"(examples in {RECIPES_DIR})")
+    for section in VALUE_RULES:
+        if recipe.get(section) is not None and not isinstance(recipe[section], dict):
+            raise HarnessError(f"recipe section '{section}' must be a mapping of keys, got {recipe[section]!r}")
+        check_values(section, recipe.get(section))
     return name, recipe
 
 

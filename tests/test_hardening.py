@@ -178,3 +178,43 @@ def test_boxed_math_rejects_a_near_miss_decimal_for_a_fraction():
     v = get_verifier("boxed_math")
     assert v("so \\boxed{0.50000001}", "\\frac{1}{2}").score == 0.0
     assert v("so \\boxed{0.5}", "\\dfrac{1}{2}").score == 1.0
+
+
+# --- 4. recipe numbers --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("setting, words", [
+    ("sft.epochs=-1", "'epochs' must be a positive integer"),
+    ("sft.batch_size=0", "'batch_size' must be a positive integer"),
+    ("sft.learning_rate=-1", "'learning_rate' must be a number > 0"),
+    ("sft.warmup_ratio=1.5", "'warmup_ratio' must be a number in [0, 1)"),
+    ("sft.max_steps=0", "'max_steps' must be -1"),
+    ("rl.steps=0", "'steps' must be a positive integer (1, 2, ...) or null"),
+    ("rl.num_generations=1", "'num_generations' must be an integer >= 2"),
+    ("rl.prompts_per_step=0", "'prompts_per_step' must be a positive integer"),
+    ("rl.temperature=0", "'temperature' must be a number > 0"),
+    ("rl.top_p=1.5", "'top_p' must be a number in (0, 1]"),
+    ("rl.learning_rate=-1e-5", "'learning_rate' must be a number > 0"),
+    ("eval.batch_size=0", "'batch_size' must be a positive integer"),
+])
+def test_run_rejects_recipe_numbers_out_of_range_before_any_model_loads(tmp_path, monkeypatch, setting, words):
+    import harness.run
+
+    def no_model(*a, **k):
+        raise AssertionError("a model was resolved or trained")
+
+    monkeypatch.setattr(harness.run.models, "resolve", no_model)
+    monkeypatch.setattr(harness.run, "train_for_method", no_model)
+    r = invoke("run", "--task", "kk", "--method", "sft", "--budget", "100", "--set", setting, "--runs-dir", tmp_path)
+    assert r.exit_code == 2 and words in r.output and "Traceback" not in r.output, r.output
+    key = setting.split("=")[0]
+    assert f"--set {key}=VALUE" in r.output
+    assert not list(tmp_path.iterdir())
+
+
+def test_backend_recipe_resolution_checks_the_same_numbers():
+    pytest.importorskip("transformers")
+    from backends._common import resolve_recipe
+
+    with pytest.raises(HarnessError, match="'epochs' must be a positive integer"):
+        resolve_recipe("sft", {"epochs": 0}, {"epochs": 2, "batch_size": 8})
+    assert resolve_recipe("sft", {"epochs": 3}, {"epochs": 2, "batch_size": 8}) == {"epochs": 3, "batch_size": 8}
