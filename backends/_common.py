@@ -166,7 +166,9 @@ class Counter(TrainerCallback):
     def on_save(self, args, state, control, **kw):
         folder = self.output_dir / f"checkpoint-{state.global_step}"
         if folder.is_dir():
-            (folder / COUNTS_FILE).write_text(json.dumps(self.counts))
+            from harness.records import write_atomic
+
+            write_atomic(folder / COUNTS_FILE, json.dumps(self.counts))  # whole or absent, never truncated
 
 
 class Progress(TrainerCallback):
@@ -199,14 +201,10 @@ def resume_checkpoint(output_dir: Path) -> Optional[str]:
     """The newest complete checkpoint-* folder in output_dir, or None. Trainer writes trainer_state.json last, so a
     checkpoint whose trainer_state.json is missing or unreadable was cut off mid-write (kill -9) and is skipped:
     resuming falls back to the one before it rather than failing on the half-written one."""
-    found = [p for p in Path(output_dir).glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
-    for ckpt in sorted(found, key=lambda p: int(p.name.split("-")[-1]), reverse=True):
-        try:
-            json.loads((ckpt / "trainer_state.json").read_text())
-        except (OSError, ValueError):
-            continue
-        return str(ckpt)
-    return None
+    from harness.records import newest_complete_checkpoint  # the same notion `harness runs list` shows
+
+    ckpt = newest_complete_checkpoint(output_dir)
+    return None if ckpt is None else str(ckpt)
 
 
 def finished(output_dir: Path) -> Optional[dict]:

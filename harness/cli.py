@@ -375,9 +375,20 @@ def runs_list(runs_dir: Optional[Path] = typer.Option(None, help="Default: ./run
     out.print(t)
     s = Table("stage", "status", "seconds", "checkpoints")
     for st in stages:
-        s.add_row(st["name"], "complete" if st["complete"] else "partial (resumable)",
+        status = ("complete" if st["complete"] else f"partial (resumable from {st['resumable_from']})"
+                  if st.get("resumable_from") else "partial (no complete checkpoint; trains from the start)")
+        s.add_row(st["name"], status,
                   f"{st['wall_seconds']:.0f}" if st["wall_seconds"] else "-", ", ".join(st["checkpoints"]) or "-")
     out.print(s)
+
+
+@runs_app.command("restore")
+def runs_restore(path: Path = typer.Argument(..., help="A harness-unwritten-*.json (or .unwritten-*.json) file."),
+                 runs_dir: Optional[Path] = typer.Option(None, help="Default: ./runs or $HARNESS_RUNS_DIR.")) -> None:
+    """Write a run record that could not be written (disk full) from the file its results were kept in."""
+    from harness.records import restore_unwritten, runs_dir as default_runs_dir
+
+    out.print(f"run record: {restore_unwritten(path, default_runs_dir(runs_dir))}", markup=False, highlight=False)
 
 
 @tiny_app.command("build")

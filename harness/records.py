@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 import harness
+from harness.errors import HarnessError
 
 RUNS_ENV = "HARNESS_RUNS_DIR"
 PACKAGES = ("torch", "transformers", "trl", "tokenizers", "accelerate", "datasets", "vllm", "lm_eval", "pydantic")
@@ -86,24 +87,37 @@ def dumps(obj: Any) -> str:
 
 
 def write_atomic(path: Path, text: str) -> None:
+    """Write text to path through a temporary file in the same folder and a rename: path is either as before or
+    complete, and the temporary file is removed when anything fails (disk full, path is a folder, Ctrl-C)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:6]}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise
 
 
 def write_record(root: Path, run_id: str, record: dict, samples: Iterable[dict] = (),
                  extra_files: Optional[dict[str, str]] = None) -> Path:
-    """Write record.json + samples.jsonl (+ extra files) into runs/<run_id>, all or nothing."""
-    root.mkdir(parents=True, exist_ok=True)
+    """Write record.json + samples.jsonl (+ extra files) into runs/<run_id>, all or nothing.
+
+    When the disk refuses (full, read-only, quota), the finished results are not lost: they are saved as one JSON
+    file (`keep_unwritten`) and the HarnessError says where and how to restore them (`harness runs restore`)."""
+    samples = list(samples)
     final = root / run_id
     if final.exists():
         raise FileExistsError(f"run folder {final} already exists")
     tmp = root / f".tmp-{run_id}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
     try:
+        root.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
         with (tmp / "samples.jsonl").open("w") as f:
             for s in samples:
                 f.write(json.dumps(s, sort_keys=True, default=_json_default) + "\n")
@@ -111,9 +125,45 @@ def write_record(root: Path, run_id: str, record: dict, samples: Iterable[dict] 
             (tmp / name).write_text(text)
         (tmp / "record.json").write_text(dumps({**record, "run_id": run_id}))
         os.replace(tmp, final)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        kept = keep_unwritten(root, run_id, record, samples, extra_files)
+        why = e.strerror or str(e)
+        if kept is None:
+            metrics = {k: v for k, v in (record.get("metrics") or {}).items() if isinstance(v, (int, float, str))}
+            raise HarnessError(f"could not write the run record {final} ({why}), nor save its results anywhere else; "
+                               f"free disk space and run the command again. Its metrics: {json.dumps(metrics)}") from None
+        raise HarnessError(f"could not write the run record {final} ({why}); its finished results are kept in {kept}: "
+                           f"free disk space, then run `harness runs restore {kept} --runs-dir {root}`") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    return final
+
+
+def keep_unwritten(root: Path, run_id: str, record: dict, samples: list, extra_files: Optional[dict]) -> Optional[Path]:
+    """Save a record that could not be written as one JSON file: next to the runs (a dot-file, which readers ignore),
+    else in the temporary folder (often another file system). The path, or None if nowhere took it."""
+    import tempfile
+
+    text = json.dumps({"run_id": run_id, "record": record, "samples": samples, "extra_files": extra_files or {}},
+                      default=_json_default)
+    for where in (root / f".unwritten-{run_id}.json", Path(tempfile.gettempdir()) / f"harness-unwritten-{run_id}.json"):
+        try:
+            write_atomic(where, text)
+            return where
+        except OSError:
+            continue
+    return None
+
+
+def restore_unwritten(path: Path, root: Path) -> Path:
+    """Write the record kept by keep_unwritten into root, then remove the kept file."""
+    data = read_json_or_warn(path, "a kept run record") if Path(path).is_file() else None
+    if data is None or not {"run_id", "record", "samples"} <= set(data):
+        raise HarnessError(f"{path} is not a run record kept by the harness (harness-unwritten-*.json); check the path")
+    final = write_record(root, data["run_id"], data["record"], data["samples"], data.get("extra_files"))
+    Path(path).unlink()
     return final
 
 
@@ -150,6 +200,25 @@ def read_records(root: Path) -> list[dict]:
         if rec is not None:
             out.append({**rec, "path": str(d)})
     return out
+
+
+def checkpoint_complete(ckpt: Path) -> bool:
+    """A Trainer checkpoint folder is complete once its trainer_state.json, which the Trainer writes last, reads as
+    JSON; a missing or truncated one means the save was cut off (kill -9, disk full)."""
+    try:
+        json.loads((Path(ckpt) / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def newest_complete_checkpoint(output_dir: Path) -> Optional[Path]:
+    """The newest complete checkpoint-N folder of a stage (what a resumed run continues from), or None."""
+    found = [p for p in Path(output_dir).glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    for ckpt in sorted(found, key=lambda p: int(p.name.split("-")[-1]), reverse=True):
+        if checkpoint_complete(ckpt):
+            return ckpt
+    return None
 
 
 def config_hash(obj: Any) -> str:

@@ -10,8 +10,8 @@ from harness import dist, models, recipes
 from harness.budget import format_budget, parse_budget
 from harness.errors import HarnessError
 from harness.pipeline import COUNT_KEYS, METHODS, Context, train_for_method
-from harness.records import (config_hash, new_run_id, provenance, read_json_or_warn, read_records,
-                             runs_dir as default_runs_dir, write_record)
+from harness.records import (checkpoint_complete, config_hash, new_run_id, newest_complete_checkpoint, provenance,
+                             read_json_or_warn, read_records, runs_dir as default_runs_dir, write_record)
 from harness.registry import did_you_mean
 from harness.tasks import get_task
 
@@ -104,7 +104,8 @@ def _evaluate(ctx: Context, ref: str, limem: Optional[dict] = None) -> tuple[dic
 
 
 def list_runs(runs_dir: Optional[Path] = None) -> tuple[list[dict], list[dict]]:
-    """(run records, stages) found under the runs folder; partial stages are listed as such."""
+    """(run records, stages) found under the runs folder; a partial stage says which complete checkpoint it resumes
+    from (`resumable_from`; None: it trains from the start)."""
     root = default_runs_dir(runs_dir)
     stages = []
     sdir = root / "_stages"
@@ -116,7 +117,8 @@ def list_runs(runs_dir: Optional[Path] = None) -> tuple[list[dict], list[dict]]:
             info = read_json_or_warn(marker, "a stage marker") if marker.is_file() else {}
             if info is None:
                 continue
-            ckpts = sorted(p.name for p in d.glob("checkpoint-*"))
+            ckpts = sorted(p.name + ("" if checkpoint_complete(p) else " (incomplete)") for p in d.glob("checkpoint-*"))
+            resume = None if marker.is_file() else newest_complete_checkpoint(d)
             stages.append({"name": d.name, "complete": marker.is_file(), "wall_seconds": info.get("wall_seconds"),
-                           "checkpoints": ckpts})
+                           "checkpoints": ckpts, "resumable_from": resume.name if resume else None})
     return read_records(root), stages

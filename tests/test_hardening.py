@@ -218,3 +218,106 @@ def test_backend_recipe_resolution_checks_the_same_numbers():
     with pytest.raises(HarnessError, match="'epochs' must be a positive integer"):
         resolve_recipe("sft", {"epochs": 0}, {"epochs": 2, "batch_size": 8})
     assert resolve_recipe("sft", {"epochs": 3}, {"epochs": 2, "batch_size": 8}) == {"epochs": 3, "batch_size": 8}
+
+
+# --- 5. full disk ---------------------------------------------------------------------------------------------------
+
+def disk_full_for(monkeypatch, is_full):
+    """os.replace raises ENOSPC for destinations where is_full(dst) (the last step of every atomic write)."""
+    import errno
+    import os
+
+    real = os.replace
+
+    def replace(src, dst):
+        if is_full(Path(dst)):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+
+
+def test_record_write_failure_keeps_the_finished_evaluation(tmp_path, monkeypatch):
+    from harness.records import read_records, write_record
+
+    root = tmp_path / "runs"
+    rows = [{"id": str(i), "score": 1.0} for i in range(3)]
+    record = {"kind": "run", "metrics": {"accuracy": 0.5}}
+    disk_full_for(monkeypatch, lambda dst: dst == root / "r1")
+    with pytest.raises(HarnessError, match="No space left on device") as e:
+        write_record(root, "r1", record, iter(rows), {"redistill.jsonl": "x\n"})
+    kept = root / ".unwritten-r1.json"
+    assert f"kept in {kept}" in str(e.value) and f"harness runs restore {kept}" in str(e.value)
+    assert sorted(p.name for p in root.iterdir()) == [".unwritten-r1.json"]  # no half-written folder, no .tmp-*
+    assert read_records(root) == []
+    monkeypatch.undo()
+    r = invoke("runs", "restore", kept, "--runs-dir", root)
+    assert r.exit_code == 0, r.output
+    assert [json.loads(x) for x in (root / "r1" / "samples.jsonl").read_text().splitlines()] == rows
+    assert (root / "r1" / "redistill.jsonl").read_text() == "x\n"
+    assert read_records(root)[0]["metrics"] == {"accuracy": 0.5} and not kept.exists()
+
+
+def test_record_kept_in_the_temp_folder_when_the_runs_disk_is_full(tmp_path, monkeypatch):
+    import tempfile
+
+    from harness.records import write_record
+
+    root, other = tmp_path / "runs", tmp_path / "tmp"
+    other.mkdir()
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(other))
+    disk_full_for(monkeypatch, lambda dst: root in dst.parents or dst == root)
+    with pytest.raises(HarnessError, match=f"kept in {other / 'harness-unwritten-r2.json'}"):
+        write_record(root, "r2", {"kind": "run"}, [{"id": "a"}])
+    assert json.loads((other / "harness-unwritten-r2.json").read_text())["samples"] == [{"id": "a"}]
+    assert not [p for p in root.iterdir()]
+    disk_full_for(monkeypatch, lambda dst: True)
+    with pytest.raises(HarnessError, match=r"nor save its results anywhere else.*\"accuracy\": 0.25"):
+        write_record(root, "r3", {"kind": "run", "metrics": {"accuracy": 0.25}}, [])
+
+
+def test_harness_run_says_where_its_results_are_when_the_record_cannot_be_written(tmp_path, monkeypatch):
+    import harness.run
+
+    root = tmp_path / "runs"
+    monkeypatch.setattr(harness.run.models, "resolve", lambda model, spec: "base-ref")
+    monkeypatch.setattr(harness.run, "train_for_method", lambda ctx, *a: "base-ref")
+    monkeypatch.setattr(harness.run, "provenance", lambda seed, spec: {})
+    metrics = {"accuracy": 0.5, "ci95": [0.1, 0.9], "n": 2, "truncation_rate": 0.0, "mean_response_tokens": 3.0,
+               "tokens_generated": 6}
+    monkeypatch.setattr(harness.run, "_evaluate", lambda ctx, final, limem: (
+        metrics, [{"id": "a"}, {"id": "b"}], {"n_params": 10, "wall": 1.0, "engine": "transformers", "tokens": 6}))
+    disk_full_for(monkeypatch, lambda dst: dst.parent == root and not dst.name.startswith("."))
+    r = invoke("run", "--task", "kk", "--method", "base", "--runs-dir", root)
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    kept = next(root.glob(".unwritten-*.json"))
+    assert "finished results are kept in" in r.output and kept.name in r.output.replace("\n", "")
+    assert json.loads(kept.read_text())["record"]["metrics"]["accuracy"] == 0.5
+
+
+def test_runs_list_tells_a_resumable_stage_from_one_with_only_half_written_checkpoints(tmp_path, monkeypatch):
+    stages = tmp_path / "_stages"
+    for name, ckpts in (("sft-aaa", {4: '{"global_step": 4}', 8: None}), ("rl-bbb", {2: '{"global_st'})):
+        for step, state in ckpts.items():
+            d = stages / name / f"checkpoint-{step}"
+            d.mkdir(parents=True)
+            (d / "model.safetensors").write_bytes(b"x")
+            if state is not None:
+                (d / "trainer_state.json").write_text(state)
+    (stages / "sft-ccc").mkdir()
+    (stages / "sft-ccc" / "stage.json").write_text('{"wall_seconds": 5}')
+    from harness.run import list_runs
+
+    by_name = {s["name"]: s for s in list_runs(tmp_path)[1]}
+    assert by_name["sft-aaa"]["resumable_from"] == "checkpoint-4"
+    assert by_name["sft-aaa"]["checkpoints"] == ["checkpoint-4", "checkpoint-8 (incomplete)"]
+    assert by_name["rl-bbb"]["resumable_from"] is None and by_name["sft-ccc"]["complete"]
+    import harness.cli
+
+    monkeypatch.setattr(harness.cli.out, "_width", 200)  # one table row per line
+    r = invoke("runs", "list", "--runs-dir", tmp_path)
+    assert r.exit_code == 0, r.output
+    rows = {ln.split()[1]: ln for ln in r.output.splitlines() if "-aaa" in ln or "-bbb" in ln or "-ccc" in ln}
+    assert "partial (resumable from checkpoint-4)" in rows["sft-aaa"]
+    assert "partial (no complete checkpoint; trains from the start)" in rows["rl-bbb"]
+    assert "complete" in rows["sft-ccc"] and "partial (resumable)" not in r.output
