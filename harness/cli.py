@@ -44,6 +44,34 @@ Perturb = typer.Option(None, "--perturb", help="K&K only: perturbed puzzles (lea
 PerturbSeed = typer.Option(0, "--perturb-seed", help="Seed of the perturbations (--perturb).")
 
 
+_NUMBER_FIXES = {
+    "samples": "1 for greedy pass@1, or K > 1 (with --temperature > 0) for pass@k",
+    "max_new_tokens": "a positive token budget, e.g. 1024, or leave it out for the task's",
+    "batch_size": "a positive batch size, e.g. 32",
+    "limit": "a positive number of problems, or leave it out for the whole split",
+    "num_fewshot": "0 or more examples, or leave it out for each task's",
+}
+
+
+def _check_numbers(minimum: int, **flags: Optional[int]) -> None:
+    """Integer flags that must be at least `minimum` (None: not given), checked before anything loads."""
+    for name, v in flags.items():
+        if v is not None and v < minimum:
+            flag = "--" + name.replace("_", "-")
+            raise HarnessError(f"{flag} must be at least {minimum} (got {v}); pass {_NUMBER_FIXES.get(name, 'a larger value')}")
+
+
+def _check_temperature(temperature: Optional[float], samples: int) -> None:
+    import math
+
+    if temperature is not None and not (math.isfinite(temperature) and temperature >= 0):
+        raise HarnessError(f"--temperature must be 0 (greedy) or more (got {temperature}); e.g. --temperature 0.7 "
+                           "for sampling, or leave it out for the task's")
+    if samples > 1 and temperature == 0:
+        raise HarnessError(f"--samples {samples} with --temperature 0 gives identical samples; pass --temperature > 0, "
+                           "e.g. 0.7, or --samples 1")
+
+
 def _progress(description: str):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -107,6 +135,7 @@ def tasks_export_lm_eval(task: str, out_dir: Path = typer.Option(..., "--out", h
     from harness.lmeval import export_task
     from harness.tasks import get_task
 
+    _check_numbers(1, limit=limit, max_new_tokens=max_new_tokens)
     e = export_task(get_task(task, tasks_dir), out_dir, split=split, limit=limit, max_new_tokens=max_new_tokens)
     out.print(f"wrote {e['yaml']} ({e['n']} samples of {e['task']}/{split}); run it with:\n"
               f"lm_eval --model hf --model_args pretrained=MODEL --include_path {out_dir} --tasks {e['name']}"
@@ -206,6 +235,9 @@ def eval_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
     from harness.engines import parse_vllm_options
     from harness.run_eval import run_eval
 
+    _check_numbers(1, samples=samples, max_new_tokens=max_new_tokens, batch_size=batch_size, limit=limit)
+    _check_numbers(0, num_fewshot=num_fewshot)
+    _check_temperature(temperature, samples)
     if engine == "lm-eval" or lm_eval_tasks:
         from harness.lmeval import print_lm_eval, run_lm_eval
 

@@ -24,6 +24,9 @@ def run_eval(*, task: str, model: str = "tiny", split: str = "test", limit: Opti
 
     spec = get_task(task, tasks_dirs)
     spec.split(split)  # fail on an unknown split before building or loading anything
+    if samples > 1 and (spec.generation.temperature if temperature is None else temperature) == 0:
+        raise HarnessError(f"--samples {samples} with task '{spec.id}''s temperature 0 (greedy) gives identical samples; "
+                           "pass --temperature > 0, e.g. 0.7, or --samples 1")
     data, skipped = None, []
     if perturb is not None:  # K&K only: the split's puzzles perturbed (harness/perturb.py), ids `<id>~KIND`
         from harness.perturb import perturb_split

@@ -321,3 +321,47 @@ def test_runs_list_tells_a_resumable_stage_from_one_with_only_half_written_check
     assert "partial (resumable from checkpoint-4)" in rows["sft-aaa"]
     assert "partial (no complete checkpoint; trains from the start)" in rows["rl-bbb"]
     assert "complete" in rows["sft-ccc"] and "partial (resumable)" not in r.output
+
+
+# --- 6. harness eval numbers ------------------------------------------------------------------------------------------
+
+def no_model_loads(monkeypatch):
+    import harness.lmeval
+    import harness.run_eval
+
+    def fail(*a, **k):
+        raise AssertionError("a model was resolved")
+
+    monkeypatch.setattr(harness.run_eval.models, "resolve", fail)
+    monkeypatch.setattr(harness.lmeval, "run_lm_eval", fail)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--samples", "0"], "--samples must be at least 1 (got 0)"),
+    (["--samples", "-3"], "--samples must be at least 1"),
+    (["--max-new-tokens", "-5"], "--max-new-tokens must be at least 1 (got -5)"),
+    (["--max-new-tokens", "0"], "--max-new-tokens must be at least 1 (got 0)"),
+    (["--samples", "2", "--temperature", "-1"], "--temperature must be 0 (greedy) or more (got -1.0)"),
+    (["--temperature", "-1"], "--temperature must be 0 (greedy) or more"),
+    (["--temperature", "nan"], "--temperature must be 0 (greedy) or more"),
+    (["--samples", "2", "--temperature", "0"], "gives identical samples"),
+    (["--samples", "2"], "task 'kk''s temperature 0 (greedy) gives identical samples"),
+    (["--batch-size", "0"], "--batch-size must be at least 1 (got 0)"),
+    (["--limit", "0"], "--limit must be at least 1 (got 0)"),
+    (["--engine", "lm-eval", "--lm-eval-tasks", "gsm8k", "--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--engine", "lm-eval", "--lm-eval-tasks", "gsm8k", "--num-fewshot", "-1"], "--num-fewshot must be at least 0"),
+])
+def test_eval_checks_its_numbers_before_loading_anything(tmp_path, monkeypatch, args, words):
+    no_model_loads(monkeypatch)
+    r = invoke("eval", "--task", "kk", "--runs-dir", tmp_path, *args)
+    assert r.exit_code == 2 and words in r.output and "Traceback" not in r.output, r.output
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("args, words", [(["--max-new-tokens", "-1"], "--max-new-tokens must be at least 1 (got -1)"),
+                                         (["--max-new-tokens", "0"], "--max-new-tokens must be at least 1"),
+                                         (["--limit", "0"], "--limit must be at least 1")])
+def test_export_lm_eval_checks_its_numbers(tmp_path, args, words):
+    r = invoke("tasks", "export-lm-eval", "kk", "--out", tmp_path / "x", *args)
+    assert r.exit_code == 2 and words in r.output, r.output
+    assert not (tmp_path / "x").exists()
