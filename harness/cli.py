@@ -191,21 +191,34 @@ def score(task: str = typer.Option(..., help="Task id or YAML path."),
     if not input.is_file():
         raise HarnessError(f"input file {input} does not exist; pass a JSONL file of responses")
     results, bad = [], 0
-    for n, line in enumerate(input.read_text().splitlines(), 1):
-        if not line.strip():
+    for n, raw in enumerate(input.read_bytes().splitlines(), 1):
+        if not raw.strip():
             continue
         try:
-            row = json.loads(line)
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValueError("not UTF-8 text") from None
+            try:
+                row = json.loads(line)
+            except RecursionError:
+                raise ValueError("JSON nested too deeply") from None
             if not isinstance(row, dict) or not isinstance(row.get("response"), str) or "answer" not in row:
                 raise ValueError("needs a string 'response' and an 'answer'")
+            if row.get("truncated") is not None and not isinstance(row["truncated"], bool):
+                raise ValueError(f"'truncated' must be true or false, not {row['truncated']!r}")
         except ValueError as e:
             bad += 1
             console.print(f"{input}:{n}: malformed line ({e}); skipped", markup=False)
             results.append({"line": n, "id": None, "score": None, "extracted": None, "reason": f"malformed: {e}"})
             continue
-        v = verifier(row["response"], str(row["answer"]), truncated=bool(row.get("truncated", False)))
+        v = verifier(row["response"], str(row["answer"]), truncated=bool(row.get("truncated")))
         results.append({"line": n, "id": row.get("id"), **v.to_dict()})
     scored = [r["score"] for r in results if r["score"] is not None]
+    if not scored:
+        why = f"all {bad} lines are malformed" if bad else "it is empty"
+        raise HarnessError(f"{input} holds no response to score ({why}); give a JSONL file with one object per line: "
+                           "a string 'response' and an 'answer'")
     if output:
         write_atomic(output, "".join(json.dumps(r) + "\n" for r in results))
     acc = sum(scored) / len(scored) if scored else 0.0

@@ -365,3 +365,37 @@ def test_export_lm_eval_checks_its_numbers(tmp_path, args, words):
     r = invoke("tasks", "export-lm-eval", "kk", "--out", tmp_path / "x", *args)
     assert r.exit_code == 2 and words in r.output, r.output
     assert not (tmp_path / "x").exists()
+
+
+# --- 7. harness score input ---------------------------------------------------------------------------------------
+
+KK_ANSWER = "Ann is a knight, Bob is a knave"
+KK_RIGHT = "\\boxed{Ann is a knight, Bob is a knave}"
+
+
+def test_score_skips_undecodable_and_too_deep_lines_and_reads_truncated_strictly(tmp_path):
+    good = json.dumps({"id": "a", "response": KK_RIGHT, "answer": KK_ANSWER}).encode()
+    lines = [good,
+             b'{"id": "b", "response": "caf\xe9", "answer": "x"}',      # latin-1, not UTF-8
+             b"[" * 100_000,                                           # nested too deeply for json
+             json.dumps({"id": "d", "response": KK_RIGHT, "answer": KK_ANSWER, "truncated": "false"}).encode(),
+             json.dumps({"id": "e", "response": KK_RIGHT, "answer": KK_ANSWER, "truncated": False}).encode()]
+    inp, outp = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    inp.write_bytes(b"\n".join(lines) + b"\n")
+    r = invoke("score", "--task", "kk", "--input", inp, "--output", outp)
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    assert "in.jsonl:2: malformed line (not UTF-8 text)" in r.output
+    assert "in.jsonl:3: malformed line (JSON nested too deeply)" in r.output
+    assert "in.jsonl:4: malformed line ('truncated' must be true or false, not 'false')" in r.output
+    assert "accuracy 1.000" in r.output and "over 2 responses" in r.output and "3 malformed lines" in r.output
+    assert [g["score"] for g in map(json.loads, outp.read_text().splitlines())] == [1.0, None, None, None, 1.0]
+
+
+@pytest.mark.parametrize("content, words", [(b"", "it is empty"), (b"\n  \n", "it is empty"),
+                                            (b"{nope\n[1]\n", "all 2 lines are malformed")])
+def test_score_with_nothing_to_score_is_an_error(tmp_path, content, words):
+    inp, outp = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    inp.write_bytes(content)
+    r = invoke("score", "--task", "kk", "--input", inp, "--output", outp)
+    assert r.exit_code == 2 and words in r.output and "accuracy" not in r.output, r.output
+    assert not outp.exists()
