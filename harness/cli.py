@@ -72,6 +72,26 @@ def _check_temperature(temperature: Optional[float], samples: int) -> None:
                            "e.g. 0.7, or --samples 1")
 
 
+def _check_output(path: Path, flag: str, folder: bool) -> None:
+    """An output path that can be written: a file path for files, a folder path for folders; checked before any work."""
+    kind = "folder" if folder else "file"
+    if folder and path.exists() and not path.is_dir():
+        raise HarnessError(f"{flag} {path} is a file, not a folder; give a folder path (it is created if missing)")
+    if not folder and path.is_dir():
+        raise HarnessError(f"{flag} {path} is a folder; give a file path, e.g. {path / 'out.jsonl'}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise HarnessError(f"{flag} {path}: {parent} is a file, so it cannot hold the output {kind}; "
+                                   "choose another path")
+            break
+
+
+def _write_error(path: Path, e: OSError) -> HarnessError:
+    return HarnessError(f"could not write {path} ({e.strerror or e}); check that the path is writable and the disk "
+                        "has space (nothing half-written was left there)")
+
+
 def _progress(description: str):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -136,7 +156,11 @@ def tasks_export_lm_eval(task: str, out_dir: Path = typer.Option(..., "--out", h
     from harness.tasks import get_task
 
     _check_numbers(1, limit=limit, max_new_tokens=max_new_tokens)
-    e = export_task(get_task(task, tasks_dir), out_dir, split=split, limit=limit, max_new_tokens=max_new_tokens)
+    _check_output(out_dir, "--out", folder=True)
+    try:
+        e = export_task(get_task(task, tasks_dir), out_dir, split=split, limit=limit, max_new_tokens=max_new_tokens)
+    except OSError as err:
+        raise _write_error(out_dir, err) from None
     out.print(f"wrote {e['yaml']} ({e['n']} samples of {e['task']}/{split}); run it with:\n"
               f"lm_eval --model hf --model_args pretrained=MODEL --include_path {out_dir} --tasks {e['name']}"
               + (" --apply_chat_template" if e["chat"] else ""), markup=False, highlight=False)
@@ -157,6 +181,7 @@ def data_export(task: str = typer.Option(..., help="Task id or YAML path."),
     from harness.tasks import get_task
 
     spec = get_task(task, tasks_dir)
+    _check_output(out_path, "--out", folder=False)
     lines = []
     skipped: list = []
     if perturb is not None:
@@ -170,7 +195,10 @@ def data_export(task: str = typer.Option(..., help="Task id or YAML path."),
         row = {"id": s["id"], "prompt": prompt if isinstance(prompt, str) else prompt[-1]["content"],
                "messages": None if isinstance(prompt, str) else prompt, **{k: v for k, v in s.items() if k not in ("id",)}}
         lines.append(json.dumps(row, sort_keys=False))
-    write_atomic(out_path, "\n".join(lines) + "\n")
+    try:
+        write_atomic(out_path, "\n".join(lines) + "\n")
+    except OSError as e:
+        raise _write_error(out_path, e) from None
     console.print(f"wrote {len(lines)} samples of {spec.id}/{split}" + (f" ({perturb})" if perturb else "") + f" to {out_path}"
                   + (f"; {len(skipped)} admit no {perturb} perturbation and were left out" if skipped else ""))
 
@@ -190,6 +218,8 @@ def score(task: str = typer.Option(..., help="Task id or YAML path."),
     verifier = get_verifier(spec.verifier.name, spec.verifier.params)
     if not input.is_file():
         raise HarnessError(f"input file {input} does not exist; pass a JSONL file of responses")
+    if output:
+        _check_output(output, "--output", folder=False)
     results, bad = [], 0
     for n, raw in enumerate(input.read_bytes().splitlines(), 1):
         if not raw.strip():
@@ -220,7 +250,10 @@ def score(task: str = typer.Option(..., help="Task id or YAML path."),
         raise HarnessError(f"{input} holds no response to score ({why}); give a JSONL file with one object per line: "
                            "a string 'response' and an 'answer'")
     if output:
-        write_atomic(output, "".join(json.dumps(r) + "\n" for r in results))
+        try:
+            write_atomic(output, "".join(json.dumps(r) + "\n" for r in results))
+        except OSError as e:
+            raise _write_error(output, e) from None
     acc = sum(scored) / len(scored) if scored else 0.0
     lo, hi = wilson(sum(scored), len(scored))
     out.print(f"{spec.id}: accuracy {acc:.3f} (95% CI {lo:.3f}-{hi:.3f}) over {len(scored)} responses"
@@ -390,6 +423,7 @@ def leaderboard_cmd(task: Optional[str] = typer.Option(None, help="Only this tas
     from harness.records import read_records, runs_dir as default_runs_dir
 
     root = default_runs_dir(runs_dir)
+    _check_output(out_dir, "--out", folder=True)
     every = read_records(root)
     records = [r for r in every if r.get("kind") == "run"]
     effects = [r for r in every if r.get("kind") == "effect"]  # shown beside the rows (`harness effect`)
@@ -400,7 +434,12 @@ def leaderboard_cmd(task: Optional[str] = typer.Option(None, help="Only this tas
     for t in tasks:
         command = f"harness leaderboard --task {t} --runs-dir {runs_dir or root} --out {out_dir}"
         table = build_table(load_outcomes([r for r in records + effects if r["config"]["task"] == t]))
-        for f in write_leaderboard(table, out_dir / t, command):
+        _check_output(out_dir / t, "--out", folder=True)
+        try:
+            written = write_leaderboard(table, out_dir / t, command)
+        except OSError as e:
+            raise _write_error(out_dir / t, e) from None
+        for f in written:
             out.print(f"wrote {f}", markup=False, highlight=False)
 
 

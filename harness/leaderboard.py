@@ -543,10 +543,7 @@ def write_leaderboard(table: dict, out_dir: Path, command: str) -> list[Path]:
     plot = None
     try:
         for fmt in ("png", "svg"):
-            data = render_plot(table, fmt)
-            tmp = out_dir / f".tmp-accuracy.{fmt}"
-            tmp.write_bytes(data)
-            tmp.replace(out_dir / f"accuracy.{fmt}")
+            write_atomic(out_dir / f"accuracy.{fmt}", render_plot(table, fmt))
             written.append(out_dir / f"accuracy.{fmt}")
         plot = "accuracy.svg"
     except ImportError:

@@ -129,7 +129,12 @@ def export_task(spec, out_dir: Path, split: str = "test", limit: Optional[int] =
             f"{' --apply_chat_template' if spec.prompt.chat else ''}\n")
     out_dir.mkdir(parents=True, exist_ok=True)
     sidecar = out_dir / SIDECAR
-    entries = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+    try:
+        entries = json.loads(sidecar.read_bytes()) if sidecar.is_file() else {}
+    except (ValueError, RecursionError):
+        entries = None
+    if not isinstance(entries, dict):
+        raise HarnessError(f"{sidecar} is not a harness export sidecar (corrupt); delete it, or pass another --out")
     entry = {"task": spec.id, "task_sha256": spec.sha256, "split": split, "n": len(docs), "data": data_file,
              "chat": spec.prompt.chat, "verifier": {"name": spec.verifier.name, "params": spec.verifier.params},
              "generation": gen_kwargs, "graded": graded}

@@ -86,13 +86,16 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write text to path through a temporary file in the same folder and a rename: path is either as before or
-    complete, and the temporary file is removed when anything fails (disk full, path is a folder, Ctrl-C)."""
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write text (or bytes) to path through a temporary file in the same folder and a rename: path is either as
+    before or complete, and the temporary file is removed when anything fails (disk full, path is a folder, Ctrl-C)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:6]}")
     try:
-        tmp.write_text(text)
+        if isinstance(text, bytes):
+            tmp.write_bytes(text)
+        else:
+            tmp.write_text(text)
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -399,3 +399,61 @@ def test_score_with_nothing_to_score_is_an_error(tmp_path, content, words):
     r = invoke("score", "--task", "kk", "--input", inp, "--output", outp)
     assert r.exit_code == 2 and words in r.output and "accuracy" not in r.output, r.output
     assert not outp.exists()
+
+
+# --- 8. output paths ------------------------------------------------------------------------------------------------
+
+def kk_responses(tmp_path: Path) -> Path:
+    inp = tmp_path / "in.jsonl"
+    inp.write_text(json.dumps({"id": "a", "response": KK_RIGHT, "answer": KK_ANSWER}) + "\n")
+    return inp
+
+
+def test_output_paths_naming_the_wrong_kind_are_one_error(tmp_path):
+    folder, afile = tmp_path / "folder", tmp_path / "afile"
+    folder.mkdir()
+    afile.write_text("keep me\n")
+    runs = runs_with_corrupt_records(tmp_path)
+    for args, words in [
+        (["score", "--task", "kk", "--input", kk_responses(tmp_path), "--output", folder], "is a folder; give a file path"),
+        (["score", "--task", "kk", "--input", kk_responses(tmp_path), "--output", afile / "x.jsonl"], "is a file, so"),
+        (["data", "export", "--task", "kk", "--limit", "2", "--out", folder], "is a folder; give a file path"),
+        (["leaderboard", "--task", "kk", "--runs-dir", runs, "--out", afile], "is a file, not a folder"),
+        (["tasks", "export-lm-eval", "kk", "--limit", "2", "--out", afile], "is a file, not a folder"),
+    ]:
+        r = invoke(*args)
+        assert r.exit_code == 2 and words in r.output and "Traceback" not in r.output, (args, r.output)
+    assert afile.read_text() == "keep me\n" and not list(folder.iterdir())
+    assert not [p for p in tmp_path.rglob(".tmp-*")]
+    (folder / "kk").write_text("a file where the task's folder goes\n")
+    r = invoke("leaderboard", "--task", "kk", "--runs-dir", runs, "--out", folder)
+    assert r.exit_code == 2 and "is a file, not a folder" in r.output, r.output
+
+
+def test_write_failures_are_one_error_and_leave_no_temporary_file(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    disk_full_for(monkeypatch, lambda dst: dst.parent == out or out in dst.parents)
+    r = invoke("score", "--task", "kk", "--input", kk_responses(tmp_path), "--output", out / "v.jsonl")
+    assert r.exit_code == 2 and "could not write" in r.output and "No space left" in r.output, r.output
+    r = invoke("data", "export", "--task", "kk", "--limit", "2", "--out", out / "d.jsonl")
+    assert r.exit_code == 2 and "could not write" in r.output, r.output
+    r = invoke("leaderboard", "--task", "kk", "--runs-dir", runs_with_corrupt_records(tmp_path), "--out", out)
+    assert r.exit_code == 2 and "could not write" in r.output, r.output
+    r = invoke("tasks", "export-lm-eval", "kk", "--limit", "2", "--out", out / "lm")
+    assert r.exit_code == 2 and "could not write" in r.output, r.output
+    assert not [p for p in out.rglob("*") if p.is_file()]  # nothing half-written, no .tmp-* left
+
+
+def test_write_atomic_removes_its_temporary_file_when_the_write_fails(tmp_path, monkeypatch):
+    from harness.records import write_atomic
+
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(OSError):
+        write_atomic(tmp_path / "dir", "x")  # a folder is in the way
+    target = tmp_path / "f.txt"
+    target.write_text("old\n")
+    disk_full_for(monkeypatch, lambda dst: dst == target)
+    with pytest.raises(OSError):
+        write_atomic(target, "new\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir", "f.txt"] and target.read_text() == "old\n"
