@@ -58,7 +58,8 @@ def _check_numbers(minimum: int, **flags: Optional[int]) -> None:
     for name, v in flags.items():
         if v is not None and v < minimum:
             flag = "--" + name.replace("_", "-")
-            raise HarnessError(f"{flag} must be at least {minimum} (got {v}); pass {_NUMBER_FIXES.get(name, 'a larger value')}")
+            fix = _NUMBER_FIXES.get(name, "a larger value")
+            raise HarnessError(f"{flag} must be at least {minimum} (got {v}); pass {fix}")
 
 
 def _check_temperature(temperature: Optional[float], samples: int) -> None:
