@@ -179,7 +179,7 @@ def test_eval_through_vllm_records_engine_and_settings(fake_vllm, tiny_kk, tmp_p
 
     fake_vllm.LLM = TaggingLLM
     monkeypatch.setattr(TaggingLLM, "eos", AutoTokenizer.from_pretrained(tiny_kk).eos_token_id)
-    path, metrics = run_eval(task="kk", model="tiny", limit=3, max_new_tokens=5, dtype="bfloat16", seed=7,
+    path, metrics = run_eval(task="kk", model=str(tiny_kk), limit=3, max_new_tokens=5, dtype="bfloat16", seed=7,
                              runs_dir=tmp_path, engine="vllm", vllm={"gpu_memory_utilization": 0.5, "max_model_len": 2048})
     (llm,) = FakeLLM.made
     assert llm.kwargs == {"model": str(tiny_kk), "tokenizer": str(tiny_kk), "dtype": "bfloat16", "seed": 7,

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness import recipes
 from harness.budget import format_budget, parse_budget
 from harness.errors import HarnessError
 from harness.run import run
@@ -44,7 +45,8 @@ def test_sft_run_records_counts_and_reuses_its_stage(tiny_kk, tmp_path):
     assert c["training_examples"] == 16 and c["optimizer_steps"] == 2 and c["sequences_trained"] == 8
     assert c["tokens_trained"] > 0 and c["flops_estimate"] > 0 and c["rollouts_generated"] == 0
     assert rec["config"]["recipe"]["sft"]["max_steps"] == 2  # --set reached the resolved recipe
-    assert rec["provenance"]["splits"]["test"]["params"]["people"] == [2, 3]  # the tiny recipe's split override
+    tiny_test = recipes.resolve("kk", "tiny", None, [])[1]["task"]["splits"]["test"]
+    assert rec["provenance"]["splits"]["test"]["params"]["people"] == tiny_test["params"]["people"]  # the recipe's override
     assert [s["cached"] for s in rec["stages"]] == [False]
     _, again = run(task="kk", method="sft", budget="16", sets=FAST, runs_dir=tmp_path)
     assert [s["cached"] for s in again["stages"]] == [True]

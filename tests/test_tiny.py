@@ -47,22 +47,41 @@ def test_corpus_has_no_trace_or_task_prompt():
     assert kinds == {"drill", "copy", "solved"}
 
 
+def _leaf(words: list[str], roles: dict[str, bool]) -> bool:
+    """`B knave`, `C not knight`: an independent reading of a terse leaf."""
+    who, *rest = words
+    truth = roles[who] == (rest[-1] == "knight")
+    return not truth if rest[0] == "not" else truth
+
+
 def test_drill_values_are_right():
+    # Depth-2 claims: a leaf, or two leaves joined by and / or / iff, or `if L then L`; re-evaluated independently.
     from harness.generators import seeded_rng
 
-    for i in range(200):
+    ops = {"and": lambda a, b: a and b, "or": lambda a, b: a or b, "iff": lambda a, b: a == b}
+    for i in range(300):
         line = tiny.drill(seeded_rng("t", i), 4)
-        roles, rest = line.split(": ", 1)
-        assign = [w == "knight" for w in roles.split()[1::2]]
-        value = rest.rstrip(".").rsplit(" = ", 1)[1]
-        assert value in ("T", "F")
-        # re-evaluate the claim text with an independent parser of the terse form: leaves only here
-        claim = rest.split(" = ")[0]
-        if " " not in claim.replace(" not ", "_").split(" ", 1)[1]:
-            who, *role = claim.split()
-            truth = assign["ABCD".index(who)] == (role[-1] == "knight")
-            truth = truth if role[0] != "not" else not truth
-            assert value == ("T" if truth else "F")
+        roles_text, rest = line.rstrip(".").split(": ", 1)
+        words = roles_text.split()
+        roles = dict(zip(words[::2], (w == "knight" for w in words[1::2])))
+        parts = rest.split(" = ")
+        claim, value = parts[0].split(), parts[-1]
+        if claim[0] == "if":
+            k = claim.index("then")
+            a, b = _leaf(claim[1:k], roles), _leaf(claim[k + 1:], roles)
+            want, leaves = (not a) or b, [a, b]
+        else:
+            op = next((w for w in claim if w in ops), None)
+            if op is None:
+                want = _leaf(claim, roles)
+                leaves = [want]
+            else:
+                k = claim.index(op)
+                a, b = _leaf(claim[:k], roles), _leaf(claim[k + 1:], roles)
+                want, leaves = ops[op](a, b), [a, b]
+        assert value == ("T" if want else "F"), line
+        if len(parts) == 3:  # the shape line carries each leaf's value in order
+            assert [w for w in parts[1].split() if w in ("T", "F")] == ["T" if x else "F" for x in leaves], line
 
 
 def test_committed_checkpoint_matches_card_and_build():
