@@ -67,6 +67,18 @@ def model_key(ctx: Context, ref: str) -> str:
 
 # --- stages ---------------------------------------------------------------------------------------------------
 
+def read_marker(marker: Path) -> dict:
+    """A stage's stage.json; a damaged one is one clear error (its stage cannot be trusted), never a traceback."""
+    try:
+        info = json.loads(marker.read_bytes().decode("utf-8"))
+    except (ValueError, RecursionError, OSError) as e:
+        info = e
+    if not isinstance(info, dict):
+        raise HarnessError(f"stage marker {marker} is damaged ({type(info).__name__}); delete the folder "
+                           f"{marker.parent} and run the command again to rebuild that stage")
+    return info
+
+
 def cached_stage(ctx: Context, name: str, cfg: dict, build: Callable[[Path], dict], all_ranks: bool = False) -> dict:
     """Reuse a complete stage or build it. Training stages run on every rank (all_ranks); others on rank 0 only."""
     key = config_hash(cfg)
@@ -87,9 +99,9 @@ def cached_stage(ctx: Context, name: str, cfg: dict, build: Callable[[Path], dic
                 write_atomic(marker, dumps({"stage": name, "key": key, "dir": str(d), "config": cfg, **out,
                                             "wall_seconds": time.perf_counter() - t0, "world_size": dist.world_size()}))
         dist.barrier()
-        info = {**json.loads(marker.read_text()), "cached": False}
+        info = {**read_marker(marker), "cached": False}
     else:
-        info = {**json.loads(marker.read_text()), "cached": True}
+        info = {**read_marker(marker), "cached": True}
     ctx.stages.append(info)
     return info
 

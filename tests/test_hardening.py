@@ -457,3 +457,14 @@ def test_write_atomic_removes_its_temporary_file_when_the_write_fails(tmp_path, 
     with pytest.raises(OSError):
         write_atomic(target, "new\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dir", "f.txt"] and target.read_text() == "old\n"
+
+
+@pytest.mark.parametrize("content", [b'{"stage": "sft", "key"', b"[1, 2]", b"\xff\xfe\x00"])
+def test_a_damaged_stage_marker_is_one_clear_error(tmp_path, content):
+    from harness.pipeline import read_marker
+
+    marker = tmp_path / "sft-abc" / "stage.json"
+    marker.parent.mkdir()
+    marker.write_bytes(content)
+    with pytest.raises(HarnessError, match="is damaged.*delete the folder"):
+        read_marker(marker)
