@@ -328,18 +328,6 @@ def perturb_split(spec: Any, split: str, kind: str, seed: int = 0, limit: Option
     return perturb_samples(load_split(spec, split, limit), kind, seed)
 
 
-def evaluate_samples(task: Any, engine: Any, data: list[dict], samples: int = 1, temperature: Optional[float] = None,
-                     max_new_tokens: Optional[int] = None, seed: int = 0, progress: Any = None) -> tuple[dict, list[dict]]:
-    """`harness.evaluate.evaluate` on given samples instead of a split's (same rows and metrics); a perturbed
-    sample's row also says what it is (`perturbation`: kind, seed, original id and key, new key)."""
-    from harness.evaluate import evaluate
-
-    metrics, rows = evaluate(task, engine, samples=samples, temperature=temperature, max_new_tokens=max_new_tokens,
-                             seed=seed, progress=progress, data=data)
-    metrics.pop("split", None)  # given samples, not a split's
-    return metrics, rows
-
-
 # --- LiMem ----------------------------------------------------------------------------------------------------
 
 def limem(original: list[float], perturbed: list[float]) -> dict:
@@ -429,8 +417,10 @@ def run_limem(spec: Any, engine: Any, refs: list[tuple[str, int]], cfg: dict, ma
         perturbed.append(q)
     if not originals:
         return {}
-    metrics, rows = evaluate_samples(spec, engine, originals + perturbed, temperature=0.0, max_new_tokens=max_new_tokens,
-                                     seed=seed, progress=progress)
+    from harness.evaluate import evaluate
+
+    metrics, rows = evaluate(spec, engine, temperature=0.0, max_new_tokens=max_new_tokens, seed=seed, progress=progress,
+                             data=originals + perturbed)
     scores = [r["scores"][0] for r in rows]
     k = len(originals)
     return {**limem(scores[:k], scores[k:]), "limem_kind": cfg["kind"], "limem_seed": cfg["seed"],

@@ -24,7 +24,7 @@ from harness.budget import format_budget, parse_budget
 from harness.data import load_split, read_rows, render_prompt
 from harness.errors import HarnessError
 from harness.progress import progress_bar
-from harness.records import config_hash, dumps, read_records, write_atomic
+from harness.records import config_hash, dumps, read_json_object, read_records, write_atomic
 from harness.registry import did_you_mean
 from harness.taskspec import TaskSpec
 from harness.verifiers import get_verifier
@@ -69,13 +69,10 @@ def model_key(ctx: Context, ref: str) -> str:
 
 def read_marker(marker: Path) -> dict:
     """A stage's stage.json; a damaged one is one clear error (its stage cannot be trusted), never a traceback."""
-    try:
-        info = json.loads(marker.read_bytes().decode("utf-8"))
-    except (ValueError, RecursionError, OSError) as e:
-        info = e
-    if not isinstance(info, dict):
-        raise HarnessError(f"stage marker {marker} is damaged ({type(info).__name__}); delete the folder "
-                           f"{marker.parent} and run the command again to rebuild that stage")
+    info, problem = read_json_object(marker)
+    if problem is not None:
+        raise HarnessError(f"stage marker {marker} is damaged ({problem}); delete the folder {marker.parent} and run "
+                           "the command again to rebuild that stage")
     return info
 
 

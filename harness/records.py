@@ -170,24 +170,31 @@ def restore_unwritten(path: Path, root: Path) -> Path:
     return final
 
 
-def read_json_or_warn(f: Path, what: str) -> Optional[dict]:
-    """The JSON object in file f, or None after one warning line on stderr naming the file (truncated, not UTF-8,
-    not an object, unreadable): one corrupt file must not stop the commands that read them all."""
+def read_json_object(f: Path) -> tuple[Optional[dict], Optional[str]]:
+    """(the JSON object in file f, None), or (None, what is wrong with it: truncated, not UTF-8, not an object,
+    unreadable). Readers decide what a bad file means: skipped with a warning, or an error."""
     try:
         data = json.loads(f.read_bytes().decode("utf-8"))
-        problem = None if isinstance(data, dict) else f"a JSON {type(data).__name__}, not an object"
     except UnicodeDecodeError:
-        problem = "not UTF-8 text"
+        return None, "not UTF-8 text"
     except ValueError as e:
-        problem = f"not valid JSON ({e})"
+        return None, f"not valid JSON ({e})"
     except RecursionError:
-        problem = "JSON nested too deeply"
+        return None, "JSON nested too deeply"
     except OSError as e:
-        problem = f"unreadable ({e.strerror or e})"
-    if problem is None:
-        return data
-    print(f"warning: skipped {f}: {what} that is {problem}; delete or move it away", file=sys.stderr, flush=True)
-    return None
+        return None, f"unreadable ({e.strerror or e})"
+    if not isinstance(data, dict):
+        return None, f"a JSON {type(data).__name__}, not an object"
+    return data, None
+
+
+def read_json_or_warn(f: Path, what: str) -> Optional[dict]:
+    """The JSON object in file f, or None after one warning line on stderr naming the file: one corrupt file must not
+    stop the commands that read them all."""
+    data, problem = read_json_object(f)
+    if problem is not None:
+        print(f"warning: skipped {f}: {what} that is {problem}; delete or move it away", file=sys.stderr, flush=True)
+    return data
 
 
 def read_records(root: Path) -> list[dict]:

@@ -43,16 +43,11 @@ def run_eval(*, task: str, model: str = "tiny", split: str = "test", limit: Opti
     eng = make_engine(engine, ref, dtype=dtype, batch_size=batch_size, seed=seed, vllm=vllm)
     t0 = time.perf_counter()
     with progress_bar(progress_factory, f"eval {spec.id}/{split}" + (f" ({perturb})" if perturb else "")) as cb:
-        if data is None:
-            metrics, rows = evaluate(spec, eng, split=split, limit=limit, samples=samples, temperature=temperature,
-                                     max_new_tokens=max_new_tokens, seed=seed, progress=cb)
-        else:
-            from harness.perturb import evaluate_samples
-
-            metrics, rows = evaluate_samples(spec, eng, data, samples=samples, temperature=temperature,
-                                             max_new_tokens=max_new_tokens, seed=seed, progress=cb)
-            metrics.update({"split": split, "perturbation": perturb, "perturb_seed": perturb_seed,
-                            "perturb_skipped": len(skipped), "perturb_skipped_ids": skipped})
+        metrics, rows = evaluate(spec, eng, split=split, limit=limit, samples=samples, temperature=temperature,
+                                 max_new_tokens=max_new_tokens, seed=seed, progress=cb, data=data)
+    if data is not None:
+        metrics.update({"perturbation": perturb, "perturb_seed": perturb_seed, "perturb_skipped": len(skipped),
+                        "perturb_skipped_ids": skipped})
     config = {"command": "eval", "task": spec.id, "model": model, "model_path": ref, "split": split, "limit": limit,
               "samples": samples, "temperature": metrics["temperature"], "max_new_tokens": metrics["max_new_tokens"],
               "batch_size": batch_size, "dtype": dtype, "seed": seed, "engine": eng.name,
