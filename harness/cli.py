@@ -94,6 +94,10 @@ def _write_error(path: Path, e: OSError) -> HarnessError:
 
 
 def _progress(description: str):
+    if not console.is_terminal:  # a log file: plain lines every HARNESS_PROGRESS_INTERVAL seconds
+        from harness.progress import Lines
+
+        return Lines(description, lambda line: console.print(line, markup=False, highlight=False))
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[metric]}"),
