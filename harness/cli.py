@@ -272,8 +272,10 @@ def eval_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
              samples: int = typer.Option(1, help="Samples per problem (k); > 1 reports unbiased pass@k."),
              temperature: Optional[float] = typer.Option(None, help="Default: the task's (greedy for kk)."),
              max_new_tokens: Optional[int] = typer.Option(None, help="Default: the task's."),
-             batch_size: int = typer.Option(32), dtype: str = typer.Option("auto"),
+             batch_size: Optional[int] = typer.Option(None, help="Default: the recipe's, else 32."),
+             dtype: Optional[str] = typer.Option(None, help="Default: the recipe's, else auto."),
              seed: int = typer.Option(0), runs_dir: Optional[Path] = typer.Option(None, help="Default: ./runs or $HARNESS_RUNS_DIR."),
+             recipe: Optional[str] = typer.Option(None, help="Evaluate on the task as this recipe trains and tests it (its splits, prompt, generation and eval settings): a recipe name (kk-tiny), a scale (tiny, paper) or a recipe file."),
              engine: str = typer.Option("auto", help="auto (vllm if installed and a GPU is present, else transformers), transformers or vllm; lm-eval runs --lm-eval-tasks instead of --task."),
              vllm_opt: Optional[List[str]] = typer.Option(None, "--vllm", help="vLLM setting KEY=VALUE (repeatable): gpu_memory_utilization, max_model_len, tensor_parallel_size, ..."),
              lm_eval_tasks: Optional[str] = typer.Option(None, help="--engine lm-eval: comma-separated lm-eval tasks, e.g. gsm8k,arc_easy."),
@@ -297,15 +299,15 @@ def eval_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
         unused = [flag for flag, given in (("--split", split != "test"), ("--samples", samples != 1),
                                            ("--temperature", temperature is not None),
                                            ("--max-new-tokens", max_new_tokens is not None), ("--vllm", bool(vllm_opt)),
-                                           ("--perturb", perturb is not None))
+                                           ("--perturb", perturb is not None), ("--recipe", recipe is not None))
                   if given]
         if unused:
             raise HarnessError(f"{', '.join(unused)} do not apply to --engine lm-eval (its tasks set their own split "
                                "and generation settings); drop them, or evaluate a harness task with --engine "
                                "auto / transformers / vllm")
         record_dir, metrics = run_lm_eval(tasks=lm_eval_tasks, model=model, harness_task=task,
-                                          include_paths=lm_eval_include_path or [], limit=limit, batch_size=batch_size,
-                                          dtype=dtype, seed=seed, num_fewshot=num_fewshot,
+                                          include_paths=lm_eval_include_path or [], limit=limit,
+                                          batch_size=batch_size or 32, dtype=dtype or "auto", seed=seed, num_fewshot=num_fewshot,
                                           chat_template=lm_eval_chat_template, runs_dir=runs_dir, tasks_dirs=tasks_dir)
         out.print(print_lm_eval(metrics), markup=False, highlight=False)
         out.print(f"run record: {record_dir}")
@@ -319,7 +321,8 @@ def eval_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
     record_dir, metrics = run_eval(task=task, model=model, split=split, limit=limit, samples=samples, temperature=temperature,
                                    max_new_tokens=max_new_tokens, batch_size=batch_size, dtype=dtype, seed=seed,
                                    runs_dir=runs_dir, tasks_dirs=tasks_dir, progress_factory=_progress,
-                                   engine=engine, vllm=parse_vllm_options(vllm_opt), perturb=perturb, perturb_seed=perturb_seed)
+                                   engine=engine, vllm=parse_vllm_options(vllm_opt), perturb=perturb, perturb_seed=perturb_seed,
+                                   recipe=recipe)
     print_metrics(metrics)
     if perturb:
         out.print(f"perturbation {perturb} (seed {perturb_seed}): ids <id>~{perturb}"

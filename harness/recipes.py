@@ -148,6 +148,22 @@ def resolve(task: str, scale: str, config: Optional[Path] = None, sets: Iterable
     return name, recipe
 
 
+def for_eval(task: str, recipe: str) -> tuple[str, dict]:
+    """`harness eval --recipe`: a recipe file, a recipe name under backends/recipes (`kk-tiny`), or a scale (`tiny`,
+    resolved for the task as `harness run` resolves it)."""
+    path = Path(recipe)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        return path.stem, _read(path)
+    if (RECIPES_DIR / f"{recipe}.yaml").is_file():
+        return recipe, _read(RECIPES_DIR / f"{recipe}.yaml")
+    scales = sorted({p.stem.rsplit("-", 1)[-1] for p in RECIPES_DIR.glob("*.yaml")})
+    if recipe in scales:
+        return resolve(task, recipe)
+    names = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+    raise HarnessError(f"no recipe '{recipe}': {did_you_mean(recipe, names + scales)}; give a recipe file, one of "
+                       f"{', '.join(names)}, or a scale ({', '.join(scales)})")
+
+
 def apply_task_overrides(spec: TaskSpec, overrides: Optional[dict]) -> TaskSpec:
     if not overrides:
         return spec

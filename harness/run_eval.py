@@ -15,14 +15,26 @@ from harness.tasks import get_task
 
 
 def run_eval(*, task: str, model: str = "tiny", split: str = "test", limit: Optional[int] = None, samples: int = 1,
-             temperature: Optional[float] = None, max_new_tokens: Optional[int] = None, batch_size: int = 32,
-             dtype: str = "auto", seed: int = 0, runs_dir: Optional[Path] = None,
+             temperature: Optional[float] = None, max_new_tokens: Optional[int] = None,
+             batch_size: Optional[int] = None, dtype: Optional[str] = None, seed: int = 0, runs_dir: Optional[Path] = None,
              tasks_dirs: Optional[Iterable[Path]] = None, progress_factory: Optional[Callable] = None,
              engine: str = "auto", vllm: Optional[dict] = None, perturb: Optional[str] = None,
-             perturb_seed: int = 0) -> tuple[Path, dict]:
+             perturb_seed: int = 0, recipe: Optional[str] = None) -> tuple[Path, dict]:
     from harness.engines import make_engine, pick_engine
 
     spec = get_task(task, tasks_dirs)
+    recipe_name = None
+    if recipe is not None:  # the task exactly as a recipe trains and tests it; its eval settings are the defaults
+        from harness import recipes
+
+        recipe_name, rec = recipes.for_eval(spec.id, recipe)
+        spec = recipes.apply_task_overrides(spec, rec.get("task"))
+        ev = rec.get("eval") or {}
+        max_new_tokens = ev.get("max_new_tokens") if max_new_tokens is None else max_new_tokens
+        batch_size = ev.get("batch_size", 32) if batch_size is None else batch_size
+        dtype = ev.get("dtype", "auto") if dtype is None else dtype
+    batch_size = 32 if batch_size is None else batch_size
+    dtype = "auto" if dtype is None else dtype
     spec.split(split)  # fail on an unknown split before building or loading anything
     if samples > 1 and (spec.generation.temperature if temperature is None else temperature) == 0:
         raise HarnessError(f"--samples {samples} with task '{spec.id}''s temperature 0 (greedy) gives identical samples; "
@@ -48,7 +60,7 @@ def run_eval(*, task: str, model: str = "tiny", split: str = "test", limit: Opti
     if data is not None:
         metrics.update({"perturbation": perturb, "perturb_seed": perturb_seed, "perturb_skipped": len(skipped),
                         "perturb_skipped_ids": skipped})
-    config = {"command": "eval", "task": spec.id, "model": model, "model_path": ref, "split": split, "limit": limit,
+    config = {"command": "eval", "task": spec.id, **({"recipe": recipe_name} if recipe_name else {}), "model": model, "model_path": ref, "split": split, "limit": limit,
               "samples": samples, "temperature": metrics["temperature"], "max_new_tokens": metrics["max_new_tokens"],
               "batch_size": batch_size, "dtype": dtype, "seed": seed, "engine": eng.name,
               "engine_requested": requested, **({"vllm": vllm} if vllm and eng.name == "vllm" else {}), **ignored,
