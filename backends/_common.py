@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional
 
 from transformers import PrinterCallback, TrainerCallback
 
+from harness import recipes
 from harness.errors import HarnessError
 
 # Keys the orchestrator keeps in a stage's recipe section for itself (which model to start from, how much data, how
@@ -88,13 +89,33 @@ def device_args(precision: str = "auto") -> dict[str, Any]:
     return {"use_cpu": not cuda, "bf16": bf16, "fp16": False, "activation_checkpointing": cuda}
 
 
-def common_args(spec: Any, r: dict[str, Any]) -> dict[str, Any]:
+def trackers(stage: str, value: str) -> list[str]:
+    """`report_to` of a recipe section as TRL takes it (checked again here for callers that skip the recipe check)."""
+    names = recipes.trackers(value)
+    if names is None:
+        raise HarnessError(f"{stage} recipe: 'report_to' must be {recipes.TRACKER_RULE[1]}, got {value!r}; set it with "
+                           f"--set {stage}.report_to=tensorboard")
+    return names
+
+
+def tracker_logs(stage: str, r: dict[str, Any], output_dir: Path) -> dict[str, Any]:
+    """Where the stage's training curves went, for the run record."""
+    names = trackers(stage, r["report_to"])
+    if not names:
+        return {}
+    where = {"tensorboard": os.environ.get("TENSORBOARD_LOGGING_DIR") or str(Path(output_dir) / "runs"),
+             "wandb": "the W&B project (WANDB_PROJECT; offline runs under WANDB_DIR or ./wandb)",
+             "trackio": "the trackio project (TRACKIO_PROJECT)", "mlflow": "the MLflow tracking URI (MLFLOW_TRACKING_URI)"}
+    return {"report_to": names, "logs": {n: where[n] for n in names}}
+
+
+def common_args(spec: Any, r: dict[str, Any], stage: str = "train") -> dict[str, Any]:
     """TrainingArguments both backends set the same way."""
     return {
         **device_args(r["precision"]),
         "output_dir": str(spec.output_dir),
         "seed": spec.seed,
-        "report_to": "none",
+        "report_to": trackers(stage, r.get("report_to", "none")) or "none",
         "disable_tqdm": True,
         "logging_strategy": "steps",
         "logging_steps": r["logging_steps"],

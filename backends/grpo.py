@@ -54,7 +54,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from backends import TrainResult, TrainSpec
 from backends._common import (
-    FINAL, Counter, LogCapture, Progress, jsonable, common_args, config_error, finished, last, load_model, quiet,
+    FINAL, Counter, LogCapture, Progress, jsonable, common_args, tracker_logs, config_error, finished, last, load_model, quiet,
     quiet_datasets, resolve_recipe, resume_checkpoint, save_final,
 )
 from harness.errors import HarnessError
@@ -86,6 +86,7 @@ DEFAULTS: dict[str, Any] = {
     "reward_requires_eos": True,
     "eval_every": 0,
     "logging_steps": 1,
+    "report_to": "none",  # or tensorboard, wandb, trackio, mlflow (joined by commas): TRL's trackers
     "engine": "auto",
     # TRL's colocate-mode vLLM settings (used only when the engine is vllm)
     "vllm_gpu_memory_utilization": 0.3,
@@ -256,7 +257,7 @@ def build_config(spec: TrainSpec, r: dict[str, Any], engine: str, steps: int,
             vllm["generation_kwargs"] = {"stop_token_ids": list(stop_ids)}
     try:
         config = GRPOConfig(
-            **common_args(spec, r),
+            **common_args(spec, r, "rl"),
             learning_rate=r["learning_rate"],
             adam_beta1=r["beta1"],
             adam_beta2=r["beta2"],
@@ -397,7 +398,8 @@ def train(spec: TrainSpec) -> TrainResult:
     vals = [e["val"] for e in log if "val" in e]
     metrics = {"final_loss": last(log, "loss"), "final_reward_mean": last(log, "reward_mean"),
                "train_seconds": round(seconds, 3), "generation_engine": engine, "stop_token_ids": list(stop_ids),
-               "batch": plan, **({"prompts": prompt_info} if prompt_info else {})}
+               "batch": plan, **({"prompts": prompt_info} if prompt_info else {}),
+               **tracker_logs("rl", r, spec.output_dir)}
     if vals:
         metrics["val"] = vals[-1]
         metrics.update({f"val_{k}": v for k, v in vals[-1].items() if isinstance(v, (int, float))})

@@ -25,7 +25,7 @@ from trl import SFTConfig, SFTTrainer
 
 from backends import TrainResult, TrainSpec
 from backends._common import (
-    FINAL, Counter, LogCapture, Progress, common_args, config_error, finished, last, load_model, quiet,
+    FINAL, Counter, LogCapture, Progress, common_args, tracker_logs, config_error, finished, last, load_model, quiet,
     quiet_datasets, resolve_recipe, resume_checkpoint, save_final,
 )
 from harness.errors import HarnessError
@@ -42,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "max_length": 2048,
     "loss": "seq_mean",
     "logging_steps": 1,
+    "report_to": "none",  # or tensorboard, wandb, trackio, mlflow (joined by commas): TRL's trackers
     "precision": "auto",
     "group_by_length": False,
     "save_steps": None,
@@ -151,7 +152,7 @@ def train(spec: TrainSpec) -> TrainResult:
     model, tokenizer = load_model(spec.init_model)
     try:
         config = SFTConfig(
-            **common_args(spec, r),
+            **common_args(spec, r, "sft"),
             learning_rate=r["learning_rate"],
             num_train_epochs=r["epochs"],
             max_steps=r["max_steps"],
@@ -184,6 +185,6 @@ def train(spec: TrainSpec) -> TrainResult:
 
     counts = {"optimizer_steps": trainer.state.global_step, **counter.totals(trainer.accelerator)}
     metrics = {"final_loss": last(capture.log, "loss"), "train_loss": last(capture.log, "train_loss"),
-               "train_seconds": round(seconds, 3)}
+               "train_seconds": round(seconds, 3), **tracker_logs("sft", r, spec.output_dir)}
     path = save_final(trainer, tokenizer, spec.output_dir, {"log": capture.log, "counts": counts, "metrics": metrics})
     return TrainResult(path, capture.log, counts, metrics)

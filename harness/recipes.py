@@ -84,12 +84,27 @@ def _or_null(rule: tuple) -> tuple:
     return (lambda v: v is None or rule[0](v), f"{rule[1]} or null")
 
 
+TRACKERS = ("none", "tensorboard", "wandb", "trackio", "mlflow")  # `report_to` of the sft and rl sections (TRL's)
+
+
+def trackers(value: Any) -> Optional[list[str]]:
+    """`report_to`: none, or trackers joined by commas (`tensorboard,wandb`); None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    names = [x.strip() for x in value.split(",") if x.strip()]
+    if not names or any(x not in TRACKERS for x in names) or ("none" in names and len(names) > 1):
+        return None
+    return [] if names == ["none"] else names
+
+
+TRACKER_RULE = (lambda v: trackers(v) is not None, f"none or one or more of {', '.join(TRACKERS[1:])} joined by commas")
+
 # The numbers a recipe section may hold, checked when the recipe is resolved, before any model is loaded or any stage
 # trains (a value out of range otherwise trains nothing and exits 0, or fails deep inside a trainer).
 VALUE_RULES: dict[str, dict[str, tuple]] = {
     "sft": {"learning_rate": _POS, "epochs": _POS_INT, "batch_size": _POS_INT, "grad_accum": _POS_INT,
             "global_batch": _or_null(_POS_INT), "warmup_ratio": _UNIT_OPEN, "weight_decay": _NONNEG,
-            "max_length": _POS_INT, "logging_steps": _POS_INT, "save_steps": _or_null(_POS),
+            "max_length": _POS_INT, "logging_steps": _POS_INT, "save_steps": _or_null(_POS), "report_to": TRACKER_RULE,
             "max_steps": (lambda v: v == -1 or _POS_INT[0](v), "-1 (from epochs) or a positive integer")},
     "rl": {"learning_rate": _POS, "beta1": _UNIT_OPEN, "beta2": _UNIT_OPEN, "weight_decay": _NONNEG,
            "warmup_steps": _NONNEG, "num_generations": (lambda v: _POS_INT[0](v) and v >= 2,
@@ -98,7 +113,7 @@ VALUE_RULES: dict[str, dict[str, tuple]] = {
            "top_p": _UNIT_CLOSED, "clip": _POS, "kl": _NONNEG, "max_completion_length": _POS_INT,
            "max_prompt_length": _or_null(_POS_INT), "steps": _or_null(_POS_INT), "epochs": _POS_INT,
            "num_iterations": _POS_INT, "eval_every": _NONNEG_INT, "logging_steps": _POS_INT,
-           "save_steps": _or_null(_POS), "val_limit": _or_null(_POS_INT),
+           "save_steps": _or_null(_POS), "val_limit": _or_null(_POS_INT), "report_to": TRACKER_RULE,
            "vllm_gpu_memory_utilization": _UNIT_CLOSED, "vllm_max_model_length": _or_null(_POS_INT),
            "vllm_tensor_parallel_size": _POS_INT},
     "eval": {"batch_size": _POS_INT, "limit": _or_null(_POS_INT), "max_new_tokens": _or_null(_POS_INT)},

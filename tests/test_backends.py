@@ -407,3 +407,29 @@ def test_prompt_cap_errors_before_training_or_truncates_left(tiny, rl_rows, monk
     t.prompt_overflow = "error"
     with pytest.raises(HarnessError, match="20 tokens is longer than max_prompt_length"):
         t._tokenize_prompts(["x", "y"])
+
+
+def test_sft_reports_to_tensorboard(tiny, sft_rows, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    task, init = tiny
+    res = sft.train(TrainSpec(init_model=init, output_dir=tmp_path / "sft", data=sft_rows[:8], seed=1,
+                              recipe={"learning_rate": 1e-3, "epochs": 1, "batch_size": 4, "report_to": "tensorboard"}))
+    assert res.metrics["report_to"] == ["tensorboard"]
+    logdir = Path(res.metrics["logs"]["tensorboard"])
+    (events,) = {p.parent for p in logdir.rglob("events.out.tfevents.*")}
+    acc = EventAccumulator(str(events))
+    acc.Reload()
+    curve = [e.value for e in acc.Scalars("train/loss")]
+    assert len(curve) == 2 and curve == pytest.approx([e["loss"] for e in res.log if "loss" in e], rel=1e-5)
+
+
+def test_report_to_must_name_trackers(tiny, sft_rows, tmp_path):
+    from harness import recipes
+
+    task, init = tiny
+    with pytest.raises(HarnessError, match="report_to.*tensorboard, wandb, trackio, mlflow"):
+        sft.train(TrainSpec(init_model=init, output_dir=tmp_path, data=sft_rows, recipe={"report_to": "tensorbored"}))
+    with pytest.raises(HarnessError, match="rl recipe: 'report_to'"):
+        recipes.check_values("rl", {"report_to": "none,wandb"})
+    assert recipes.trackers("tensorboard, wandb") == ["tensorboard", "wandb"] and recipes.trackers("none") == []
