@@ -40,11 +40,13 @@ MATCH_RULE = ("smallest budget whose accuracy is at least the target's, or that 
               "unadjusted, alpha 0.05) does not find lower than it")
 METHOD_ORDER = {"base": 0, "sft": 1, "rl": 2, "redistill": 3}
 EXTRA_METRICS = ("faithful_accuracy", "lucky", "limem")  # shown only when some record has them
+SAMPLED_COLUMNS = ("sampled", "vs_start_sampled")  # sampled pass@1 (eval.samples), shown only when some record has it
 COST_KEYS = ("training_examples", "rollouts_generated", "sequences_trained", "tokens_generated", "tokens_trained",
              "flops_estimate")
 PROVENANCE = ("recipe", "task_sha", "split_def", "verifier", "harness")
 MAIN_COLUMNS = ["task", "model", "method", "budget", "seeds", "accuracy", "ci95", *EXTRA_METRICS, "per_level",
-                "pass_at_k", "truncation", "mean_len", "start", "vs_start", "vs_base", "significant"]
+                "pass_at_k", "sampled", "truncation", "mean_len", "start", "vs_start", "vs_start_sampled", "vs_base",
+                "significant"]
 COLUMNS = [*MAIN_COLUMNS, *COST_KEYS, "wall_s", *PROVENANCE, "runs"]
 
 
@@ -79,13 +81,16 @@ def load_outcomes(records: Iterable[dict], runs_root: Optional[Path] = None) -> 
     for rec in records:
         folder = rec.get("path") or (runs_root / rec["run_id"] if runs_root and rec.get("run_id") else None)
         f = Path(folder) / "samples.jsonl" if folder else None
-        outcomes = None
+        outcomes, sampled = None, None
         if rec.get("kind") == "run" and "outcomes" not in rec and f is not None and f.is_file():
             try:
-                outcomes = problem_outcomes(json.loads(line) for line in f.read_text().splitlines() if line.strip())
+                lines = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+                outcomes = problem_outcomes(lines)
+                sampled = problem_outcomes({"id": x.get("id"), "scores": x.get("sampled_scores")} for x in lines)
             except (ValueError, TypeError, AttributeError):
-                outcomes = None
-        out.append({**rec, "outcomes": outcomes} if outcomes else rec)
+                outcomes = sampled = None
+        out.append({**rec, "outcomes": outcomes, **({"sampled_outcomes": sampled} if sampled else {})}
+                   if outcomes else rec)
     return out
 
 
@@ -122,6 +127,11 @@ def _start(rec: dict, rows: list[dict]) -> tuple[Optional[str], Optional[dict]]:
         return init, next((r for r in rows if r["_method"] == "sft" and r["_budget"] == budget), None)
     hit = next((r for r in rows if init in r["_runs"]), None)
     return (hit["_label"] if hit else init), hit
+
+
+def _paired(a: dict, b: dict) -> Optional[dict]:
+    common = sorted(set(a) & set(b))
+    return paired_test([a[i] for i in common], [b[i] for i in common]) if common else None
 
 
 def _compare(a: dict, b: dict) -> dict:
@@ -166,9 +176,18 @@ def _comparisons(rows: list[dict]) -> list[dict]:
                 add(r, ref, f"{m} at largest budget")
         found = [(a, b, roles, _compare(a, b)) for a, b, roles in pairs.values()]
         adjusted = holm([t["p"] for *_, t in found])
-        for (a, b, roles, t), p_holm in zip(found, adjusted):
+        # sampled pass@1 (eval.samples) on the same pairs, where both rows have it; its own Holm family
+        sampled = [(i, _paired(a["_sampled"], b["_sampled"])) for i, (a, b, *_) in enumerate(found)
+                   if a["_sampled"] and b["_sampled"]]
+        sampled = [(i, t) for i, t in sampled if t]
+        s_adjusted = dict(zip([i for i, _ in sampled], holm([t["p"] for _, t in sampled])))
+        s_tests = dict(sampled)
+        for i, ((a, b, roles, t), p_holm) in enumerate(zip(found, adjusted)):
+            extra = {}
+            if i in s_tests:
+                extra["sampled"] = {**s_tests[i], "p_holm": s_adjusted[i], "significant": s_adjusted[i] < ALPHA}
             out.append({"setup": list(setup), "row": a["_label"], "against": b["_label"], "roles": roles, **t,
-                        "p_holm": p_holm, "significant": p_holm < ALPHA, "_a": a, "_b": b})
+                        "p_holm": p_holm, "significant": p_holm < ALPHA, **extra, "_a": a, "_b": b})
     return out
 
 
@@ -218,6 +237,10 @@ def build_table(records: list[dict]) -> dict:
                 pak[k].append(v)
         pass_k = {k: sum(v) / len(v) for k, v in sorted(pak.items(), key=lambda kv: int(kv[0]))}
         costs = {k: sum(r.get("counts", {}).get(k, 0) for r in recs) / len(recs) for k in COST_KEYS}
+        sm = [m["sampled"] for m in ms if m.get("sampled")]
+        s_out = (seed_average([r["sampled_outcomes"] for r in recs])
+                 if len(sm) == len(ms) and all(r.get("sampled_outcomes") for r in recs) else None)
+        s_acc = sum(x["pass_at_1"] for x in sm) / len(sm) if len(sm) == len(ms) else None
         wall = sum(_chain_seconds(r) for r in recs) / len(recs)
         method, budget = key[6], key[7]
         extra_cells = {}
@@ -236,11 +259,16 @@ def build_table(records: list[dict]) -> dict:
             **extra_cells,
             "per_level": _cell(per_level, " ".join(f"L{lv}:{a:.2f}" for lv, a in per_level.items()), runs),
             "pass_at_k": _cell(pass_k, " ".join(f"@{k}:{v:.2f}" for k, v in pass_k.items()) or "-", runs),
+            "sampled": _cell(None if s_acc is None else {"pass_at_1": s_acc, "temperature": sm[0]["temperature"],
+                                                         "samples": sm[0]["samples"]},
+                             "-" if s_acc is None else f"{s_acc:.3f} (T{sm[0]['temperature']:g} x{sm[0]['samples']})",
+                             runs),
             "truncation": _cell(sum(m["truncation_rate"] for m in ms) / len(ms),
                                 f"{sum(m['truncation_rate'] for m in ms) / len(ms):.1%}", runs),
             "mean_len": _cell(sum(m["mean_response_tokens"] for m in ms) / len(ms),
                               f"{sum(m['mean_response_tokens'] for m in ms) / len(ms):.0f}", runs),
-            "vs_start": _cell(None, "-", runs), "vs_base": _cell(None, "-", runs),
+            "vs_start": _cell(None, "-", runs), "vs_start_sampled": _cell(None, "-", runs),
+            "vs_base": _cell(None, "-", runs),
             "significant": _cell([], "", runs),
             **{k: _cell(v, f"{v:.3g}" if k == "flops_estimate" else _fmt_int(v), runs) for k, v in costs.items()},
             "wall_s": _cell(wall, f"{wall:.0f}", runs),
@@ -251,7 +279,7 @@ def build_table(records: list[dict]) -> dict:
             "runs": _cell(runs, " ".join(runs), runs),
             # working fields, removed below
             "_setup": key[:6], "_method": method, "_budget": budget, "_label": _label(method, budget), "_recs": recs,
-            "_runs": runs, "_outcomes": outcomes, "_acc": acc, "_n": n, "_start_row": None,
+            "_runs": runs, "_outcomes": outcomes, "_sampled": s_out, "_acc": acc, "_n": n, "_start_row": None,
         }
         rows.append(row)
 
@@ -268,6 +296,9 @@ def build_table(records: list[dict]) -> dict:
             if role in c["roles"]:
                 a[cell] = _cell({k: c[k] for k in ("against", "diff", "test", "p", "p_holm", "significant")},
                                 _vs_display(c), a["runs"]["value"])
+        if "start" in c["roles"] and c.get("sampled"):
+            a["vs_start_sampled"] = _cell({"against": c["against"], **c["sampled"]}, _vs_display(c["sampled"]),
+                                          a["runs"]["value"])
         if c["significant"]:
             up, down = (a, b) if c["diff"] > 0 else (b, a)
             up["significant"]["value"].append(f">{down['_label']}")
@@ -277,8 +308,10 @@ def build_table(records: list[dict]) -> dict:
     matches = _samples_to_match(rows, comparisons)
     effects = _effects(records, rows)
     comparisons = [{k: v for k, v in c.items() if not k.startswith("_")} for c in comparisons]
-    rows = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
-    columns = [c for c in COLUMNS if c not in EXTRA_METRICS or c in extras]
+    has_sampled = any(r["sampled"]["value"] is not None for r in rows)
+    rows = [{k: v for k, v in r.items() if not k.startswith("_") and (has_sampled or k not in SAMPLED_COLUMNS)}
+            for r in rows]
+    columns = [c for c in COLUMNS if (c not in EXTRA_METRICS or c in extras) and (c not in SAMPLED_COLUMNS or has_sampled)]
     table = {"columns": columns, "rows": rows, "interval": INTERVAL, "significance_test": TEST,
              "comparisons": comparisons, "match_rule": MATCH_RULE, "samples_to_match": matches}
     if effects["datasets"] or effects["predictions"]:

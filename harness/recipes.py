@@ -116,7 +116,8 @@ VALUE_RULES: dict[str, dict[str, tuple]] = {
            "save_steps": _or_null(_POS), "val_limit": _or_null(_POS_INT), "report_to": TRACKER_RULE,
            "vllm_gpu_memory_utilization": _UNIT_CLOSED, "vllm_max_model_length": _or_null(_POS_INT),
            "vllm_tensor_parallel_size": _POS_INT},
-    "eval": {"batch_size": _POS_INT, "limit": _or_null(_POS_INT), "max_new_tokens": _or_null(_POS_INT)},
+    "eval": {"batch_size": _POS_INT, "limit": _or_null(_POS_INT), "max_new_tokens": _or_null(_POS_INT),
+             "samples": _NONNEG_INT, "temperature": _POS},
     "redistill": {"temperature": _NONNEG, "samples_per_prompt": _POS_INT, "max_new_tokens": _POS_INT},
 }
 

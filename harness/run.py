@@ -89,6 +89,21 @@ def _evaluate(ctx: Context, ref: str, limem: Optional[dict] = None) -> tuple[dic
                                  max_new_tokens=ev.get("max_new_tokens"), progress=cb)
     info = {"n_params": n_params, "wall": time.perf_counter() - t0, "engine": engine.name,
             "tokens": metrics["tokens_generated"]}
+    k = ev.get("samples") or 0
+    if k:  # sampled pass@1 / pass@k beside greedy accuracy, on the same problems (paired in the leaderboard)
+        temp = ev.get("temperature", 0.7)
+        t1 = time.perf_counter()
+        with progress_bar(ctx.progress, f"eval {ctx.task.id}/test sampled (k={k}, T={temp})") as cb:
+            sm, srows = evaluate(ctx.task, engine, split="test", limit=ev.get("limit"), seed=ctx.seed, samples=k,
+                                 temperature=temp, max_new_tokens=ev.get("max_new_tokens"), progress=cb)
+        metrics["sampled"] = {"samples": k, "temperature": temp, "pass_at_1": sm["accuracy"], "ci95": sm["ci95"],
+                              "pass_at_k": sm.get("pass_at_k", {"1": sm["accuracy"]}),
+                              **{m: sm[m] for m in ("faithful_accuracy", "lucky", "truncation_rate") if m in sm},
+                              "tokens_generated": sm.get("tokens_generated"),
+                              "wall_seconds": time.perf_counter() - t1}  # a measurement's time, not the model's cost
+        by_id = {r["id"]: r for r in srows}
+        for r in rows:
+            r["sampled_scores"] = by_id[r["id"]]["scores"]
     if limem:  # K&K: memorisation under perturbation on the model's own training puzzles (harness/perturb.py)
         from harness.perturb import run_limem, training_refs
 

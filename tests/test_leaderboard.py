@@ -202,3 +202,25 @@ def test_golden_paired_markdown(request):
     if request.config.getoption("--update-golden"):
         path.write_text(text)
     assert text == path.read_text(), "leaderboard_paired.md changed; rerun with --update-golden if that is intended"
+
+
+def test_sampled_pass_at_1_is_a_column_and_tested_against_the_start(tmp_path):
+    n = 100
+    sft = _rec("q-sft", "sft", 1000, _outcomes(n, set(range(50))), stages=[{"stage": "sft", "key": "s"}])
+    rl = _rec("q-rl", "rl", 128, _outcomes(n, set(range(50))), stages=[{"stage": "sft", "key": "s"},
+                                                                        {"stage": "rl", "key": "r"}])
+    # Greedy: the same 50 problems. Sampled (4 per problem): sft gets 1 of 4 right on 60 problems; rl 3 of 4.
+    for rec, right in ((sft, 1), (rl, 3)):
+        rec["metrics"]["sampled"] = {"pass_at_1": 0.6 * right / 4, "temperature": 0.7, "samples": 4}
+        del rec["outcomes"]
+        rows = [{"id": f"kk/test/{i}", "scores": [float(i < 50)],
+                 "sampled_scores": [1.0] * right + [0.0] * (4 - right) if i < 60 else [0.0] * 4} for i in range(n)]
+        write_record(tmp_path, rec["run_id"], rec, rows)
+    table = build_table(load_outcomes([sft, rl], runs_root=tmp_path))
+    row = next(r for r in table["rows"] if r["method"]["value"] == "rl")
+    assert row["sampled"]["display"] == "0.450 (T0.7 x4)"
+    assert row["vs_start"]["value"]["diff"] == 0 and not row["vs_start"]["value"]["significant"]
+    s = row["vs_start_sampled"]["value"]
+    assert s["against"] == "sft@1k" and s["diff"] == pytest.approx(0.3) and s["significant"]
+    assert s["test"] == "paired sign-flip permutation" and "vs_start_sampled" in table["columns"]
+    assert "sampled" not in build_table(_paired_records())["columns"]
