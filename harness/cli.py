@@ -372,15 +372,33 @@ def compare_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
                 set_: Optional[List[str]] = typer.Option(None, "--set"),
                 init: Optional[str] = typer.Option(None, help="rl start model (as in `harness run`)."),
                 teacher: Optional[str] = typer.Option(None, help="sft / redistill teacher (as in `harness run`)."),
-                runs_dir: Optional[Path] = typer.Option(None), tasks_dir: Optional[List[Path]] = TasksDir) -> None:
+                runs_dir: Optional[Path] = typer.Option(None), tasks_dir: Optional[List[Path]] = TasksDir,
+                launcher: str = typer.Option("local", help="local (one cell after another here), slurm (one job per cell through submitit), or submitit-local (the same jobs as local processes)."),
+                emit_commands: bool = typer.Option(False, "--emit-commands", help="Print the missing cells' `harness run` commands, in waves, for any scheduler; run nothing."),
+                slurm_partition: Optional[str] = typer.Option(None, help="--launcher slurm: partition."),
+                slurm_gpus: int = typer.Option(1, help="--launcher slurm: GPUs per cell."),
+                slurm_time: int = typer.Option(24 * 60, help="--launcher slurm / submitit-local: time limit per cell, minutes."),
+                slurm_opt: Optional[List[str]] = typer.Option(None, "--slurm-opt", help="--launcher slurm: extra sbatch setting KEY=VALUE (repeatable), e.g. account=myproj.")) -> None:
     """Run a grid of methods × budgets × seeds (reusing every finished cell and stage), then print the table."""
     from harness.compare import compare
     from harness.leaderboard import build_table, load_outcomes, render_markdown
     from harness.records import runs_dir as default_runs_dir
 
+    extra = {}
+    for item in slurm_opt or []:
+        k, sep, v = item.partition("=")
+        if not sep or not k:
+            raise HarnessError(f"--slurm-opt {item!r} must be KEY=VALUE, e.g. --slurm-opt account=myproj")
+        extra[k] = v
+    _check_numbers(1, slurm_gpus=slurm_gpus, slurm_time=slurm_time)
     records = compare(task=task, methods=methods, budgets=budgets, seeds=seeds, model=model, config=config,
                       sets=set_ or [], init=init, teacher=teacher, runs_dir=runs_dir, tasks_dirs=tasks_dir,
-                      progress_factory=_progress, log=lambda s: console.print(s, markup=False))
+                      progress_factory=_progress, log=lambda s: console.print(s, markup=False), launcher=launcher,
+                      emit_commands=emit_commands, slurm={"partition": slurm_partition, "gpus": slurm_gpus,
+                                                          "time": slurm_time, "extra": extra},
+                      emit=lambda text: out.print(text, end="", markup=False, highlight=False, soft_wrap=True))
+    if emit_commands:
+        return
     out.print(render_markdown(build_table(load_outcomes(records, default_runs_dir(runs_dir)))), markup=False, highlight=False)
 
 

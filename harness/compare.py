@@ -44,8 +44,15 @@ def record_key(rec: dict) -> Optional[str]:
 def compare(*, task: str, methods: str, budgets: str, seeds: str, model: str = "tiny", config: Optional[Path] = None,
             sets: Iterable[str] = (), init: Optional[str] = None, teacher: Optional[str] = None,
             runs_dir: Optional[Path] = None, tasks_dirs: Optional[Iterable[Path]] = None,
-            progress_factory: Optional[Callable] = None, log: Callable[[str], None] = lambda s: None) -> list[dict]:
-    """Run every missing cell; return the records of the whole grid."""
+            progress_factory: Optional[Callable] = None, log: Callable[[str], None] = lambda s: None,
+            launcher: str = "local", emit_commands: bool = False,
+            slurm: Optional[dict] = None, emit: Callable[[str], None] = print) -> list[dict]:
+    """Run every missing cell (here, one after another, or as separate jobs: harness/launch.py); return the records
+    of the whole grid. emit_commands: print the missing cells' commands and run nothing."""
+    from harness import launch
+
+    if launcher not in launch.LAUNCHERS:
+        raise HarnessError(f"unknown launcher '{launcher}': {did_you_mean(launcher, list(launch.LAUNCHERS))}")
     method_list = _split_list(methods, "methods")
     for m in method_list:
         if m not in METHODS:
@@ -65,9 +72,28 @@ def compare(*, task: str, methods: str, budgets: str, seeds: str, model: str = "
         k = record_key(r)
         if k is not None:
             done[k] = r
+    def key_of(m: str, b: int, s: int) -> str:
+        return cell_key(spec.id, model, m, b, s, recipe, init if m == "rl" else None, teacher if m != "rl" else None)
+
+    if launcher != "local" or emit_commands:
+        missing = [(m, launch.cell_command(task=task, method=m, budget=b, seed=s, model=model, runs_dir=root,
+                                           config=config, sets=list(sets), init=init, teacher=teacher,
+                                           tasks_dirs=list(tasks_dirs or [])))
+                   for m, b, s in dict.fromkeys(cells) if key_of(m, b, s) not in done]
+        if emit_commands:
+            emit(launch.emit(missing) if missing else "# every cell of this grid has a record already\n")
+            return [done[key_of(*c)] for c in dict.fromkeys(cells) if key_of(*c) in done]
+        if missing:
+            launch.submit(missing, launcher, root / "_launch", slurm or {}, log=log)
+        found = {record_key(r): r for r in read_records(root)}
+        lost = [c for c in dict.fromkeys(cells) if key_of(*c) not in found]
+        if lost:
+            raise HarnessError(f"{len(lost)} cell(s) finished without a run record ({lost[0]}, ...); their logs are "
+                               f"under {root / '_launch'}")
+        return [found[key_of(*c)] for c in dict.fromkeys(cells)]
     out = []
     for i, (m, b, s) in enumerate(dict.fromkeys(cells)):
-        key = cell_key(spec.id, model, m, b, s, recipe, init if m == "rl" else None, teacher if m != "rl" else None)
+        key = key_of(m, b, s)
         existing = [done[key]] if key in done else []
         label = f"[{i + 1}/{len(cells)}] {m} budget={b or '-'} seed={s}"
         if existing:
