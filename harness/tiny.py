@@ -102,25 +102,39 @@ def corpus_puzzle_keys(build: dict = BUILD, limit: int | None = None) -> set[str
     return {key for _, _, key in (docs if limit is None else (d for _, d in zip(range(limit), docs))) if key}
 
 
-def build(out: Path | None = None, log=print) -> Path:
+class _LogLoss:
+    """Plain progress lines (step, loss, elapsed) for a log file, where a progress bar prints nothing."""
+
+    def __new__(cls, log, t0):
+        from transformers import TrainerCallback
+
+        class Cb(TrainerCallback):
+            def on_log(self, args, state, control, logs=None, **kw):
+                if logs and "loss" in logs:
+                    log(f"step {state.global_step}/{state.max_steps} loss {logs['loss']:.3f} "
+                        f"{time.perf_counter() - t0:.0f}s")
+        return Cb()
+
+
+def build(out: Path | None = None, log=print, cfg: dict = BUILD) -> Path:
     """Train the tokenizer and pretrain the model (transformers Trainer, causal LM on packed blocks); write the folder
     and its model card. Deterministic on a given machine and thread count."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import (PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM, Trainer, TrainingArguments,
-                              set_seed)
+    from transformers import (PreTrainedTokenizerFast, PrinterCallback, Qwen2Config, Qwen2ForCausalLM, Trainer,
+                              TrainingArguments, set_seed)
 
     from harness.models import CHAT_TEMPLATE, SPECIAL
 
     out = out or folder()
     t0 = time.perf_counter()
-    docs = [t for _, t in corpus_docs()]
+    docs = [t for _, t in corpus_docs(cfg)]
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=BUILD["tokenizer"]["vocab_size"], min_frequency=2, special_tokens=SPECIAL,
+    trainer = trainers.BpeTrainer(vocab_size=cfg["tokenizer"]["vocab_size"], min_frequency=2, special_tokens=SPECIAL,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    bpe.train_from_iterator(docs[:BUILD["tokenizer"]["docs"]] + [GLOSSARY] * 50, trainer=trainer)
+    bpe.train_from_iterator(docs[:cfg["tokenizer"]["docs"]] + [GLOSSARY] * 50, trainer=trainer)
     tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|pad|>",
                                   bos_token=None, unk_token=None)
     tok.chat_template = CHAT_TEMPLATE
@@ -128,14 +142,14 @@ def build(out: Path | None = None, log=print) -> Path:
     stream: list[int] = []
     for ids in tok(docs, add_special_tokens=False)["input_ids"]:
         stream.extend(ids + [sep])
-    block = BUILD["train"]["block"]
+    block = cfg["train"]["block"]
     blocks = [stream[i:i + block] for i in range(0, len(stream) - block + 1, block)]
     log(f"corpus: {len(docs)} documents, {len(stream):,} tokens, {len(blocks)} blocks of {block}; vocab {len(tok)}")
 
-    tr = BUILD["train"]
+    tr = cfg["train"]
     set_seed(tr["init_seed"])
     config = Qwen2Config(vocab_size=len(tok), tie_word_embeddings=True, eos_token_id=tok.eos_token_id,
-                         pad_token_id=tok.pad_token_id, bos_token_id=None, **BUILD["model"])
+                         pad_token_id=tok.pad_token_id, bos_token_id=None, **cfg["model"])
     model = Qwen2ForCausalLM(config)
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
@@ -154,17 +168,18 @@ def build(out: Path | None = None, log=print) -> Path:
         args = TrainingArguments(output_dir=scratch, per_device_train_batch_size=tr["batch_size"],
                                  learning_rate=tr["learning_rate"], warmup_steps=tr["warmup_ratio"],  # a float < 1: a share of the steps
                                  num_train_epochs=tr["epochs"], weight_decay=tr["weight_decay"],
-                                 lr_scheduler_type="cosine", logging_steps=50, save_strategy="no", report_to="none",
+                                 lr_scheduler_type="cosine", logging_steps=tr.get("logging_steps", 50), save_strategy="no", report_to="none",
                                  use_cpu=True, seed=tr["seed"], data_seed=tr["seed"],  # fp32: bf16 autocast is ~3x slower on this CPU
                                  disable_tqdm=True, dataloader_num_workers=0)
-        trainer_ = Trainer(model=model, args=args, train_dataset=Blocks())
+        trainer_ = Trainer(model=model, args=args, train_dataset=Blocks(), callbacks=[_LogLoss(log, t0)])
+        trainer_.remove_callback(PrinterCallback)  # with tqdm off it prints every log dict; _LogLoss prints a line
         result = trainer_.train()
     losses = [x["loss"] for x in trainer_.state.log_history if "loss" in x]
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tok.save_pretrained(out)
     weights = out / "model.safetensors"
-    card = {"name": NAME, "build_hash": build_hash(), "build": BUILD, "steps": result.global_step,
+    card = {"name": NAME, "build_hash": build_hash(cfg), "build": cfg, "steps": result.global_step,
             "final_loss": losses[-1] if losses else None, "first_loss": losses[0] if losses else None,
             "tokens": len(blocks) * block * tr["epochs"], "parameters": sum(p.numel() for p in model.parameters()),
             "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(), "wall_seconds": round(time.perf_counter() - t0),
