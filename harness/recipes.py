@@ -21,13 +21,49 @@ RECIPES_DIR = Path(__file__).resolve().parent.parent / "backends" / "recipes"
 SECTIONS = ("description", "task", "eval", "cold_start", "sft", "rl", "redistill")
 
 
+# The keys the harness itself reads from these sections (sft and rl are checked against their backends' defaults).
+KNOWN_KEYS = {
+    "eval": ("batch_size", "limit", "max_new_tokens", "dtype", "limem", "samples", "temperature"),
+    "cold_start": ("teacher",),
+    "redistill": ("variant", "temperature", "samples_per_prompt", "max_new_tokens", "filter", "engine", "vllm"),
+}
+
+
+def check_keys(data: dict, origin: str, lines: Optional[dict] = None) -> None:
+    """Unknown keys of the eval, cold_start and redistill sections: one error with where it came from, its key path
+    and the nearest valid key (a typo there would otherwise do nothing, silently)."""
+    for section, known in KNOWN_KEYS.items():
+        values = data.get(section)
+        if not isinstance(values, dict):
+            continue
+        for key in values:
+            if key not in known:
+                where = f"{origin}:{lines[(section, key)]}" if lines and (section, key) in lines else origin
+                raise HarnessError(f"recipe {where}: unknown key '{section}.{key}': "
+                                   f"{did_you_mean(str(key), list(known))}")
+
+
+def _key_lines(node: Any) -> dict:
+    """(section, key) -> 1-based line, from a composed YAML mapping."""
+    out = {}
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if isinstance(v, yaml.MappingNode):
+                for kk, _ in v.value:
+                    out[(k.value, kk.value)] = kk.start_mark.line + 1
+    return out
+
+
 def _read(path: Path) -> dict:
     try:
         text = path.read_text()
-        problem = yaml_size_problem(yaml.compose(text, Loader=yaml.SafeLoader))
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        problem = yaml_size_problem(node)
         if problem:
             raise HarnessError(f"recipe {path}:{problem}")
         data = yaml.safe_load(text) or {}
+        if isinstance(data, dict):
+            check_keys(data, str(path), _key_lines(node))
     except yaml.YAMLError as e:
         raise HarnessError(f"recipe {path} is not valid YAML: {e}") from None
     except RecursionError:
@@ -150,7 +186,9 @@ def resolve(task: str, scale: str, config: Optional[Path] = None, sets: Iterable
         recipe = merge(recipe, _read(Path(config)))
         name = f"{name}+{Path(config).stem}"
     for item in sets:
-        recipe = merge(recipe, parse_set(item))
+        layer = parse_set(item)
+        check_keys(layer, f"--set {item}")
+        recipe = merge(recipe, layer)
     for k in recipe:
         if k not in SECTIONS:
             raise HarnessError(f"unknown recipe section '{k}': {did_you_mean(k, list(SECTIONS))}")
