@@ -58,6 +58,10 @@ def resolve(ref: str, task: "TaskSpec | None" = None) -> str:
         if ref == "tiny" and serves_pretrained(task):
             return str(pretrained_tiny())
         return str(build_tiny(task))
+    from harness import gguf
+
+    if gguf.wants(ref):  # a GGUF file, or a known model shipped as one (smollm2-135m): converted once, then a folder
+        return str(gguf.convert(ref, home()))
     p = Path(ref).expanduser()
     if p.exists() or ref.startswith((".", "/", "~")):
         if not p.is_dir():
