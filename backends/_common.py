@@ -234,6 +234,45 @@ def finished(output_dir: Path) -> Optional[dict]:
     return json.loads(f.read_text()) if f.is_file() else None
 
 
+ADAPTER = "adapter"
+LORA_KEYS = {"r": int, "alpha": (int, float), "dropout": (int, float), "target_modules": (list, str)}
+
+
+def is_peft(model: Any) -> bool:
+    return hasattr(model, "peft_config") and hasattr(model, "merge_and_unload")
+
+
+def lora_config(stage: str, lora: Optional[dict]) -> Any:
+    """`<stage>.lora: {r, alpha, dropout, target_modules}` as a peft LoraConfig (None: full fine-tuning). The stage
+    trains the adapter only; its final/ holds the merged weights (what eval and the next stage load) and
+    final/adapter/ the adapter alone."""
+    if lora is None:
+        return None
+    if not isinstance(lora, dict):
+        raise HarnessError(f"{stage} recipe: 'lora' must be a mapping, e.g. --set {stage}.lora.r=16")
+    for k, v in lora.items():
+        if k not in LORA_KEYS:
+            raise HarnessError(f"{stage} recipe: unknown lora key {k!r}; valid keys: {', '.join(LORA_KEYS)}")
+        if isinstance(v, bool) or not isinstance(v, LORA_KEYS[k]):
+            raise HarnessError(f"{stage} recipe: lora.{k} has the wrong type ({v!r})")
+    r = lora.get("r", 16)
+    if r < 1 or not 0 <= lora.get("dropout", 0.0) < 1:
+        raise HarnessError(f"{stage} recipe: lora.r must be at least 1 and lora.dropout in [0, 1), got {lora}")
+    from peft import LoraConfig
+
+    return LoraConfig(r=r, lora_alpha=lora.get("alpha", 2 * r), lora_dropout=lora.get("dropout", 0.0),
+                      target_modules=lora.get("target_modules", "all-linear"), task_type="CAUSAL_LM")
+
+
+def lora_info(model: Any, lora: Optional[dict]) -> dict:
+    """For the record: the adapter's settings and how many parameters trained."""
+    if lora is None or not is_peft(model):
+        return {}
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return {"lora": {**lora, "trainable_parameters": trainable, "total_parameters": total, "adapter": ADAPTER}}
+
+
 def save_final(trainer: Any, tokenizer: Any, output_dir: Path, result: dict) -> Path:
     """Model + tokenizer (+ the stage's result) to output_dir/final, written to a temporary folder and renamed into
     place, so that final/ existing means the stage completed. The checkpoints are then removed.
@@ -246,7 +285,13 @@ def save_final(trainer: Any, tokenizer: Any, output_dir: Path, result: dict) -> 
         shutil.rmtree(tmp)
     trainer.accelerator.wait_for_everyone()
     try:
-        trainer.save_model(str(tmp))
+        if is_peft(trainer.model):  # LoRA: the adapter alone in adapter/, and the merged weights as the model folder
+            trainer.save_model(str(tmp / ADAPTER))
+            if main:
+                merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
+                merged.save_pretrained(str(tmp))
+        else:
+            trainer.save_model(str(tmp))
         if main:
             tokenizer.save_pretrained(str(tmp))
             (tmp / RESULT_FILE).write_text(json.dumps(result, default=jsonable))

@@ -54,7 +54,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from backends import TrainResult, TrainSpec
 from backends._common import (
-    FINAL, Counter, LogCapture, Progress, jsonable, common_args, tracker_logs, config_error, finished, last, load_model, quiet,
+    FINAL, Counter, LogCapture, Progress, jsonable, common_args, lora_config, lora_info, tracker_logs, config_error, finished, last, load_model, quiet,
     quiet_datasets, resolve_recipe, resume_checkpoint, save_final,
 )
 from harness.errors import HarnessError
@@ -86,6 +86,7 @@ DEFAULTS: dict[str, Any] = {
     "reward_requires_eos": True,
     "eval_every": 0,
     "logging_steps": 1,
+    "lora": None,  # {r, alpha, dropout, target_modules}: train a LoRA adapter (peft) instead of every weight
     "report_to": "none",  # or tensorboard, wandb, trackio, mlflow (joined by commas): TRL's trackers
     "engine": "auto",
     # TRL's colocate-mode vLLM settings (used only when the engine is vllm)
@@ -95,7 +96,7 @@ DEFAULTS: dict[str, Any] = {
     "precision": "auto",
     "save_steps": None,
 }
-TYPES = {"micro_batch_size": (int, type(None)), "steps": (int, type(None)), "scale_rewards": (bool, str),
+TYPES = {"lora": (dict, type(None)), "micro_batch_size": (int, type(None)), "steps": (int, type(None)), "scale_rewards": (bool, str),
          "max_prompt_length": (int, type(None)),
          "save_steps": (int, float, type(None)),
          "vllm_max_model_length": (int, type(None)), "warmup_steps": (int, float)}
@@ -333,6 +334,7 @@ def build_dataset(rows: list[dict]) -> Dataset:
 
 def train(spec: TrainSpec) -> TrainResult:
     r = resolve_recipe("rl", spec.recipe, DEFAULTS, TYPES)
+    lora = lora_config("rl", r["lora"])  # checked before any data or model is loaded
     if spec.verifier is None:
         raise HarnessError("rl: no verifier given (the reward is the task's verifier)")
     P = r["prompts_per_step"]
@@ -383,7 +385,8 @@ def train(spec: TrainSpec) -> TrainResult:
             trainer = quiet(HarnessGRPOTrainer(model=model, reward_funcs=reward, args=config, train_dataset=dataset,
                                                processing_class=tokenizer, callbacks=callbacks, counter=counter,
                                                max_prompt_length=r["max_prompt_length"],
-                                               prompt_overflow=r["prompt_overflow"]))
+                                               prompt_overflow=r["prompt_overflow"],
+                                               peft_config=lora))
     except ValueError as e:
         raise config_error("rl", e) from None
     if set(trainer.eos_token_ids) != set(stop_ids):
@@ -399,7 +402,7 @@ def train(spec: TrainSpec) -> TrainResult:
     metrics = {"final_loss": last(log, "loss"), "final_reward_mean": last(log, "reward_mean"),
                "train_seconds": round(seconds, 3), "generation_engine": engine, "stop_token_ids": list(stop_ids),
                "batch": plan, **({"prompts": prompt_info} if prompt_info else {}),
-               **tracker_logs("rl", r, spec.output_dir)}
+               **tracker_logs("rl", r, spec.output_dir), **lora_info(trainer.model, r["lora"])}
     if vals:
         metrics["val"] = vals[-1]
         metrics.update({f"val_{k}": v for k, v in vals[-1].items() if isinstance(v, (int, float))})

@@ -25,7 +25,7 @@ from trl import SFTConfig, SFTTrainer
 
 from backends import TrainResult, TrainSpec
 from backends._common import (
-    FINAL, Counter, LogCapture, Progress, common_args, tracker_logs, config_error, finished, last, load_model, quiet,
+    FINAL, Counter, LogCapture, Progress, common_args, lora_config, lora_info, tracker_logs, config_error, finished, last, load_model, quiet,
     quiet_datasets, resolve_recipe, resume_checkpoint, save_final,
 )
 from harness.errors import HarnessError
@@ -42,13 +42,14 @@ DEFAULTS: dict[str, Any] = {
     "max_length": 2048,
     "loss": "seq_mean",
     "logging_steps": 1,
+    "lora": None,  # {r, alpha, dropout, target_modules}: train a LoRA adapter (peft) instead of every weight
     "report_to": "none",  # or tensorboard, wandb, trackio, mlflow (joined by commas): TRL's trackers
     "precision": "auto",
     "group_by_length": False,
     "save_steps": None,
     "max_steps": -1,
 }
-TYPES = {"save_steps": (int, float, type(None)), "global_batch": (int, type(None))}
+TYPES = {"save_steps": (int, float, type(None)), "global_batch": (int, type(None)), "lora": (dict, type(None))}
 LOSSES = ("seq_mean", "token_mean")
 
 
@@ -139,6 +140,7 @@ def build_dataset(rows: list[dict]) -> Dataset:
 
 def train(spec: TrainSpec) -> TrainResult:
     r = resolve_recipe("sft", spec.recipe, DEFAULTS, TYPES)
+    lora = lora_config("sft", r["lora"])  # checked before any data or model is loaded
     if r["loss"] not in LOSSES:
         raise HarnessError(f"sft recipe: loss must be one of {', '.join(LOSSES)}, got {r['loss']!r}")
     if not 0.0 <= r["warmup_ratio"] < 1.0:
@@ -177,7 +179,8 @@ def train(spec: TrainSpec) -> TrainResult:
         callbacks.append(Progress(spec.progress, "loss", "loss"))
     with quiet_datasets():
         trainer = quiet(HarnessSFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
-                                          callbacks=callbacks, seq_mean=r["loss"] == "seq_mean", counter=counter))
+                                          callbacks=callbacks, seq_mean=r["loss"] == "seq_mean", counter=counter,
+                                          peft_config=lora))
 
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume_checkpoint(spec.output_dir))
@@ -185,6 +188,7 @@ def train(spec: TrainSpec) -> TrainResult:
 
     counts = {"optimizer_steps": trainer.state.global_step, **counter.totals(trainer.accelerator)}
     metrics = {"final_loss": last(capture.log, "loss"), "train_loss": last(capture.log, "train_loss"),
-               "train_seconds": round(seconds, 3), **tracker_logs("sft", r, spec.output_dir)}
+               "train_seconds": round(seconds, 3), **tracker_logs("sft", r, spec.output_dir),
+               **lora_info(trainer.model, r["lora"])}
     path = save_final(trainer, tokenizer, spec.output_dir, {"log": capture.log, "counts": counts, "metrics": metrics})
     return TrainResult(path, capture.log, counts, metrics)

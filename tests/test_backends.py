@@ -433,3 +433,39 @@ def test_report_to_must_name_trackers(tiny, sft_rows, tmp_path):
     with pytest.raises(HarnessError, match="rl recipe: 'report_to'"):
         recipes.check_values("rl", {"report_to": "none,wandb"})
     assert recipes.trackers("tensorboard, wandb") == ["tensorboard", "wandb"] and recipes.trackers("none") == []
+
+
+def test_sft_with_lora_trains_the_adapter_only_and_saves_merged_weights(tiny, sft_rows, tmp_path):
+    from peft import PeftModel
+
+    task, init = tiny
+    lora = {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}
+    res = sft.train(TrainSpec(init_model=init, output_dir=tmp_path / "sft", data=sft_rows[:8], seed=1,
+                              recipe={"learning_rate": 1e-2, "epochs": 1, "batch_size": 4, "lora": lora}))
+    info = res.metrics["lora"]
+    assert info["r"] == 4 and 0 < info["trainable_parameters"] < info["total_parameters"] / 10
+    adapter = res.model_path / "adapter"
+    assert (adapter / "adapter_config.json").is_file()
+    base = AutoModelForCausalLM.from_pretrained(init)
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    peft_model = PeftModel.from_pretrained(base, str(adapter))
+    lora_b = [p for n, p in peft_model.named_parameters() if "lora_B" in n]
+    assert lora_b and all(p.abs().sum() > 0 for p in lora_b)  # the adapter trained (lora_B starts at zero)
+    frozen = {k.replace("base_model.model.", "").replace(".base_layer", ""): v
+              for k, v in peft_model.state_dict().items() if "lora_" not in k}
+    assert all(torch.equal(frozen[k], before[k]) for k in before)  # the base's weights did not move
+    merged = AutoModelForCausalLM.from_pretrained(res.model_path).state_dict()
+    changed_keys = {k for k in before if not torch.equal(merged[k], before[k])}
+    assert changed_keys and all("q_proj" in k or "v_proj" in k for k in changed_keys)
+
+
+def test_grpo_with_lora_records_the_adapter(tiny, rl_rows, tmp_path):
+    task, init = tiny
+    proxy = LetterA()
+    res = grpo.train(TrainSpec(init_model=init, output_dir=tmp_path / "rl", data=rl_rows, verifier=proxy, seed=0,
+                               recipe={**GRPO_SMALL, "reward_requires_eos": False, "lora": {"r": 2}}))
+    assert res.metrics["lora"]["r"] == 2 and (res.model_path / "adapter" / "adapter_config.json").is_file()
+    assert changed(init, res.model_path)
+    with pytest.raises(HarnessError, match="unknown lora key 'rank'"):
+        grpo.train(TrainSpec(init_model=init, output_dir=tmp_path / "bad", data=rl_rows, verifier=proxy,
+                             recipe={"lora": {"rank": 2}}))
