@@ -276,6 +276,7 @@ def eval_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
              dtype: Optional[str] = typer.Option(None, help="Default: the recipe's, else auto."),
              seed: int = typer.Option(0), runs_dir: Optional[Path] = typer.Option(None, help="Default: ./runs or $HARNESS_RUNS_DIR."),
              recipe: Optional[str] = typer.Option(None, help="Evaluate on the task as this recipe trains and tests it (its splits, prompt, generation and eval settings): a recipe name (kk-tiny), a scale (tiny, paper) or a recipe file."),
+             run: Optional[str] = typer.Option(None, "--run", help="Re-evaluate a training run's model (RUN_ID) on the task and recipe it was trained with; replaces --task, --model and --recipe."),
              engine: str = typer.Option("auto", help="auto (vllm if installed and a GPU is present, else transformers), transformers or vllm; lm-eval runs --lm-eval-tasks instead of --task."),
              vllm_opt: Optional[List[str]] = typer.Option(None, "--vllm", help="vLLM setting KEY=VALUE (repeatable): gpu_memory_utilization, max_model_len, tensor_parallel_size, ..."),
              lm_eval_tasks: Optional[str] = typer.Option(None, help="--engine lm-eval: comma-separated lm-eval tasks, e.g. gsm8k,arc_easy."),
@@ -299,7 +300,8 @@ def eval_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
         unused = [flag for flag, given in (("--split", split != "test"), ("--samples", samples != 1),
                                            ("--temperature", temperature is not None),
                                            ("--max-new-tokens", max_new_tokens is not None), ("--vllm", bool(vllm_opt)),
-                                           ("--perturb", perturb is not None), ("--recipe", recipe is not None))
+                                           ("--perturb", perturb is not None), ("--recipe", recipe is not None),
+                                           ("--run", run is not None))
                   if given]
         if unused:
             raise HarnessError(f"{', '.join(unused)} do not apply to --engine lm-eval (its tasks set their own split "
@@ -322,7 +324,7 @@ def eval_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
                                    max_new_tokens=max_new_tokens, batch_size=batch_size, dtype=dtype, seed=seed,
                                    runs_dir=runs_dir, tasks_dirs=tasks_dir, progress_factory=_progress,
                                    engine=engine, vllm=parse_vllm_options(vllm_opt), perturb=perturb, perturb_seed=perturb_seed,
-                                   recipe=recipe)
+                                   recipe=recipe, run=run)
     print_metrics(metrics)
     if perturb:
         out.print(f"perturbation {perturb} (seed {perturb_seed}): ids <id>~{perturb}"

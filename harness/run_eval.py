@@ -14,20 +14,41 @@ from harness.records import new_run_id, provenance, runs_dir as default_runs_dir
 from harness.tasks import get_task
 
 
+def _find_run(root: Path, run_id: str) -> dict:
+    from harness.records import read_records
+
+    rec = next((r for r in read_records(root) if r.get("run_id") == run_id), None)
+    if rec is None or rec.get("kind") != "run":
+        raise HarnessError(f"no training run '{run_id}' under {root}; list them with `harness runs list` (and pass "
+                           "--runs-dir if the run is elsewhere)")
+    path = rec.get("model_path")
+    if not path or not Path(path).is_dir():
+        raise HarnessError(f"run {run_id} has no model folder to evaluate ({path or 'none recorded'}): a base run "
+                           "trains none, or its stage folder was deleted; evaluate its model with --model instead")
+    return rec
+
+
 def run_eval(*, task: str, model: str = "tiny", split: str = "test", limit: Optional[int] = None, samples: int = 1,
              temperature: Optional[float] = None, max_new_tokens: Optional[int] = None,
              batch_size: Optional[int] = None, dtype: Optional[str] = None, seed: int = 0, runs_dir: Optional[Path] = None,
              tasks_dirs: Optional[Iterable[Path]] = None, progress_factory: Optional[Callable] = None,
              engine: str = "auto", vllm: Optional[dict] = None, perturb: Optional[str] = None,
-             perturb_seed: int = 0, recipe: Optional[str] = None) -> tuple[Path, dict]:
+             perturb_seed: int = 0, recipe: Optional[str] = None, run: Optional[str] = None) -> tuple[Path, dict]:
     from harness.engines import make_engine, pick_engine
 
+    from_run = None
+    if run is not None and recipe is not None:
+        raise HarnessError("--run evaluates with the run's own recipe; drop --recipe (or drop --run and pass --model)")
+    if run is not None:  # a run's trained model, on the task and recipe it was trained and tested with
+        from_run = _find_run(default_runs_dir(runs_dir), run)
+        task, model = from_run["config"]["task"], from_run["model_path"]
     spec = get_task(task, tasks_dirs)
     recipe_name = None
-    if recipe is not None:  # the task exactly as a recipe trains and tests it; its eval settings are the defaults
+    if recipe is not None or from_run is not None:  # the task as a recipe trains and tests it; its eval defaults
         from harness import recipes
 
-        recipe_name, rec = recipes.for_eval(spec.id, recipe)
+        recipe_name, rec = ((f"run:{run}", from_run["config"]["recipe"]) if from_run is not None
+                            else recipes.for_eval(spec.id, recipe))
         spec = recipes.apply_task_overrides(spec, rec.get("task"))
         ev = rec.get("eval") or {}
         max_new_tokens = ev.get("max_new_tokens") if max_new_tokens is None else max_new_tokens
@@ -60,7 +81,8 @@ def run_eval(*, task: str, model: str = "tiny", split: str = "test", limit: Opti
     if data is not None:
         metrics.update({"perturbation": perturb, "perturb_seed": perturb_seed, "perturb_skipped": len(skipped),
                         "perturb_skipped_ids": skipped})
-    config = {"command": "eval", "task": spec.id, **({"recipe": recipe_name} if recipe_name else {}), "model": model, "model_path": ref, "split": split, "limit": limit,
+    config = {"command": "eval", "task": spec.id, **({"recipe": recipe_name} if recipe_name else {}),
+              **({"run": run} if run else {}), "model": model, "model_path": ref, "split": split, "limit": limit,
               "samples": samples, "temperature": metrics["temperature"], "max_new_tokens": metrics["max_new_tokens"],
               "batch_size": batch_size, "dtype": dtype, "seed": seed, "engine": eng.name,
               "engine_requested": requested, **({"vllm": vllm} if vllm and eng.name == "vllm" else {}), **ignored,

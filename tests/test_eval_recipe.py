@@ -37,3 +37,22 @@ def test_an_unknown_recipe_is_one_clear_error(tmp_path):
     r = runner.invoke(app, ["eval", "--task", "kk", "--recipe", "kk-tinny", "--limit", "1", "--runs-dir", str(tmp_path)])
     assert r.exit_code == 2 and "no recipe 'kk-tinny'" in r.output and "kk-tiny" in r.output, r.output
     assert not any(tmp_path.iterdir())
+
+
+def test_eval_run_re_evaluates_a_trained_run_exactly(tmp_path):
+    runs = tmp_path / "runs"
+    r = runner.invoke(app, ["run", "--task", "kk", "--method", "sft", "--budget", "100", "--set", "sft.max_steps=2",
+                            "--set", "eval.limit=4", "--set", "eval.max_new_tokens=24", "--set", "eval.limem=false",
+                            "--runs-dir", str(runs)])
+    assert r.exit_code == 0, r.output
+    (run_dir,) = [p for p in runs.iterdir() if p.is_dir() and not p.name.startswith("_")]
+    run = json.loads((run_dir / "record.json").read_text())
+    e = runner.invoke(app, ["eval", "--run", run["run_id"], "--limit", "4", "--runs-dir", str(runs)])
+    assert e.exit_code == 0, e.output
+    (eval_dir,) = [p for p in runs.iterdir() if p.is_dir() and not p.name.startswith("_") and p != run_dir]
+    ev = json.loads((eval_dir / "record.json").read_text())
+    assert ev["config"]["run"] == run["run_id"] and ev["config"]["model"] == run["model_path"]
+    assert ev["metrics"]["accuracy"] == run["metrics"]["accuracy"]
+    assert [s["responses"] for s in _samples(eval_dir)] == [s["responses"] for s in _samples(run_dir)]
+    bad = runner.invoke(app, ["eval", "--run", "no-such-run", "--runs-dir", str(runs)])
+    assert bad.exit_code == 2 and "no training run 'no-such-run'" in bad.output
