@@ -56,3 +56,16 @@ def test_eval_run_re_evaluates_a_trained_run_exactly(tmp_path):
     assert [s["responses"] for s in _samples(eval_dir)] == [s["responses"] for s in _samples(run_dir)]
     bad = runner.invoke(app, ["eval", "--run", "no-such-run", "--runs-dir", str(runs)])
     assert bad.exit_code == 2 and "no training run 'no-such-run'" in bad.output
+
+
+def test_a_run_can_also_report_sampled_pass_at_1(tmp_path):
+    r = runner.invoke(app, ["run", "--task", "kk", "--method", "base", "--set", "eval.limit=3",
+                            "--set", "eval.max_new_tokens=8", "--set", "eval.limem=false", "--set", "eval.samples=2",
+                            "--set", "eval.temperature=0.7", "--runs-dir", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith("_")]
+    s = json.loads((run_dir / "record.json").read_text())["metrics"]["sampled"]
+    assert s["samples"] == 2 and s["temperature"] == 0.7 and set(s["pass_at_k"]) == {"1", "2"}
+    rows = _samples(run_dir)
+    assert len(rows) == 3 and all(len(x["sampled_scores"]) == 2 for x in rows)
+    assert s["pass_at_1"] == sum(sum(x["sampled_scores"]) / 2 for x in rows) / 3
