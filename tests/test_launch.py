@@ -10,7 +10,8 @@ from harness.cli import app
 
 runner = CliRunner()
 TINY = ["--set", "sft.max_steps=2", "--set", "rl.steps=1", "--set", "rl.num_generations=2",
-        "--set", "rl.prompts_per_step=2", "--set", "rl.max_completion_length=8", "--set", "eval.limit=2",
+        "--set", "rl.prompts_per_step=2", "--set", "rl.micro_batch_size=4", "--set", "rl.max_completion_length=8",
+        "--set", "eval.limit=2",
         "--set", "eval.max_new_tokens=8", "--set", "eval.limem=false"]
 
 
