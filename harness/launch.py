@@ -80,11 +80,11 @@ def executor(launcher: str, folder: Path, slurm: dict[str, Any]) -> Any:
 def submit(cells: Sequence[tuple[str, list[str]]], launcher: str, folder: Path, slurm: dict[str, Any],
            log=lambda s: None) -> None:
     """Submit the cells wave by wave and wait for each wave; a failed cell is one error naming its log."""
-    import submitit
+    ex = executor(launcher, folder, slurm)  # first: it says how to install submitit when it is missing
+    from submitit.helpers import CommandFunction
 
-    ex = executor(launcher, folder, slurm)
     for i, wave in enumerate(waves(cells), 1):
-        jobs = [(cmd, ex.submit(submitit.helpers.CommandFunction(cmd, verbose=False))) for _, cmd in wave]
+        jobs = [(cmd, ex.submit(CommandFunction(cmd, verbose=False))) for _, cmd in wave]
         log(f"wave {i}: {len(jobs)} job(s) submitted ({', '.join(j.job_id for _, j in jobs)})")
         for cmd, job in jobs:
             try:

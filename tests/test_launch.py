@@ -49,3 +49,12 @@ def test_submitit_grid_collects_records_and_trains_a_shared_cold_start_once(tmp_
     assert rl_first["key"] == sft_stage["key"] and rl_first["cached"] and not sft_stage["cached"]
     assert len(list((runs / "_stages").glob("sft-*"))) == 1
     assert "| sft" in r.output and "| rl" in r.output  # the grid's table
+
+
+def test_a_missing_submitit_is_one_clear_error(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "submitit", None)  # import submitit now raises ImportError
+    r = runner.invoke(app, ["compare", "--task", "kk", "--methods", "sft", "--budgets", "100", "--launcher", "slurm",
+                            "--runs-dir", str(tmp_path), *TINY])
+    assert r.exit_code == 2 and "needs submitit" in r.output and "--emit-commands" in r.output, r.output
