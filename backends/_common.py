@@ -57,9 +57,7 @@ def resolve_recipe(stage: str, recipe: Optional[dict], defaults: dict[str, Any],
                     pass
             raise HarnessError(f"{stage} recipe: {key!r} must be {want}, got {type(value).__name__} {value!r}{hint}")
         out[key] = float(value) if allowed == (float,) else value
-    from harness.recipes import check_values
-
-    check_values(stage, out)  # numbers in range (also checked when `harness run` resolves the recipe)
+    recipes.check_values(stage, out)  # numbers in range (also checked when `harness run` resolves the recipe)
     return out
 
 
@@ -89,18 +87,9 @@ def device_args(precision: str = "auto") -> dict[str, Any]:
     return {"use_cpu": not cuda, "bf16": bf16, "fp16": False, "activation_checkpointing": cuda}
 
 
-def trackers(stage: str, value: str) -> list[str]:
-    """`report_to` of a recipe section as TRL takes it (checked again here for callers that skip the recipe check)."""
-    names = recipes.trackers(value)
-    if names is None:
-        raise HarnessError(f"{stage} recipe: 'report_to' must be {recipes.TRACKER_RULE[1]}, got {value!r}; set it with "
-                           f"--set {stage}.report_to=tensorboard")
-    return names
-
-
-def tracker_logs(stage: str, r: dict[str, Any], output_dir: Path) -> dict[str, Any]:
-    """Where the stage's training curves went, for the run record."""
-    names = trackers(stage, r["report_to"])
+def tracker_logs(r: dict[str, Any], output_dir: Path) -> dict[str, Any]:
+    """Where the stage's training curves went, for the run record (report_to was checked by resolve_recipe)."""
+    names = recipes.trackers(r["report_to"])
     if not names:
         return {}
     where = {"tensorboard": os.environ.get("TENSORBOARD_LOGGING_DIR") or str(Path(output_dir) / "runs"),
@@ -109,13 +98,13 @@ def tracker_logs(stage: str, r: dict[str, Any], output_dir: Path) -> dict[str, A
     return {"report_to": names, "logs": {n: where[n] for n in names}}
 
 
-def common_args(spec: Any, r: dict[str, Any], stage: str = "train") -> dict[str, Any]:
+def common_args(spec: Any, r: dict[str, Any]) -> dict[str, Any]:
     """TrainingArguments both backends set the same way."""
     return {
         **device_args(r["precision"]),
         "output_dir": str(spec.output_dir),
         "seed": spec.seed,
-        "report_to": trackers(stage, r.get("report_to", "none")) or "none",
+        "report_to": recipes.trackers(r.get("report_to", "none")) or "none",
         "disable_tqdm": True,
         "logging_strategy": "steps",
         "logging_steps": r["logging_steps"],

@@ -258,7 +258,7 @@ def build_config(spec: TrainSpec, r: dict[str, Any], engine: str, steps: int,
             vllm["generation_kwargs"] = {"stop_token_ids": list(stop_ids)}
     try:
         config = GRPOConfig(
-            **common_args(spec, r, "rl"),
+            **common_args(spec, r),
             learning_rate=r["learning_rate"],
             adam_beta1=r["beta1"],
             adam_beta2=r["beta2"],
@@ -402,7 +402,7 @@ def train(spec: TrainSpec) -> TrainResult:
     metrics = {"final_loss": last(log, "loss"), "final_reward_mean": last(log, "reward_mean"),
                "train_seconds": round(seconds, 3), "generation_engine": engine, "stop_token_ids": list(stop_ids),
                "batch": plan, **({"prompts": prompt_info} if prompt_info else {}),
-               **tracker_logs("rl", r, spec.output_dir), **lora_info(trainer.model, r["lora"])}
+               **tracker_logs(r, spec.output_dir), **lora_info(trainer.model, r["lora"])}
     if vals:
         metrics["val"] = vals[-1]
         metrics.update({f"val_{k}": v for k, v in vals[-1].items() if isinstance(v, (int, float))})

@@ -154,7 +154,7 @@ def train(spec: TrainSpec) -> TrainResult:
     model, tokenizer = load_model(spec.init_model)
     try:
         config = SFTConfig(
-            **common_args(spec, r, "sft"),
+            **common_args(spec, r),
             learning_rate=r["learning_rate"],
             num_train_epochs=r["epochs"],
             max_steps=r["max_steps"],
@@ -188,7 +188,7 @@ def train(spec: TrainSpec) -> TrainResult:
 
     counts = {"optimizer_steps": trainer.state.global_step, **counter.totals(trainer.accelerator)}
     metrics = {"final_loss": last(capture.log, "loss"), "train_loss": last(capture.log, "train_loss"),
-               "train_seconds": round(seconds, 3), **tracker_logs("sft", r, spec.output_dir),
+               "train_seconds": round(seconds, 3), **tracker_logs(r, spec.output_dir),
                **lora_info(trainer.model, r["lora"])}
     path = save_final(trainer, tokenizer, spec.output_dir, {"log": capture.log, "counts": counts, "metrics": metrics})
     return TrainResult(path, capture.log, counts, metrics)

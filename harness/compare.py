@@ -66,7 +66,8 @@ def compare(*, task: str, methods: str, budgets: str, seeds: str, model: str = "
     scale = "tiny" if models.is_tiny(model) else "paper"
     _, recipe = recipes.resolve(spec.id, scale, config, list(sets))
     root = default_runs_dir(runs_dir)
-    cells = [(m, b, s) for s in seed_list for m in method_list for b in (budget_list if m != "base" else [0])]
+    cells = list(dict.fromkeys((m, b, s) for s in seed_list for m in method_list
+                               for b in (budget_list if m != "base" else [0])))
     done: dict[str, dict] = {}
     for r in read_records(root):  # run ids sort by time: the latest record of a cell wins
         k = record_key(r)
@@ -79,20 +80,20 @@ def compare(*, task: str, methods: str, budgets: str, seeds: str, model: str = "
         missing = [(m, launch.cell_command(task=task, method=m, budget=b, seed=s, model=model, runs_dir=root,
                                            config=config, sets=list(sets), init=init, teacher=teacher,
                                            tasks_dirs=list(tasks_dirs or [])))
-                   for m, b, s in dict.fromkeys(cells) if key_of(m, b, s) not in done]
+                   for m, b, s in cells if key_of(m, b, s) not in done]
         if emit_commands:
             emit(launch.emit(missing) if missing else "# every cell of this grid has a record already\n")
-            return [done[key_of(*c)] for c in dict.fromkeys(cells) if key_of(*c) in done]
+            return [done[key_of(*c)] for c in cells if key_of(*c) in done]
         if missing:
             launch.submit(missing, launcher, root / "_launch", slurm or {}, log=log)
         found = {record_key(r): r for r in read_records(root)}
-        lost = [c for c in dict.fromkeys(cells) if key_of(*c) not in found]
+        lost = [c for c in cells if key_of(*c) not in found]
         if lost:
             raise HarnessError(f"{len(lost)} cell(s) finished without a run record ({lost[0]}, ...); their logs are "
                                f"under {root / '_launch'}")
-        return [found[key_of(*c)] for c in dict.fromkeys(cells)]
+        return [found[key_of(*c)] for c in cells]
     out = []
-    for i, (m, b, s) in enumerate(dict.fromkeys(cells)):
+    for i, (m, b, s) in enumerate(cells):
         key = key_of(m, b, s)
         existing = [done[key]] if key in done else []
         label = f"[{i + 1}/{len(cells)}] {m} budget={b or '-'} seed={s}"

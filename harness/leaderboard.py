@@ -137,9 +137,9 @@ def _paired(a: dict, b: dict) -> Optional[dict]:
 def _compare(a: dict, b: dict) -> dict:
     """a against b: the paired test on the problems both answered, else the unpaired fallback."""
     if a["_outcomes"] is not None and b["_outcomes"] is not None:
-        common = sorted(set(a["_outcomes"]) & set(b["_outcomes"]))
-        if common:
-            return paired_test([a["_outcomes"][i] for i in common], [b["_outcomes"][i] for i in common])
+        paired = _paired(a["_outcomes"], b["_outcomes"])
+        if paired:
+            return paired
     pa, pb, na, nb = a["_acc"], b["_acc"], a["_n"], b["_n"]
     se = math.sqrt(pa * (1 - pa) / max(1, na) + pb * (1 - pb) / max(1, nb))
     return {"test": "two-proportion z-test (unpaired)", "n": min(na, nb), "diff": pa - pb,
@@ -177,9 +177,8 @@ def _comparisons(rows: list[dict]) -> list[dict]:
         found = [(a, b, roles, _compare(a, b)) for a, b, roles in pairs.values()]
         adjusted = holm([t["p"] for *_, t in found])
         # sampled pass@1 (eval.samples) on the same pairs, where both rows have it; its own Holm family
-        sampled = [(i, _paired(a["_sampled"], b["_sampled"])) for i, (a, b, *_) in enumerate(found)
-                   if a["_sampled"] and b["_sampled"]]
-        sampled = [(i, t) for i, t in sampled if t]
+        sampled = [(i, t) for i, (a, b, *_) in enumerate(found) if a["_sampled"] and b["_sampled"]
+                   for t in [_paired(a["_sampled"], b["_sampled"])] if t]
         s_adjusted = dict(zip([i for i, _ in sampled], holm([t["p"] for _, t in sampled])))
         s_tests = dict(sampled)
         for i, ((a, b, roles, t), p_holm) in enumerate(zip(found, adjusted)):

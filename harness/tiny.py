@@ -102,18 +102,16 @@ def corpus_puzzle_keys(build: dict = BUILD, limit: int | None = None) -> set[str
     return {key for _, _, key in (docs if limit is None else (d for _, d in zip(range(limit), docs))) if key}
 
 
-class _LogLoss:
-    """Plain progress lines (step, loss, elapsed) for a log file, where a progress bar prints nothing."""
+def _log_loss(log, t0: float) -> Any:
+    """A Trainer callback printing plain progress lines (step, loss, elapsed), which a log file shows."""
+    from transformers import TrainerCallback
 
-    def __new__(cls, log, t0):
-        from transformers import TrainerCallback
-
-        class Cb(TrainerCallback):
-            def on_log(self, args, state, control, logs=None, **kw):
-                if logs and "loss" in logs:
-                    log(f"step {state.global_step}/{state.max_steps} loss {logs['loss']:.3f} "
-                        f"{time.perf_counter() - t0:.0f}s")
-        return Cb()
+    class LogLoss(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                log(f"step {state.global_step}/{state.max_steps} loss {logs['loss']:.3f} "
+                    f"{time.perf_counter() - t0:.0f}s")
+    return LogLoss()
 
 
 def build(out: Path | None = None, log=print, cfg: dict = BUILD) -> Path:
@@ -171,7 +169,7 @@ def build(out: Path | None = None, log=print, cfg: dict = BUILD) -> Path:
                                  lr_scheduler_type="cosine", logging_steps=tr.get("logging_steps", 50), save_strategy="no", report_to="none",
                                  use_cpu=True, seed=tr["seed"], data_seed=tr["seed"],  # fp32: bf16 autocast is ~3x slower on this CPU
                                  disable_tqdm=True, dataloader_num_workers=0)
-        trainer_ = Trainer(model=model, args=args, train_dataset=Blocks(), callbacks=[_LogLoss(log, t0)])
+        trainer_ = Trainer(model=model, args=args, train_dataset=Blocks(), callbacks=[_log_loss(log, t0)])
         trainer_.remove_callback(PrinterCallback)  # with tqdm off it prints every log dict; _LogLoss prints a line
         result = trainer_.train()
     losses = [x["loss"] for x in trainer_.state.log_history if "loss" in x]
