@@ -1,4 +1,4 @@
-"""Faithfulness of a K&K explicit trace: is the right answer reached by a right search, or by luck?
+"""Faithfulness of a K&K explicit or grid trace: is the right answer reached by a right search, or by luck?
 
 The explicit trace (harness.generators.kk._explicit_trace) writes every check of a depth-first search:
 
@@ -43,6 +43,8 @@ FINAL = "The final answer is: "
 _FINAL_RE = re.compile(r"The final answer is: \\boxed\{([^{}]*)\}\.?")
 _BOX = re.compile(r"\\boxed\{([^{}]*)\}")
 _CHECK_TAIL = re.compile(r"([TF]), (ok|contradiction)")
+_GRID = re.compile(r"\s*[A-L][KV](?: [A-L][KV])* \| ")
+_GRID_LEAF = re.compile(r"[A-L]n?[kv][TF]")
 _EXPLICIT = re.compile(r"\s*\S+ (?:knight|knave)(?: \S+ (?:knight|knave))*: \S+ says ")
 
 
@@ -59,6 +61,7 @@ class Reference:
     index: dict[str, int]
     checks: dict = field(default_factory=dict, repr=False)
     texts: list[str] = field(default_factory=list, repr=False)  # steps as the explicit trace writes them (lazily)
+    width: int = 2  # the generator's width: the grid trace pads claims to grid_width(width) words
     shapes: tuple = ()  # per claim: its shape with a `{}` per part (None: one part), and each part's (person, knight)
 
 
@@ -138,8 +141,9 @@ def reference_for_sample(sample: dict) -> Optional[Reference]:
     if ref is None:
         if len(_REFS) >= 4096:
             _REFS.clear()
-        ref = _REFS[key] = reference(md["statements"], md["names"], style=style, solution=md.get("solution"),
-                                     answer=sample.get("answer"))
+        ref = _REFS[key] = reference(md["statements"], md["names"], style="prose" if style == "prose" else "terse",
+                                     solution=md.get("solution"), answer=sample.get("answer"))
+        ref.width = int(md.get("width", 2))
     return ref
 
 
@@ -161,6 +165,70 @@ def expected_checks(ref: Reference, roles: tuple[bool, ...]) -> list[tuple[int, 
                 break
         ref.checks[roles] = got
     return got
+
+
+def looks_grid(text: str) -> bool:
+    """Whether a response starts like a grid trace (`AK BV CK | ...`)."""
+    return _GRID.match(text) is not None
+
+
+def check_grid(text: str, ref: Reference, correct: bool) -> dict:
+    """`check` for the grid trace (harness.generators.kk.grid_trace): rows are steps, the final-answer line is step
+    `steps`. The trace is fixed by the puzzle, so a row differs from the reference's row or is right; a differing row is
+    judged cell by cell: the roles (wrong_roles when not an assignment in name order, wrong_search when another one
+    than the next), then each person's cell: the claim's words with the values stripped (wrong_copy), the leaves'
+    values (wrong_truth_value), the claim's value (wrong_value), ok / no (wrong_verdict)."""
+    from harness.generators.kk import grid_trace
+
+    want = (grid_trace(ref.statements, list(ref.names), ref.width, ref.answer) or "").split("\n")
+    rows, got_final = want[:-1], [x.strip() for x in text.strip().split("\n")]
+    lines = [x for x in got_final if x and not x.startswith(FINAL)]
+    finals = [x for x in got_final if x.startswith(FINAL)]
+    ok_final = len(finals) == 1 and got_final[-1] == finals[0] and _FINAL_RE.fullmatch(finals[0]) is not None
+    n = len(lines)
+
+    def bad(i: int, kind: str, detail: str) -> dict:
+        return _verdict(correct, parses, n, i, kind, detail, lines[i] if i < n else (finals or [None])[-1])
+
+    parses = ok_final and all(_GRID.match(x) for x in lines)
+    names = ref.names
+    for i, line in enumerate(lines):
+        if i < len(rows) and line == rows[i]:
+            continue
+        cells, wcells = line.split(" | "), (rows[i].split(" | ") if i < len(rows) else None)
+        roles = cells[0].split()
+        if len(roles) != len(names) or any(r[:-1] != nm or r[-1] not in "KV" for r, nm in zip(roles, names)):
+            return bad(i, "unparseable" if not _GRID.match(line) else "wrong_roles",
+                       "roles are not an assignment of " + ", ".join(names) + " in order")
+        if wcells is None:
+            return bad(i, "wrong_search", "goes on after a consistent assignment")
+        if len(cells) != len(wcells):
+            return bad(i, "unparseable", f"a row has {len(wcells)} cells (roles, then one per person)")
+        for s, (c, w) in enumerate(zip(cells[1:], wcells[1:])):
+            if c == w:
+                continue
+            cw, ww = c.split(), w.split()
+            if len(cw) != len(ww):
+                return bad(i, "wrong_copy", f"{names[s]}'s cell is {w!r}, written {c!r}")
+            k = len(ww) - 2
+            strip, wstrip = ([x[:-1] if _GRID_LEAF.fullmatch(x) else x for x in ws[:k]] for ws in (cw, ww))
+            if strip != wstrip:
+                return bad(i, "wrong_copy", f"{names[s]} says {' '.join(wstrip)!r}, written {' '.join(strip)!r} "
+                                            "(values stripped)")
+            if cw[:k] != ww[:k]:
+                return bad(i, "wrong_truth_value", f"parts of {names[s]}'s claim under {cells[0]} are "
+                                                   f"{' '.join(ww[:k])!r}, written {' '.join(cw[:k])!r}")
+            if cw[k] != ww[k]:
+                return bad(i, "wrong_value", f"{names[s]}'s claim is {ww[k]}, written {cw[k]}")
+            return bad(i, "wrong_verdict", f"{names[s]}'s claim {ww[k]} under {cells[0]} is {ww[k + 1]}")
+        return bad(i, "wrong_search", f"checks {cells[0]} where the search checks {wcells[0]}")
+    if not ok_final:
+        return bad(n, "unparseable", "no final answer line `The final answer is: \\boxed{...}.` at the end")
+    if n < len(rows):
+        return bad(n, "wrong_search", f"stops after {n} of the {len(rows)} rows")
+    if not correct:
+        return bad(n, "wrong_answer", f"the rows end at {ref.answer!r}, the answer is not that")
+    return _verdict(correct, parses, n)
 
 
 def looks_explicit(text: str) -> bool:
@@ -267,6 +335,8 @@ def check(text: str, ref: Reference, correct: Optional[bool] = None) -> dict:
     detail and text; step/kind/detail/text are None for a fully right trace."""
     if correct is None:
         correct = _answer_correct(text, ref.answer)
+    if looks_grid(text):
+        return check_grid(text, ref, correct)
     raws, final, ok_final = _split(text)
     # A step written exactly as the reference writes it is right; only the others are parsed and judged.
     same = [False] * len(raws)
@@ -350,7 +420,7 @@ def annotate(samples: list[dict], rows: list[dict]) -> bool:
     """Add a `faithful` entry to every verdict of `rows` (evaluation rows, aligned with `samples`) when the samples
     are K&K puzzles with statements and some response is an explicit trace; the verdict's score is the answer's
     correctness. Returns whether it did."""
-    if not rows or not any(looks_explicit(t) for r in rows for t in r["responses"]):
+    if not rows or not any(looks_explicit(t) or looks_grid(t) for r in rows for t in r["responses"]):
         return False
     refs = [reference_for_sample(s) for s in samples]
     if any(ref is None for ref in refs):

@@ -39,10 +39,10 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from harness.errors import HarnessError
-from harness.generators import seeded_rng
+from harness.generators import kk, seeded_rng
 from harness.generators.kk import (
-    INTRO, LETTERS, NAMES, TEMPLATES, _answer, _cap, _compact_trace, _consistent, _explicit_trace, _long_trace,
-    _mentions, _sample, _search, _short_trace, evaluate, puzzle_key, render, render_terse,
+    LETTERS, NAMES, TEMPLATES, _answer, _cap, _consistent, _mentions, _sample, _search, evaluate, puzzle_key, render,
+    render_terse,
 )
 
 KINDS = ("leaf", "role", "reorder", "rename")
@@ -149,15 +149,12 @@ def _templates(sample: dict, claims: list[str], names: list[str]) -> list[Option
     return out
 
 
-def question_text(claims: list[str], names: list[str], style: str, templates: list[int]) -> str:
+def question_text(statements: list, claims: list[str], names: list[str], style: str, templates: list[int],
+                  width: int = 2) -> str:
     """The quiz as the generator writes it (`templates`: the template index of each prose line)."""
-    n = len(names)
-    if style == "terse":
-        return " ".join(f"{names[p]}: {text}." for p, text in enumerate(claims))
     lines = [TEMPLATES[templates[p]].format(name=names[p], content=text, Content=_cap(text))
              for p, text in enumerate(claims)]
-    cast = " and ".join(names) if n == 2 else ", ".join(names[:-1]) + ", and " + names[-1]
-    return f"{INTRO}You meet {n} inhabitants: {cast}. {' '.join(lines)} So who is a knight and who is a knave?"
+    return kk.question_text(statements, claims, names, style, lines, width)
 
 
 def _meta(sample: dict) -> dict:
@@ -204,11 +201,9 @@ def perturb(sample: dict, kind: str, seed: int = 0) -> dict:
     new_claims = _claims(new_statements, new_names, style)
     answer = _answer(new_names, new_solution)
     tape = _search(new_statements, n)
-    traces = {"short": _short_trace(tape, new_statements, new_names, answer),
-              "compact": _compact_trace(tape, new_names, answer),
-              "explicit": _explicit_trace(tape, new_statements, new_names, answer, new_claims),
-              "long": _long_trace(tape, new_statements, new_names, new_solution, answer)}
-    out = {**sample, "question": question_text(new_claims, new_names, style, new_templates), "answer": answer,
+    traces = kk.make_traces(tape, new_statements, new_names, new_solution, answer, new_claims, meta.get("width", 2))
+    out = {**sample, "question": question_text(new_statements, new_claims, new_names, style, new_templates,
+                                               meta.get("width", 2)), "answer": answer,
            "level": sample.get("level", n), "traces": traces,
            "metadata": {**meta, "names": new_names, "solution": new_solution, "statements": new_statements,
                         "key": puzzle_key(new_statements), "perturbation": kind, "perturb_seed": seed,

@@ -303,3 +303,37 @@ def test_redistill_filter_faithful_keeps_only_faithful_samples(tmp_path, monkeyp
 
     with pytest.raises(HarnessError, match="redistill.filter must be"):
         sample(filter="lucky")
+
+
+def grid_puzzle(i=0):
+    return generate(seed=1, split="sft", index=i, people=[3, 3], names="letters", style="grid")
+
+
+def test_grid_trace_kinds_on_hand_made_rows():
+    """The grid trace's checker on hand-edited rows: the reference is faithful; a claim copied wrong, a leaf's value,
+    the claim's value, a verdict, another assignment, stopping early and a wrong box each are the kind they are."""
+    d = grid_puzzle()
+    rows = d["traces"]["grid"].split("\n")
+    assert rows[1].startswith("AK BK CV | CvT and CkF _ F no")  # the row the edits below change
+    v = check_sample(d["traces"]["grid"], d)
+    assert v["faithful"] and not v["lucky"] and v["steps"] == len(rows) - 1
+
+    def edited(old, new):
+        out = list(rows)
+        out[1] = out[1].replace(old, new, 1)
+        return check_sample("\n".join(out), d)
+
+    for (old, new), kind in [(("CvT and CkF", "CkT and CkF"), "wrong_copy"),
+                             (("CvT and CkF", "CvF and CkF"), "wrong_truth_value"),
+                             (("CkF _ F no", "CkF _ T no"), "wrong_value"),
+                             (("CkF _ F no", "CkF _ F ok"), "wrong_verdict"),
+                             (("AK BK CV", "AK BV CV"), "wrong_search"),
+                             (("AK BK CV", "AK CK BV"), "wrong_roles")]:
+        v = edited(old, new)
+        assert (v["kind"], v["step"], v["lucky"], v["faithful"]) == (kind, 1, True, False), (kind, v)
+    v = check_sample("\n".join(rows[:2] + rows[-1:]), d)  # stops early, right box
+    assert (v["kind"], v["lucky"]) == ("wrong_search", True)
+    v = check_sample(d["traces"]["grid"].replace("A is a knave, B is a knave", "A is a knight, B is a knave"), d)
+    assert (v["kind"], v["correct"], v["lucky"]) == ("wrong_answer", False, False)
+    v = check_sample("\n".join(rows[:-1]), d)  # no final answer line
+    assert v["kind"] == "unparseable" and not v["correct"]

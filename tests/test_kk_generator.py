@@ -229,3 +229,43 @@ def test_explicit_trace_checks_are_right(style):
                 assert (verdict == "ok") == ((value == "T") == roles[speaker])
         assert [roles[n] for n in names] == d["metadata"]["solution"]  # the last step holds the answer
     assert backtracked
+
+
+def test_grid_style_and_trace_fixed_width_and_right():
+    """The grid question pads every claim to the same number of words and the grid trace's rows all have the same
+    number of words (so all a row copies sits a fixed distance back); every row's values are re-done by the
+    independent evaluator, and the rows stop at the first consistent assignment, which is the answer."""
+    w = kk.grid_width(2)
+    for i in range(60):
+        d = kk.generate(seed=9, split="sft", index=i, people=(2, 4), names="letters", style="grid")
+        terse = kk.generate(seed=9, split="sft", index=i, people=(2, 4), names="letters", style="terse")
+        assert d["metadata"]["key"] == terse["metadata"]["key"] and d["answer"] == terse["answer"]
+        st, names, n = d["metadata"]["statements"], d["metadata"]["names"], d["level"]
+        q = d["question"].split("\n")
+        assert [line.split(": ")[0] for line in q] == names and {len(line.split()) for line in q} == {w + 1}
+        *rows, final = d["traces"]["grid"].split("\n")
+        assert final == f"The final answer is: \\boxed{{{d['answer']}}}."
+        assert {len(r.split()) for r in rows} == {n + n * (w + 3)}
+        for a, row in enumerate(rows):
+            cells = row.split(" | ")
+            assign = [c[-1] == "K" for c in cells[0].split()]
+            assert assign == [not (a >> (n - 1 - k) & 1) for k in range(n)]  # all knights first, last flips fastest
+            verdicts = []
+            for p, cell in enumerate(cells[1:]):
+                words = cell.split()
+                claim = [x[:-1] if re.fullmatch(r"[A-L]n?[kv][TF]", x) else x for x in words[:w]]
+                assert claim == q[p].split()[1:]  # the claim as the question words it
+                for x in words[:w]:
+                    if re.fullmatch(r"[A-L]n?[kv][TF]", x):
+                        who, neg, kind = names.index(x[0]), "n" in x[1:-1], x[-2]
+                        assert (x[-1] == "T") == ((assign[who] == (kind == "k")) != neg)
+                assert (words[w] == "T") == truth(st[p], assign)
+                assert words[w + 1] == ("ok" if (words[w] == "T") == assign[p] else "no")
+                verdicts.append(words[w + 1])
+            assert (set(verdicts) == {"ok"}) == (a == len(rows) - 1)
+        assert assign == d["metadata"]["solution"]
+    assert "grid" not in kk.generate(seed=9, split="sft", index=0, people=(5, 5), names="letters")["traces"]
+    with pytest.raises(ValueError, match="grid"):
+        kk.generate(seed=0, split="x", index=0, style="grid")  # common names
+    with pytest.raises(ValueError, match="grid"):
+        kk.generate(seed=0, split="x", index=0, names="letters", style="grid", depth=3)

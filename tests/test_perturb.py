@@ -49,7 +49,7 @@ def test_the_generator_layout_is_reproduced():
         m = s["metadata"]
         claims = _claims(m["statements"], m["names"], m["style"])
         templates = _templates(s, claims, m["names"]) if m["style"] == "prose" else [0] * len(claims)
-        assert question_text(claims, m["names"], m["style"], templates) == s["question"]
+        assert question_text(m["statements"], claims, m["names"], m["style"], templates) == s["question"]
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -8,7 +8,15 @@ of each of its parts under the current roles, its value and the verdict; a very 
 logic from it, not only the format).
 
 style "prose" renders the quiz as the paper does; "terse" writes one line per person, `A: B knave or C knight.`,
-so a very small model spends its few training steps on the logic rather than on long, varied sentences.
+so a very small model spends its few training steps on the logic rather than on long, varied sentences; "grid" writes
+each claim in leaf codes padded to a fixed width (`A: Bv or Ck _`), for the "grid" trace.
+
+The "grid" trace (names as letters, depth <= 2, at most GRID_MAX_PEOPLE people) checks the assignments in order
+(all knights first, the last person flipping fastest) until one is consistent, a row each: the roles (`AK BV CK`),
+then per person their claim with every leaf's truth value appended (`BvT or CkF _`), its value and the verdict
+(`T ok`). Every row has the same width, so all a row copies (the claims, the previous roles) sits a fixed distance
+back: a very small model learns that in a few hundred steps, where copying a claim found by its speaker's name (the
+explicit trace) stayed at chance for thousands (bench/bench_tiny_retrieval.py).
 
 Statement trees are JSON-friendly lists over 0-based person indices (name order):
 ["knight", i], ["knave", i], ["not", s], ["and", s, ...], ["or", s, ...], ["imply", s, t], ["iff", s, t].
@@ -327,6 +335,98 @@ def _explicit_trace(tape: list, statements: list, names: list[str], answer: str,
     return " ".join(steps)
 
 
+GRID_MAX_PEOPLE = 4  # the grid trace checks up to 2^n assignments
+
+
+def grid_width(width: int) -> int:
+    """Words of a claim in leaf codes at depth <= 2: `if Ak then Bv` (4), or `width` leaves joined by and/or."""
+    return max(4, 2 * width - 1)
+
+
+def _leaf_code(tree: list, names: list[str]) -> str:
+    """`Ak` (A is a knight), `Av` (a knave), `Ank` / `Anv` (A is not a knight / knave): letters only, one word."""
+    neg = tree[0] == "not"
+    kind, who = tree[1] if neg else tree
+    return f"{names[who]}{'n' if neg else ''}{'k' if kind == 'knight' else 'v'}"
+
+
+def grid_words(tree: list, names: list[str], assign: list | None = None) -> list[str]:
+    """A depth <= 2 claim as grid words; with `assign`, each leaf's truth value appended (`AkT`)."""
+    def leaf(t: list) -> str:
+        return _leaf_code(t, names) + ("" if assign is None else ("T" if evaluate(t, assign) else "F"))
+    if _is_leaf(tree):
+        return [leaf(tree)]
+    if any(not _is_leaf(t) for t in tree[1:]):
+        raise ValueError("the grid form needs claims of depth <= 2")
+    if tree[0] == "imply":
+        return ["if", leaf(tree[1]), "then", leaf(tree[2])]
+    if tree[0] == "not":  # not over a leaf is a leaf; this is unreachable at depth <= 2
+        raise ValueError("the grid form needs claims of depth <= 2")
+    op = "iff" if tree[0] == "iff" else tree[0]
+    words = [leaf(tree[1])]
+    for t in tree[2:]:
+        words += [op, leaf(t)]
+    return words
+
+
+def _pad(words: list[str], width: int) -> str:
+    return " ".join(words + ["_"] * (width - len(words)))
+
+
+def grid_question(statements: list, names: list[str], width: int) -> str:
+    w = grid_width(width)
+    return "\n".join(f"{names[p]}: {_pad(grid_words(t, names), w)}" for p, t in enumerate(statements))
+
+
+def grid_trace(statements: list, names: list[str], width: int, answer: str) -> str | None:
+    """The grid trace (module docstring); None where it does not apply (more than GRID_MAX_PEOPLE people, depth > 2,
+    names that are not single letters)."""
+    n, w = len(statements), grid_width(width)
+    if n > GRID_MAX_PEOPLE or not all(len(x) == 1 and x.isupper() for x in names):
+        return None
+    rows = []
+    try:
+        for a in range(1 << n):
+            assign = [not (a >> (n - 1 - i) & 1) for i in range(n)]  # all knights first; the last person flips fastest
+            cells = [" ".join(f"{names[i]}{'K' if assign[i] else 'V'}" for i in range(n))]
+            good = True
+            for s, tree in enumerate(statements):
+                value = evaluate(tree, assign)
+                good &= value == assign[s]
+                cells.append(f"{_pad(grid_words(tree, names, assign), w)} {'T' if value else 'F'} "
+                             f"{'ok' if value == assign[s] else 'no'}")
+            rows.append(" | ".join(cells))
+            if good:
+                return "\n".join(rows) + f"\nThe final answer is: \\boxed{{{answer}}}."
+    except ValueError:
+        return None
+    raise RuntimeError("no consistent assignment")  # unreachable for a puzzle with a solution
+
+
+def make_traces(tape: list, statements: list, names: list[str], solution: list[bool], answer: str, claims: list[str],
+                width: int) -> dict:
+    """Every reference trace of a puzzle (grid only where it applies)."""
+    out = {"short": _short_trace(tape, statements, names, answer), "compact": _compact_trace(tape, names, answer),
+           "explicit": _explicit_trace(tape, statements, names, answer, claims),
+           "long": _long_trace(tape, statements, names, solution, answer)}
+    grid = grid_trace(statements, names, width, answer)
+    if grid is not None:
+        out["grid"] = grid
+    return out
+
+
+def question_text(statements: list, claims: list[str], names: list[str], style: str, lines: list[str] | None = None,
+                  width: int = 2) -> str:
+    """The quiz in a style; `lines`: the prose lines (one per person, templates filled in)."""
+    if style == "terse":
+        return " ".join(f"{names[p]}: {text}." for p, text in enumerate(claims))
+    if style == "grid":
+        return grid_question(statements, names, width)
+    n = len(names)
+    cast = " and ".join(names) if n == 2 else ", ".join(names[:-1]) + ", and " + names[-1]
+    return f"{INTRO}You meet {n} inhabitants: {cast}. {' '.join(lines)} So who is a knight and who is a knave?"
+
+
 def _why(tree: list, assign: list, names: list[str]) -> str:
     """The facts a statement's truth value rests on: the speaker-independent parts one level down."""
     if _is_leaf(tree):
@@ -404,8 +504,10 @@ def _generate(*, seed: int, split: str, index: int, partition: tuple[int, int], 
     names_kind = names
     if names_kind not in ("common", "letters"):
         raise ValueError(f"names must be 'common' or 'letters', got {names_kind!r}")
-    if style not in ("prose", "terse"):
-        raise ValueError(f"style must be 'prose' or 'terse', got {style!r}")
+    if style not in ("prose", "terse", "grid"):
+        raise ValueError(f"style must be 'prose', 'terse' or 'grid', got {style!r}")
+    if style == "grid" and (names_kind != "letters" or depth > 2):
+        raise ValueError("style 'grid' needs names: letters and depth <= 2")
     lo, hi = (int(x) for x in people)
     if not 2 <= lo <= hi <= MAX_PEOPLE:
         raise ValueError(f"people must be [min, max] with 2 <= min <= max <= {MAX_PEOPLE}, got {people}")
@@ -434,24 +536,18 @@ def _generate(*, seed: int, split: str, index: int, partition: tuple[int, int], 
         solution = [bool(winner >> i & 1) for i in range(n)]
         names = rng.sample(NAMES, n) if names_kind == "common" else list(LETTERS[:n])
         claims = [(render if style == "prose" else render_terse)(tree, names) for tree in statements]
-        if style == "terse":
-            question = " ".join(f"{names[p]}: {text}." for p, text in enumerate(claims))
-        else:
+        lines = None
+        if style == "prose":
             lines = [rng.choice(TEMPLATES).format(name=names[p], content=text, Content=_cap(text))
                      for p, text in enumerate(claims)]
-            cast = " and ".join(names) if n == 2 else ", ".join(names[:-1]) + ", and " + names[-1]
-            question = (f"{INTRO}You meet {n} inhabitants: {cast}. {' '.join(lines)} "
-                        f"So who is a knight and who is a knave?")
+        question = question_text(statements, claims, names, style, lines, width)
         answer = _answer(names, solution)
         tape = _search(statements, n)
         return {
             "question": question,
             "answer": answer,
             "level": n,
-            "traces": {"short": _short_trace(tape, statements, names, answer),
-                       "compact": _compact_trace(tape, names, answer),
-                       "explicit": _explicit_trace(tape, statements, names, answer, claims),
-                       "long": _long_trace(tape, statements, names, solution, answer)},
+            "traces": make_traces(tape, statements, names, solution, answer, claims, width),
             "metadata": {"n_people": n, "names": names, "solution": solution, "statements": statements,
                          "depth": depth, "width": width, "style": style, "key": key},
         }
