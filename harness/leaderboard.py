@@ -1,8 +1,9 @@
 """Leaderboards from run records only: a pure table builder (records in, table out), pure renderers (table in,
 text out), one function that reads the per-problem outcomes of records and one that writes files.
 
-One row per set-up and (method, budget): task, model, recipe hash, task-file hash, split definition and verifier
-are part of the row key, so rows from different set-ups never mix; seeds are aggregated. Every seed answers the same
+One row per set-up and (method, budget): task, model, recipe hash (without the keys that only add measurements:
+eval.samples, eval.temperature, eval.limem), task-file hash, split definition and verifier are part of the row key,
+so rows from different set-ups never mix; seeds are aggregated. Every seed answers the same
 test problems, so seeds are not independent samples of problems: a row's outcome on a problem is the mean over its
 samples and seeds, and its 95% interval is over distinct problems (Wilson when those outcomes are 0/1, else normal).
 Rows are compared on the problems both answered with a paired test (McNemar exact on 0/1 outcomes, else a sign-flip
@@ -50,9 +51,26 @@ MAIN_COLUMNS = ["task", "model", "method", "budget", "seeds", "accuracy", "ci95"
 COLUMNS = [*MAIN_COLUMNS, *COST_KEYS, "wall_s", *PROVENANCE, "runs"]
 
 
+# Recipe keys that only add measurements (sampled pass@k, LiMem) and change neither the model nor its greedy accuracy:
+# runs that differ only there are one set-up, so the expensive extras can run on the rows a claim needs.
+MEASUREMENT_ONLY = {"eval": ("samples", "temperature", "limem")}
+
+
+def setup_recipe_hash(recipe: dict) -> str:
+    """The recipe's hash without its measurement-only keys: the `recipe` of a row's set-up."""
+    out = dict(recipe)
+    for section, keys in MEASUREMENT_ONLY.items():
+        if isinstance(out.get(section), dict):
+            out[section] = {k: v for k, v in out[section].items() if k not in keys}
+            if not out[section]:
+                del out[section]
+    return config_hash(out)
+
+
 def _setup(rec: dict) -> dict:
     c, p = rec.get("config", {}), rec.get("provenance", {})
-    return {"task": c.get("task"), "model": c.get("model"), "recipe": p.get("recipe_hash") or config_hash(c.get("recipe", {})),
+    recipe = setup_recipe_hash(c["recipe"]) if isinstance(c.get("recipe"), dict) else p.get("recipe_hash")
+    return {"task": c.get("task"), "model": c.get("model"), "recipe": recipe,
             "task_sha": (p.get("task_sha256") or "")[:12], "split_def": config_hash(p.get("splits", {})),
             "verifier": config_hash(p.get("verifier", {})) if p.get("verifier") else None,
             "verifier_name": (p.get("verifier") or {}).get("name")}

@@ -224,3 +224,18 @@ def test_sampled_pass_at_1_is_a_column_and_tested_against_the_start(tmp_path):
     assert s["against"] == "sft@1k" and s["diff"] == pytest.approx(0.3) and s["significant"]
     assert s["test"] == "paired sign-flip permutation" and "vs_start_sampled" in table["columns"]
     assert "sampled" not in build_table(_paired_records())["columns"]
+
+
+def test_measurement_only_recipe_keys_do_not_split_a_setup():
+    """eval.samples / eval.temperature / eval.limem add measurements and change neither the model nor its greedy
+    accuracy: a run with them is the same set-up (paired with the others); another learning rate is not."""
+    recs = [r for r in _paired_records()]
+    extra = dict(recs[0], run_id="r-extra", config={**recs[0]["config"], "seed": 7,
+                 "recipe": {**recs[0]["config"]["recipe"], "eval": {"samples": 8, "temperature": 0.7, "limem": False}}})
+    other = dict(recs[0], run_id="r-other", config={**recs[0]["config"], "seed": 8,
+                 "recipe": {**recs[0]["config"]["recipe"], "sft": {"learning_rate": 1.0}}})
+    table = build_table(recs + [extra, other])
+    rows = [r for r in table["rows"] if r["method"]["value"] == recs[0]["method"] and r["budget"]["value"] == recs[0]["budget"]]
+    assert len(rows) == 2
+    assert any("r-extra" in r["runs"]["value"] and recs[0]["run_id"] in r["runs"]["value"] for r in rows)
+    assert any(r["runs"]["value"] == ["r-other"] for r in rows)
