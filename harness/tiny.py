@@ -1,11 +1,14 @@
 """The embedded pretrained tiny base for K&K tasks: its pretraining corpus, its build, and its model card.
 
 A random-init model has no skill for RL to sharpen, so the embedded default is *pretrained*, like the paper's base
-models, on text that gives it latent skill without the task's prompt, trace or search:
-- `drill`: claims evaluated under given roles (`A knight B knave C knight: B knave or C knight = T or T = T.`);
-- `copy`: a quiz in the terse form followed by who says what, copied out of it (reading claims from puzzle text);
-- `solved`: puzzles answered at once in the boxed answer form, with no reasoning (half in the paper's prose with first
-  names, half in the terse form): the base can answer, and guesses, the way a base model answers without a trace.
+models, on text that gives it latent skill without the task's prompt, trace or search. The tiny recipe writes puzzles
+in the grid form (harness.generators.kk: claims in leaf codes padded to a fixed width), and the corpus speaks it:
+- `drill`: claims evaluated under given roles, each leaf's value appended (`AK BV CK : BvT or CkT = T`);
+- `copy`: a quiz followed by its claims copied out of it, a line of them at a time (reading claims from puzzle text,
+  at a fixed distance, which is what the grid trace asks of a model this small);
+- `solved`: puzzles answered at once in the boxed answer form, with no reasoning (half in the grid form, half in the
+  terse one): the base can answer, and guesses, the way a base model answers without a trace.
+No assumption is ever checked against its speaker (no `ok` / `no` verdicts), nothing searches, no row of the trace.
 Every puzzle in it comes from the K&K generator's reserved bucket, which no split of any task ever uses
 (`harness.generators.kk.reserved`); single claims are not puzzles. The checkpoint is committed under
 harness/assets/ with a model card; `harness tiny build` rebuilds it deterministically.
@@ -26,18 +29,18 @@ ASSETS = Path(__file__).parent / "assets"
 NAME = "tiny-kk"
 # Everything that defines the build; its hash names the committed folder and is checked against the model card.
 BUILD = {
-    "version": 2,
+    "version": 3,
     "model": {"hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 4, "num_attention_heads": 4,
               "num_key_value_heads": 2, "max_position_embeddings": 4096},
     "tokenizer": {"vocab_size": 2048, "docs": 4000},
-    "corpus": {"seed": 0, "docs": 24000, "mix": {"drill": 0.5, "copy": 0.2, "solved": 0.3},
-               "people": [2, 5], "drill_lines": 8},
+    "corpus": {"seed": 0, "docs": 20000, "mix": {"drill": 0.5, "copy": 0.2, "solved": 0.3},
+               "people": [2, 4], "drill_lines": 8, "copy_lines": 3},
     "train": {"block": 256, "batch_size": 32, "learning_rate": 3e-3, "warmup_ratio": 0.03, "epochs": 1,
               "weight_decay": 0.01, "seed": 0, "init_seed": 0},
 }
 # Words of the tasks' fixed wording: they enter the tokenizer's training text only (a real tokenizer knows common
 # English), never the pretraining text, so the model meets them for the first time in SFT.
-GLOSSARY = "says ok contradiction back to The final answer is: knight knave not and or if then iff a"
+GLOSSARY = "says ok no contradiction back to The final answer is: knight knave not and or if then iff a"
 CHAT = ("<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n{assistant}<|im_end|>\n")
 
 
@@ -49,21 +52,15 @@ def folder() -> Path:
     return ASSETS / f"{NAME}-{build_hash()}"
 
 
-def _tf(tree: list, assign: list[bool]) -> str:
-    return "T" if kk.evaluate(tree, assign) else "F"
-
-
 def drill(rng: Any, n: int) -> str:
-    """A random claim about n people, evaluated under random roles: the parts' values in the claim's shape, then its
-    value. The speaker is irrelevant here (nobody says it), so any claim can be drawn."""
+    """A random claim about n people (depth <= 2), evaluated under random roles: the roles, the claim in grid words
+    with each leaf's value appended, then its value. The speaker is irrelevant here (nobody says it), so any claim can
+    be drawn."""
     names = list(kk.LETTERS[:n])
     assign = [rng.random() < 0.5 for _ in range(n)]
     tree = kk._sample(rng, rng.randrange(n), n, 2, 2)
-    roles = " ".join(f"{names[i]} {'knight' if assign[i] else 'knave'}" for i in range(n))
-    text = kk.render_terse(tree, names)
-    if not kk._is_leaf(tree):
-        text += " = " + kk.render_terse(tree, names, leaf=lambda t: _tf(t, assign))
-    return f"{roles}: {text} = {_tf(tree, assign)}."
+    roles = " ".join(f"{names[i]}{'K' if assign[i] else 'V'}" for i in range(n))
+    return f"{roles} : {' '.join(kk.grid_words(tree, names, assign))} = {'T' if kk.evaluate(tree, assign) else 'F'}"
 
 
 def corpus_docs(build: dict = BUILD, with_keys: bool = False) -> Iterator[tuple]:
@@ -82,16 +79,13 @@ def corpus_docs(build: dict = BUILD, with_keys: bool = False) -> Iterator[tuple]
         p = None
         if kind == "drill":
             text = "\n".join(drill(rng, rng.randint(lo, hi)) for _ in range(c["drill_lines"]))
-        elif kind == "copy":
-            p = kk.pretraining_puzzle(seed=c["seed"], index=i, people=(lo, hi), names="letters", style="terse")
-            names, st = p["metadata"]["names"], p["metadata"]["statements"]
-            order = list(range(len(names)))
-            rng.shuffle(order)
-            said = " ".join(f"{names[j]} says {kk.render_terse(st[j], names)}." for j in order)
-            text = f"{p['question']}\n{said}"
-        else:  # answered at once, as a base model answers without reasoning; half in the paper's prose
-            style = ("common", "prose") if rng.random() < 0.5 else ("letters", "terse")
-            p = kk.pretraining_puzzle(seed=c["seed"], index=i, people=(lo, hi), names=style[0], style=style[1])
+        elif kind == "copy":  # the quiz, then its claims copied out of it, a line of them at a time
+            p = kk.pretraining_puzzle(seed=c["seed"], index=i, people=(lo, hi), names="letters", style="grid")
+            claims = " | ".join(line.split(": ", 1)[1] for line in p["question"].split("\n"))
+            text = p["question"] + "".join("\n" + claims for _ in range(c["copy_lines"]))
+        else:  # answered at once, as a base model answers without reasoning; half in the terse form
+            style = "grid" if rng.random() < 0.5 else "terse"
+            p = kk.pretraining_puzzle(seed=c["seed"], index=i, people=(lo, hi), names="letters", style=style)
             text = CHAT.format(user=p["question"], assistant=f"\\boxed{{{p['answer']}}}")
         yield (kind, text, p and p["metadata"]["key"]) if with_keys else (kind, text)
 

@@ -41,47 +41,42 @@ def test_corpus_puzzles_are_reserved_and_in_no_split():
 def test_corpus_has_no_trace_or_task_prompt():
     docs = [t for _, t in zip(range(2000), tiny.corpus_docs())]
     text = "\n".join(t for _, t in docs)
-    for phrase in ("contradiction", "back to", "final answer", "Let's think", ", ok"):
+    for phrase in ("contradiction", "back to", "final answer", "Let's think", ", ok", " ok", " no\n", " no |"):
         assert phrase not in text
     kinds = {k for k, _ in docs}
     assert kinds == {"drill", "copy", "solved"}
 
 
-def _leaf(words: list[str], roles: dict[str, bool]) -> bool:
-    """`B knave`, `C not knight`: an independent reading of a terse leaf."""
-    who, *rest = words
-    truth = roles[who] == (rest[-1] == "knight")
-    return not truth if rest[0] == "not" else truth
-
-
 def test_drill_values_are_right():
-    # Depth-2 claims: a leaf, or two leaves joined by and / or / iff, or `if L then L`; re-evaluated independently.
+    # Depth-2 claims in grid words (a leaf, two leaves joined by and / or / iff, or `if L then L`), each leaf's value
+    # appended; every leaf value and the claim's value re-evaluated independently from the roles.
     from harness.generators import seeded_rng
 
     ops = {"and": lambda a, b: a and b, "or": lambda a, b: a or b, "iff": lambda a, b: a == b}
+    seen = set()
     for i in range(300):
         line = tiny.drill(seeded_rng("t", i), 4)
-        roles_text, rest = line.rstrip(".").split(": ", 1)
-        words = roles_text.split()
-        roles = dict(zip(words[::2], (w == "knight" for w in words[1::2])))
-        parts = rest.split(" = ")
-        claim, value = parts[0].split(), parts[-1]
+        roles_text, rest = line.split(" : ")
+        roles = {w[0]: w[1] == "K" for w in roles_text.split()}
+        *claim, eq, value = rest.split()
+        assert eq == "="
+        leaves = []
+        for w in claim:
+            if w in ops or w in ("if", "then"):
+                continue
+            who, neg, kind, tf = w[0], w[1:-2] == "n", w[-2], w[-1]
+            truth = (roles[who] == (kind == "k")) != neg
+            assert tf == ("T" if truth else "F"), line
+            leaves.append(truth)
         if claim[0] == "if":
-            k = claim.index("then")
-            a, b = _leaf(claim[1:k], roles), _leaf(claim[k + 1:], roles)
-            want, leaves = (not a) or b, [a, b]
+            want = (not leaves[0]) or leaves[1]
+        elif len(claim) == 3:
+            want = ops[claim[1]](*leaves)
         else:
-            op = next((w for w in claim if w in ops), None)
-            if op is None:
-                want = _leaf(claim, roles)
-                leaves = [want]
-            else:
-                k = claim.index(op)
-                a, b = _leaf(claim[:k], roles), _leaf(claim[k + 1:], roles)
-                want, leaves = ops[op](a, b), [a, b]
+            want = leaves[0]
+        seen.add(claim[0] if claim[0] == "if" else claim[1] if len(claim) == 3 else "leaf")
         assert value == ("T" if want else "F"), line
-        if len(parts) == 3:  # the shape line carries each leaf's value in order
-            assert [w for w in parts[1].split() if w in ("T", "F")] == ["T" if x else "F" for x in leaves], line
+    assert seen == {"if", "and", "or", "iff", "leaf"}
 
 
 def test_committed_checkpoint_matches_card_and_build():
