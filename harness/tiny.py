@@ -3,9 +3,13 @@
 A random-init model has no skill for RL to sharpen, so the embedded default is *pretrained*, like the paper's base
 models, on text that gives it latent skill without the task's prompt, trace or search. The tiny recipe writes puzzles
 in the grid form (harness.generators.kk: claims in leaf codes padded to a fixed width), and the corpus speaks it:
-- `drill`: claims evaluated under given roles, each leaf's value appended (`AK BV CK : BvT or CkT = T`);
-- `copy`: a quiz followed by its claims copied out of it, a line of them at a time (reading claims from puzzle text,
-  at a fixed distance, which is what the grid trace asks of a model this small);
+- `drill`: claims evaluated under given roles, each leaf's value appended, the claim padded to the grid width, then
+  its value (`AK BV CK : BvT or CkT _ T`);
+- `read`: a quiz, answered by evaluating all its claims under a few random assignments, a line each
+  (`AK BV CK | BvT or CkT _ T - | ...`): reading claims out of puzzle text at a fixed distance, which is what the
+  grid trace asks of a model this small. No verdict (`-` where a trace row has ok / no: is the value what its
+  speaker's role needs?), no order, no stopping at the solution and no answer: those are the trace's search, left
+  for SFT;
 - `solved`: puzzles answered at once in the boxed answer form, with no reasoning (half in the grid form, half in the
   terse one): the base can answer, and guesses, the way a base model answers without a trace.
 No assumption is ever checked against its speaker (no `ok` / `no` verdicts), nothing searches, no row of the trace.
@@ -29,13 +33,13 @@ ASSETS = Path(__file__).parent / "assets"
 NAME = "tiny-kk"
 # Everything that defines the build; its hash names the committed folder and is checked against the model card.
 BUILD = {
-    "version": 3,
+    "version": 6,
     "model": {"hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 4, "num_attention_heads": 4,
               "num_key_value_heads": 2, "max_position_embeddings": 4096},
     "tokenizer": {"vocab_size": 2048, "docs": 4000},
-    "corpus": {"seed": 0, "docs": 20000, "mix": {"drill": 0.5, "copy": 0.2, "solved": 0.3},
-               "people": [2, 4], "drill_lines": 8, "copy_lines": 3},
-    "train": {"block": 256, "batch_size": 32, "learning_rate": 3e-3, "warmup_ratio": 0.03, "epochs": 1,
+    "corpus": {"seed": 0, "docs": 18000, "mix": {"drill": 0.5, "read": 0.3, "solved": 0.2},
+               "people": [2, 4], "drill_lines": 8, "read_lines": 3},
+    "train": {"block": 256, "batch_size": 32, "learning_rate": 3e-3, "warmup_ratio": 0.03, "epochs": 3,
               "weight_decay": 0.01, "seed": 0, "init_seed": 0},
 }
 # Words of the tasks' fixed wording: they enter the tokenizer's training text only (a real tokenizer knows common
@@ -60,7 +64,22 @@ def drill(rng: Any, n: int) -> str:
     assign = [rng.random() < 0.5 for _ in range(n)]
     tree = kk._sample(rng, rng.randrange(n), n, 2, 2)
     roles = " ".join(f"{names[i]}{'K' if assign[i] else 'V'}" for i in range(n))
-    return f"{roles} : {' '.join(kk.grid_words(tree, names, assign))} = {'T' if kk.evaluate(tree, assign) else 'F'}"
+    words = kk.grid_words(tree, names, assign)
+    words += ["_"] * (kk.grid_width(2) - len(words))
+    return f"{roles} : {' '.join(words)} {'T' if kk.evaluate(tree, assign) else 'F'}"
+
+
+def read_row(rng: Any, p: dict) -> str:
+    """Every claim of a grid puzzle under random roles, laid out as a grid trace row is, with `-` where the row has
+    its verdict: `AK BV CK | BvT or CkT _ T - | ...`."""
+    names, st = p["metadata"]["names"], p["metadata"]["statements"]
+    w = kk.grid_width(p["metadata"]["width"])
+    assign = [rng.random() < 0.5 for _ in names]
+    cells = [" ".join(f"{x}{'K' if a else 'V'}" for x, a in zip(names, assign))]
+    for tree in st:
+        words = kk.grid_words(tree, names, assign)
+        cells.append(" ".join(words + ["_"] * (w - len(words)) + ["T" if kk.evaluate(tree, assign) else "F", "-"]))
+    return " | ".join(cells)
 
 
 def corpus_docs(build: dict = BUILD, with_keys: bool = False) -> Iterator[tuple]:
@@ -79,10 +98,9 @@ def corpus_docs(build: dict = BUILD, with_keys: bool = False) -> Iterator[tuple]
         p = None
         if kind == "drill":
             text = "\n".join(drill(rng, rng.randint(lo, hi)) for _ in range(c["drill_lines"]))
-        elif kind == "copy":  # the quiz, then its claims copied out of it, a line of them at a time
+        elif kind == "read":  # the quiz, then its claims evaluated under random assignments, a row each
             p = kk.pretraining_puzzle(seed=c["seed"], index=i, people=(lo, hi), names="letters", style="grid")
-            claims = " | ".join(line.split(": ", 1)[1] for line in p["question"].split("\n"))
-            text = p["question"] + "".join("\n" + claims for _ in range(c["copy_lines"]))
+            text = CHAT.format(user=p["question"], assistant="\n".join(read_row(rng, p) for _ in range(c["read_lines"])))
         else:  # answered at once, as a base model answers without reasoning; half in the terse form
             style = "grid" if rng.random() < 0.5 else "terse"
             p = kk.pretraining_puzzle(seed=c["seed"], index=i, people=(lo, hi), names="letters", style=style)
@@ -91,7 +109,7 @@ def corpus_docs(build: dict = BUILD, with_keys: bool = False) -> Iterator[tuple]
 
 
 def corpus_puzzle_keys(build: dict = BUILD, limit: int | None = None) -> set[str]:
-    """Keys of the puzzles in the corpus (the copy and solved documents), to check they are in no split."""
+    """Keys of the puzzles in the corpus (the read and solved documents), to check they are in no split."""
     docs = corpus_docs(build, with_keys=True)
     return {key for _, _, key in (docs if limit is None else (d for _, d in zip(range(limit), docs))) if key}
 
