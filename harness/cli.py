@@ -332,6 +332,53 @@ def eval_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
     out.print(f"run record: {record_dir}")
 
 
+DryRun = typer.Option(False, "--dry-run", help="Print the plan (stages cached / resumable / to run, counts, FLOPs, "
+                      "memory per device, estimated wall time) and run nothing.")
+AssumeAccuracy = typer.Option(0.5, help="--dry-run: accuracy assumed for a policy not trained yet (how many prompts "
+                              "re-distillation samples to keep its budget of verified responses).")
+PlanDevice = typer.Option(None, help="--dry-run: the throughput to estimate wall time with: cpu or gpu "
+                          "(default: this machine's).")
+
+
+def _print_plans(plans: list[dict]) -> None:
+    """The plan of one run or a grid: every stage once (a stage shared by cells, like one cold start, is counted once)."""
+    from harness.budget import format_budget
+
+    seen: dict[tuple, dict] = {}
+    for p in plans:
+        for st in p["stages"]:
+            k = (st["stage"], st["key"]) if st["key"] != "?" and st["stage"] != "eval" else (id(st),)
+            seen.setdefault(k, {**st, "cell": f"{p['method']}@{format_budget(p['budget']) if p['budget'] else '-'} "
+                                              f"seed {p['seed']}"})
+    first = plans[0]
+    t = Table(title=f"plan: {first['model_parameters']:,} parameters, wall time at {first['throughput']['source']}")
+    for col in ("cell", "stage", "key", "status", "rollouts", "seqs trained", "tokens gen", "tokens trained", "FLOPs",
+                "memory GB", "wall"):
+        t.add_column(col)
+    total = {"rollouts_generated": 0, "sequences_trained": 0, "tokens_generated": 0, "tokens_trained": 0, "flops": 0.0,
+             "wall_seconds": 0.0, "memory_gb": 0.0}
+    for st in seen.values():
+        c = st["counts"]
+        todo = st["status"] != "cached"
+        t.add_row(st["cell"], st["stage"], st["key"], st["status"] + (f" (assumes accuracy {st['assumed_accuracy']})"
+                                                                     if "assumed_accuracy" in st else ""),
+                  f"{c.get('rollouts_generated', 0):,}", f"{c.get('sequences_trained', 0):,}",
+                  f"{c.get('tokens_generated', 0):,}", f"{c.get('tokens_trained', 0):,}",
+                  f"{st['flops']:.3g}" if todo else "-", f"{st['memory_gb']:.2f}" if st.get("memory_gb") else "-",
+                  f"{st['wall_seconds'] or 0:.0f} s" + ("" if todo else " (ran)"))
+        if todo:
+            for k in ("rollouts_generated", "sequences_trained", "tokens_generated", "tokens_trained"):
+                total[k] += c.get(k, 0)
+            total["flops"] += st.get("flops", 0)
+            total["wall_seconds"] += st["wall_seconds"] or 0
+            total["memory_gb"] = max(total["memory_gb"], st.get("memory_gb") or 0)
+    t.add_row("to run", "", "", "", f"{total['rollouts_generated']:,}", f"{total['sequences_trained']:,}",
+              f"{total['tokens_generated']:,}", f"{total['tokens_trained']:,}", f"{total['flops']:.3g}",
+              f"{total['memory_gb']:.2f} peak", f"{total['wall_seconds'] / 3600:.2f} h" if total["wall_seconds"] > 5400
+              else f"{total['wall_seconds']:.0f} s")
+    Console(soft_wrap=True, width=max(out.width, 180)).print(t)  # a log file or pipe gets the whole table
+
+
 @app.command("run")
 def run_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
             method: str = typer.Option(..., help="base, sft, rl or redistill."),
@@ -345,10 +392,17 @@ def run_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
             teacher_model: Optional[str] = typer.Option(None, help="sft: generate demonstrations with this model (RUN_ID | PATH), keep the verified ones."),
             resume: bool = typer.Option(True, help="Reuse finished stages and resume killed ones from their checkpoints."),
             runs_dir: Optional[Path] = typer.Option(None, help="Default: ./runs or $HARNESS_RUNS_DIR."),
-            tasks_dir: Optional[List[Path]] = TasksDir) -> None:
+            tasks_dir: Optional[List[Path]] = TasksDir,
+            dry_run: bool = DryRun, assume_accuracy: float = AssumeAccuracy, device: Optional[str] = PlanDevice) -> None:
     """Train one method at one sample budget (unless base), evaluate on the test split, write one run record."""
     from harness.run import run
 
+    if dry_run:
+        _, plan = run(task=task, method=method, budget=budget, model=model, seed=seed, config=config, sets=set_ or [],
+                      init=init, teacher=teacher, teacher_model=teacher_model, runs_dir=runs_dir, tasks_dirs=tasks_dir,
+                      dry_run=True, assume_accuracy=assume_accuracy, device=device)
+        _print_plans([plan])
+        return
     if not resume:
         raise HarnessError("--no-resume is not supported: stages are keyed by their full config, so a changed config "
                            "trains anew; delete a stage folder under runs/_stages to retrain it")
@@ -380,7 +434,8 @@ def compare_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
                 slurm_partition: Optional[str] = typer.Option(None, help="--launcher slurm: partition."),
                 slurm_gpus: int = typer.Option(1, help="--launcher slurm: GPUs per cell."),
                 slurm_time: int = typer.Option(24 * 60, help="--launcher slurm / submitit-local: time limit per cell, minutes."),
-                slurm_opt: Optional[List[str]] = typer.Option(None, "--slurm-opt", help="--launcher slurm: extra sbatch setting KEY=VALUE (repeatable), e.g. account=myproj.")) -> None:
+                slurm_opt: Optional[List[str]] = typer.Option(None, "--slurm-opt", help="--launcher slurm: extra sbatch setting KEY=VALUE (repeatable), e.g. account=myproj."),
+                dry_run: bool = DryRun, assume_accuracy: float = AssumeAccuracy, device: Optional[str] = PlanDevice) -> None:
     """Run a grid of methods × budgets × seeds (reusing every finished cell and stage), then print the table."""
     from harness.compare import compare
     from harness.leaderboard import build_table, load_outcomes, render_markdown
@@ -398,7 +453,14 @@ def compare_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
                       progress_factory=_progress, log=lambda s: console.print(s, markup=False), launcher=launcher,
                       emit_commands=emit_commands, slurm={"partition": slurm_partition, "gpus": slurm_gpus,
                                                           "time": slurm_time, "extra": extra},
-                      emit=lambda text: out.print(text, end="", markup=False, highlight=False, soft_wrap=True))
+                      emit=lambda text: out.print(text, end="", markup=False, highlight=False, soft_wrap=True),
+                      dry_run=dry_run, assume_accuracy=assume_accuracy, device=device)
+    if dry_run:
+        if records:
+            _print_plans(records)
+        else:
+            out.print("every cell of this grid has a record already: nothing to run")
+        return
     if emit_commands:
         return
     out.print(render_markdown(build_table(load_outcomes(records, default_runs_dir(runs_dir)))), markup=False, highlight=False)

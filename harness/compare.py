@@ -46,9 +46,11 @@ def compare(*, task: str, methods: str, budgets: str, seeds: str, model: str = "
             runs_dir: Optional[Path] = None, tasks_dirs: Optional[Iterable[Path]] = None,
             progress_factory: Optional[Callable] = None, log: Callable[[str], None] = lambda s: None,
             launcher: str = "local", emit_commands: bool = False,
-            slurm: Optional[dict] = None, emit: Callable[[str], None] = print) -> list[dict]:
+            slurm: Optional[dict] = None, emit: Callable[[str], None] = print, dry_run: bool = False,
+            assume_accuracy: float = 0.5, device: Optional[str] = None) -> list[dict]:
     """Run every missing cell (here, one after another, or as separate jobs: harness/launch.py); return the records
-    of the whole grid. emit_commands: print the missing cells' commands and run nothing."""
+    of the whole grid. emit_commands: print the missing cells' commands and run nothing. dry_run: return the plans of
+    the missing cells (harness/plan.py) and run nothing."""
     from harness import launch
 
     if launcher not in launch.LAUNCHERS:
@@ -76,6 +78,11 @@ def compare(*, task: str, methods: str, budgets: str, seeds: str, model: str = "
     def key_of(m: str, b: int, s: int) -> str:
         return cell_key(spec.id, model, m, b, s, recipe, init if m == "rl" else None, teacher if m != "rl" else None)
 
+    if dry_run:
+        return [run(task=task, method=m, budget=str(b) if b else None, model=model, seed=s, config=config, sets=sets,
+                    init=init if m == "rl" else None, teacher=teacher if m != "rl" else None, runs_dir=runs_dir,
+                    tasks_dirs=tasks_dirs, dry_run=True, assume_accuracy=assume_accuracy, device=device)[1]
+                for m, b, s in cells if key_of(m, b, s) not in done]
     if launcher != "local" or emit_commands:
         missing = [(m, launch.cell_command(task=task, method=m, budget=b, seed=s, model=model, runs_dir=root,
                                            config=config, sets=list(sets), init=init, teacher=teacher,

@@ -47,6 +47,7 @@ class Context:
     root: Path
     progress: Optional[Callable] = None
     stages: list[dict] = field(default_factory=list)
+    plan: Optional[Any] = None  # harness.plan.Planner: --dry-run, stages not complete are estimated, never built
 
     def split_def(self, split: str) -> dict:
         return {"task": self.task.id, "task_sha256": self.task.sha256, "split": split,
@@ -76,11 +77,15 @@ def read_marker(marker: Path) -> dict:
     return info
 
 
-def cached_stage(ctx: Context, name: str, cfg: dict, build: Callable[[Path], dict], all_ranks: bool = False) -> dict:
-    """Reuse a complete stage or build it. Training stages run on every rank (all_ranks); others on rank 0 only."""
+def cached_stage(ctx: Context, name: str, cfg: dict, build: Callable[[Path], dict], all_ranks: bool = False,
+                 hint: Optional[dict] = None) -> dict:
+    """Reuse a complete stage or build it. Training stages run on every rank (all_ranks); others on rank 0 only.
+    In a dry run (ctx.plan) a stage that is not complete is estimated from `hint` instead of built."""
     key = config_hash(cfg)
     d = ctx.root / "_stages" / f"{name}-{key}"
     marker = d / "stage.json"
+    if ctx.plan is not None and not marker.is_file():
+        return ctx.plan.stage(name, cfg, d, hint or {})
     if not marker.is_file():
         main = dist.is_main()
         if main or all_ranks:
@@ -154,7 +159,8 @@ def stage_sft(ctx: Context, init_ref: str, data: list[dict], data_id: str, tag: 
         write_atomic(d / "log.jsonl", "".join(json.dumps(x) + "\n" for x in res.log))
         return {"model_path": str(res.model_path), "counts": res.counts, "metrics": res.metrics}
 
-    return cached_stage(ctx, "sft", cfg, build, all_ranks=True)
+    return cached_stage(ctx, "sft", cfg, build, all_ranks=True,
+                        hint={"data": data, "unknown_data": data_id.startswith("plan:")})
 
 
 def stage_rl(ctx: Context, init_ref: str, budget: int) -> dict:
@@ -182,7 +188,7 @@ def stage_rl(ctx: Context, init_ref: str, budget: int) -> dict:
         write_atomic(d / "log.jsonl", "".join(json.dumps(x) + "\n" for x in res.log))
         return {"model_path": str(res.model_path), "counts": res.counts, "metrics": res.metrics}
 
-    return cached_stage(ctx, "rl", cfg, build, all_ranks=True)
+    return cached_stage(ctx, "rl", cfg, build, all_ranks=True, hint={"budget": budget, "recipe": rl})
 
 
 def _val_eval(ctx: Context, limit: Optional[int]) -> Callable:
@@ -285,7 +291,7 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
         return {"data_path": str(d / "redistill.jsonl"), "kept": len(kept), "prompts_tried": start, "engine": engine.name,
                 "filter": keep, "counts": {"rollouts_generated": rollouts, "tokens_generated": tokens}}
 
-    info = cached_stage(ctx, "sample", cfg, build)
+    info = cached_stage(ctx, "sample", cfg, build, hint={"target": target, "n": n, "max_new": max_new, "split": split})
     info.setdefault("filter", keep)  # stages cached before the option existed used the default
     return info
 
@@ -342,6 +348,8 @@ def inherit_stages(ctx: Context, run_id: str) -> None:
 
 def _verified_rows(ctx: Context, teacher_ref: str, budget: int, variant: Optional[str], who: str) -> tuple[list[dict], str]:
     sample = stage_sample(ctx, teacher_ref, budget, variant)
+    if sample.get("planned"):  # a dry run: the samples do not exist yet; reference traces stand in for them
+        return ctx.plan.placeholder_rows(sample["split"], budget), f"plan:{sample['key']}"
     rows = [json.loads(x) for x in Path(sample["data_path"]).read_text().splitlines()]
     if len(rows) < budget:
         raise HarnessError(f"the {who} produced {len(rows)} verified-correct responses (one per prompt, from "

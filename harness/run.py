@@ -19,7 +19,10 @@ from harness.tasks import get_task
 def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "tiny", seed: int = 0,
         config: Optional[Path] = None, sets: Iterable[str] = (), init: Optional[str] = None,
         teacher: Optional[str] = None, teacher_model: Optional[str] = None, runs_dir: Optional[Path] = None, tasks_dirs: Optional[Iterable[Path]] = None,
-        progress_factory: Optional[Callable] = None, log: Callable[[str], None] = lambda s: None) -> tuple[Path, dict]:
+        progress_factory: Optional[Callable] = None, log: Callable[[str], None] = lambda s: None,
+        dry_run: bool = False, assume_accuracy: float = 0.5, device: Optional[str] = None) -> tuple[Path, dict]:
+    """Train by method, evaluate, write one record; dry_run: return (runs folder, plan) instead (harness/plan.py),
+    training, generating and writing nothing."""
     if method not in METHODS:
         raise HarnessError(f"unknown method '{method}': {did_you_mean(method, list(METHODS))}")
     if method != "base" and budget is None:
@@ -40,6 +43,13 @@ def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "t
     from harness.perturb import limem_config
 
     limem = limem_config(spec, recipe, trained=method != "base")  # eval.limem: checked before anything trains
+    if dry_run:
+        from harness.plan import Planner, summary
+
+        ctx.plan = Planner(ctx, assume_accuracy, device)
+        train_for_method(ctx, method, n, init, teacher, teacher_model)
+        return root, {"method": method, "budget": n, "seed": seed, "recipe_name": recipe_name,
+                      **summary(ctx.plan, [st for st in ctx.stages if st.get("cached")])}
     t0 = time.perf_counter()
     final = train_for_method(ctx, method, n, init, teacher, teacher_model)
     if not dist.is_main():

@@ -1,0 +1,57 @@
+"""`--dry-run` (harness/plan.py): the plan of a run without training: every stage resolved as a run resolves it,
+cached ones reported as cached, the rest estimated; nothing written."""
+
+import json
+import math
+
+from typer.testing import CliRunner
+
+from harness.cli import app
+from harness.run import run
+
+FAST = ["sft.max_steps=2", "sft.batch_size=4", "eval.limit=2", "eval.max_new_tokens=8", "eval.dtype=float32"]
+RL = ["rl.steps=2", "rl.prompts_per_step=2", "rl.num_generations=2", "rl.micro_batch_size=2",
+      "rl.max_completion_length=16", "redistill.max_new_tokens=16"]
+
+
+def test_dry_run_plans_every_stage_and_writes_nothing(tiny_kk, tmp_path):
+    runs = tmp_path / "runs"
+    _, plan = run(task="kk", method="redistill", budget="8", sets=FAST + RL, runs_dir=runs, dry_run=True,
+                  assume_accuracy=0.25)
+    assert not runs.exists()  # no stage folder, no record
+    stages = [(s["stage"], s["status"]) for s in plan["stages"]]
+    assert stages == [("sft", "to run"), ("rl", "to run"), ("sample", "to run"), ("sft", "to run"), ("eval", "to run")]
+    cold, rl, sample, redistill, ev = plan["stages"]
+    assert cold["counts"]["sequences_trained"] == 2 * 4  # max_steps x batch
+    assert rl["counts"]["rollouts_generated"] == 2 * 2 * 2 and rl["counts"]["tokens_generated"] <= 8 * 16
+    assert sample["counts"]["rollouts_generated"] == math.ceil(8 / 0.25) and sample["assumed_accuracy"] == 0.25
+    assert redistill["key"] == "?"  # its data comes from the sampling stage, which has not run
+    assert all(s["flops"] > 0 and s["wall_seconds"] > 0 for s in plan["stages"])
+    assert plan["to_run"]["rollouts_generated"] == 8 + 32 and plan["to_run"]["peak_memory_gb"] > 0
+    assert plan["model_parameters"] > 100_000
+
+
+def test_dry_run_reports_cached_stages_and_estimates_within_2x_of_a_real_run(tiny_kk, tmp_path):
+    _, rec = run(task="kk", method="sft", budget="16", sets=FAST, runs_dir=tmp_path)
+    _, fresh = run(task="kk", method="sft", budget="16", sets=FAST, runs_dir=tmp_path / "other", dry_run=True)
+    real, est = rec["counts"], fresh["stages"][0]["counts"]
+    assert est["sequences_trained"] == real["sequences_trained"]
+    assert 0.5 <= est["tokens_trained"] / real["tokens_trained"] <= 2
+    _, again = run(task="kk", method="sft", budget="16", sets=FAST, runs_dir=tmp_path, dry_run=True)
+    assert [(s["stage"], s["status"]) for s in again["stages"]] == [("sft", "cached"), ("eval", "to run")]
+    assert again["to_run"]["tokens_trained"] == 0
+
+
+def test_cli_dry_run_prints_the_plan_for_run_and_compare(tiny_kk, tmp_path):
+    sets = [x for s in FAST + RL for x in ("--set", s)]
+    r = CliRunner().invoke(app, ["run", "--task", "kk", "--method", "rl", "--budget", "4", "--init", "base",
+                                 "--runs-dir", str(tmp_path), "--dry-run", "--device", "gpu", *sets])
+    assert r.exit_code == 0, r.output
+    assert "rl" in r.output and "to run" in r.output and "assumed" in r.output and not (tmp_path / "_stages").exists()
+    r = CliRunner().invoke(app, ["compare", "--task", "kk", "--methods", "sft,rl", "--budgets", "4,8", "--runs-dir",
+                                 str(tmp_path), "--dry-run", *sets])
+    assert r.exit_code == 0, r.output
+    assert r.output.count("sft@4 seed 0") >= 1 and "rl@8 seed 0" in r.output
+    r = CliRunner().invoke(app, ["run", "--task", "kk", "--method", "sft", "--budget", "4", "--runs-dir",
+                                 str(tmp_path), "--dry-run", "--assume-accuracy", "0", *sets])
+    assert r.exit_code == 2 and "assume-accuracy" in r.output
