@@ -26,6 +26,7 @@ from typing import Any, Iterable, Optional
 
 from harness.budget import format_budget, parse_budget
 from harness.records import config_hash
+from harness.errors import HarnessError
 from harness.stats import (Z95, holm, interval_name, mean_interval, paired_test, problem_outcomes, seed_average,
                            two_proportion_z, wilson)
 
@@ -254,10 +255,16 @@ def build_table(records: list[dict]) -> dict:
                 pak[k].append(v)
         pass_k = {k: sum(v) / len(v) for k, v in sorted(pak.items(), key=lambda kv: int(kv[0]))}
         costs = {k: sum(r.get("counts", {}).get(k, 0) for r in recs) / len(recs) for k in COST_KEYS}
-        sm = [m["sampled"] for m in ms if m.get("sampled")]
-        s_out = (seed_average([r["sampled_outcomes"] for r in recs])
-                 if len(sm) == len(ms) and all(r.get("sampled_outcomes") for r in recs) else None)
-        s_acc = sum(x["pass_at_1"] for x in sm) / len(sm) if len(sm) == len(ms) else None
+        # sampled pass@1 is an extra measurement (eval.samples), over the seeds that made it (the same T and k)
+        with_s = [r for r in recs if r["metrics"].get("sampled")]
+        sm = [r["metrics"]["sampled"] for r in with_s]
+        if len({(x["temperature"], x["samples"]) for x in sm}) > 1:
+            raise HarnessError(f"runs {runs} mix sampled evaluations at different temperatures or sample counts; "
+                               "evaluate them alike (eval.samples, eval.temperature) or keep them apart")
+        s_out = (seed_average([r["sampled_outcomes"] for r in with_s])
+                 if with_s and all(r.get("sampled_outcomes") for r in with_s) else None)
+        s_acc = sum(x["pass_at_1"] for x in sm) / len(sm) if sm else None
+        s_seeds = "" if len(sm) == len(ms) else f", {len(sm)} of {len(ms)} seeds"
         wall = sum(_chain_seconds(r) for r in recs) / len(recs)
         method, budget = key[6], key[7]
         extra_cells = {}
@@ -277,8 +284,8 @@ def build_table(records: list[dict]) -> dict:
             "per_level": _cell(per_level, " ".join(f"L{lv}:{a:.2f}" for lv, a in per_level.items()), runs),
             "pass_at_k": _cell(pass_k, " ".join(f"@{k}:{v:.2f}" for k, v in pass_k.items()) or "-", runs),
             "sampled": _cell(None if s_acc is None else {"pass_at_1": s_acc, "temperature": sm[0]["temperature"],
-                                                         "samples": sm[0]["samples"]},
-                             "-" if s_acc is None else f"{s_acc:.3f} (T{sm[0]['temperature']:g} x{sm[0]['samples']})",
+                                                         "samples": sm[0]["samples"], "seeds": len(sm)},
+                             "-" if s_acc is None else f"{s_acc:.3f} (T{sm[0]['temperature']:g} x{sm[0]['samples']}{s_seeds})",
                              runs),
             "truncation": _cell(sum(m["truncation_rate"] for m in ms) / len(ms),
                                 f"{sum(m['truncation_rate'] for m in ms) / len(ms):.1%}", runs),

@@ -239,3 +239,26 @@ def test_measurement_only_recipe_keys_do_not_split_a_setup():
     assert len(rows) == 2
     assert any("r-extra" in r["runs"]["value"] and recs[0]["run_id"] in r["runs"]["value"] for r in rows)
     assert any(r["runs"]["value"] == ["r-other"] for r in rows)
+
+
+def test_sampled_pass_at_1_over_the_seeds_that_measured_it(tmp_path):
+    """A second seed evaluated greedily only (no eval.samples) joins the row's accuracy; the sampled column and its
+    paired test use the one seed that sampled, and say so."""
+    n = 100
+    recs = []
+    for seed, sampled in ((0, True), (1, False)):
+        for method, budget, right in (("sft", 1000, 1), ("rl", 128, 3)):
+            stages = [{"stage": "sft", "key": f"s{seed}"}] + ([{"stage": "rl", "key": f"r{seed}"}] if method == "rl" else [])
+            rec = _rec(f"p-{method}-{seed}", method, budget, _outcomes(n, set(range(50))), seed=seed, stages=stages)
+            del rec["outcomes"]
+            rows = [{"id": f"kk/test/{i}", "scores": [float(i < 50)]} for i in range(n)]
+            if sampled:
+                rec["metrics"]["sampled"] = {"pass_at_1": 0.6 * right / 4, "temperature": 0.7, "samples": 4}
+                for i, r in enumerate(rows):
+                    r["sampled_scores"] = [1.0] * right + [0.0] * (4 - right) if i < 60 else [0.0] * 4
+            write_record(tmp_path, rec["run_id"], rec, rows)
+            recs.append(rec)
+    table = build_table(load_outcomes(recs, runs_root=tmp_path))
+    row = next(r for r in table["rows"] if r["method"]["value"] == "rl")
+    assert row["seeds"]["value"] == 2 and row["sampled"]["display"] == "0.450 (T0.7 x4, 1 of 2 seeds)"
+    assert row["vs_start_sampled"]["value"]["diff"] == pytest.approx(0.3)
