@@ -113,8 +113,25 @@ def load_outcomes(records: Iterable[dict], runs_root: Optional[Path] = None) -> 
     return out
 
 
-def _label(method: str, budget: int) -> str:
-    return f"{method}@{format_budget(budget)}" if budget else method
+def _label(method: str, budget: int, init: Optional[str] = None) -> str:
+    label = f"{method}@{format_budget(budget)}" if budget else method
+    return f"{label} from {init}" if init else label
+
+
+def _explicit_init(rec: dict) -> Optional[str]:
+    """An rl run's --init when it differs from its recipe's rl.init (rl from base beside the recipe's rl from its
+    cold start): such runs are their own rows. None for every other run."""
+    if rec.get("method") != "rl":
+        return None
+    c = rec.get("config", {})
+    init, default = c.get("init"), (c.get("recipe", {}).get("rl") or {}).get("init") or "base"
+    return init if init and init != default else None
+
+
+def _reference(rows: list[dict], method: str) -> Optional[dict]:
+    """A method's row at its largest budget, as its recipe runs it (an rl row with another --init only if no other)."""
+    return max((r for r in rows if r["_method"] == method), key=lambda r: (r["_budget"], r["_init"] is None),
+               default=None)
 
 
 def _start(rec: dict, rows: list[dict]) -> tuple[Optional[str], Optional[dict]]:
@@ -174,7 +191,7 @@ def _comparisons(rows: list[dict]) -> list[dict]:
         setups[r["_setup"]].append(r)
     for setup, group in setups.items():
         base = next((r for r in group if r["_method"] == "base"), None)
-        refs = [max((r for r in group if r["_method"] == m), key=lambda r: r["_budget"], default=None) for m in ("rl", "sft")]
+        refs = [_reference(group, m) for m in ("rl", "sft")]
         pairs: dict[tuple, tuple[dict, dict, list[str]]] = {}
 
         def add(a: dict, b: Optional[dict], role: str) -> None:
@@ -222,12 +239,12 @@ def build_table(records: list[dict]) -> dict:
             continue
         s = _setup(r)
         key = (s["task"], s["model"], s["recipe"], s["task_sha"], s["split_def"], s["verifier"], r.get("method"),
-               int(r.get("budget") or 0))
+               int(r.get("budget") or 0), _explicit_init(r) or "")
         groups[key].append(r)
     extras = [k for k in EXTRA_METRICS if any(r["metrics"].get(k) is not None for g in groups.values() for r in g)]
 
     rows = []
-    for key in sorted(groups, key=lambda k: (tuple(str(x) for x in k[:6]), METHOD_ORDER.get(k[6], 9), k[6], k[7])):
+    for key in sorted(groups, key=lambda k: (tuple(str(x) for x in k[:6]), METHOD_ORDER.get(k[6], 9), k[6], k[7], k[8])):
         # One record per seed: a cell that was run again counts once, by its latest record (run ids sort by time).
         per_seed = {r["config"].get("seed", 0): r for r in sorted(groups[key], key=lambda r: r["run_id"])}
         recs = [per_seed[seed] for seed in sorted(per_seed)]
@@ -302,7 +319,8 @@ def build_table(records: list[dict]) -> dict:
             "harness": _cell(recs[0]["provenance"].get("harness_version"), recs[0]["provenance"].get("harness_version"), runs),
             "runs": _cell(runs, " ".join(runs), runs),
             # working fields, removed below
-            "_setup": key[:6], "_method": method, "_budget": budget, "_label": _label(method, budget), "_recs": recs,
+            "_setup": key[:6], "_method": method, "_budget": budget, "_label": _label(method, budget, key[8] or None),
+            "_init": key[8] or None, "_recs": recs,
             "_runs": runs, "_outcomes": outcomes, "_sampled": s_out, "_acc": acc, "_n": n, "_start_row": None,
         }
         rows.append(row)
@@ -382,13 +400,12 @@ def _samples_to_match(rows: list[dict], comparisons: list[dict]) -> list[dict]:
     for row in rows:
         setups[row["_setup"]].append(row)
     for setup, group in setups.items():
-        rl = [r for r in group if r["_method"] == "rl"]
-        if not rl:
+        target = _reference(group, "rl")
+        if target is None:
             continue
-        target = max(rl, key=lambda r: r["_budget"])
         for method in sorted({r["_method"] for r in group}, key=lambda m: METHOD_ORDER.get(m, 9)):
             hit, why = None, ""
-            for r in sorted((r for r in group if r["_method"] == method), key=lambda r: r["_budget"]):
+            for r in sorted((r for r in group if r["_method"] == method and r["_init"] is None), key=lambda r: r["_budget"]):
                 c = tests.get((id(r), id(target))) or tests.get((id(target), id(r)))
                 diff = r["_acc"] - target["_acc"]
                 if r is target or diff >= 0:

@@ -262,3 +262,17 @@ def test_sampled_pass_at_1_over_the_seeds_that_measured_it(tmp_path):
     row = next(r for r in table["rows"] if r["method"]["value"] == "rl")
     assert row["seeds"]["value"] == 2 and row["sampled"]["display"] == "0.450 (T0.7 x4, 1 of 2 seeds)"
     assert row["vs_start_sampled"]["value"]["diff"] == pytest.approx(0.3)
+
+
+def test_rl_from_base_beside_rl_from_the_cold_start_is_its_own_row():
+    """`--init base` next to the recipe's rl.init (sft@1k): two rows, neither counted as a second seed of the other;
+    "rl at its largest budget" is the recipe's chain."""
+    recs = _paired_records()
+    zero = _rec("r-rl-zero", "rl", 128, _outcomes(200, set(range(10))), init="base",
+                stages=[{"stage": "rl", "key": "z"}])
+    table = build_table(recs + [zero])
+    rl_rows = [r for r in table["rows"] if r["method"]["value"] == "rl" and r["budget"]["value"] == 128]
+    assert sorted(r["start"]["display"] for r in rl_rows) == ["base", "sft@1k"]
+    chain = next(r for r in rl_rows if r["start"]["display"] == "sft@1k")
+    assert chain["seeds"]["value"] == 3 and "r-rl-zero" not in chain["runs"]["value"]
+    assert any(c["against"] == "rl@128" and c["row"] == "rl@128 from base" for c in table["comparisons"])
