@@ -165,14 +165,19 @@ class Planner:
                 "memory": self._memory(0, 0, str(ev.get("dtype", "bf16")), False, gen_batch=ev.get("batch_size", 32),
                                        gen_len=hint["max_new"] + 256)}
 
-    def evaluation(self) -> dict:
-        """The test evaluation (greedy, plus eval.samples sampled responses per problem when set)."""
+    def evaluation(self, trained: bool = True) -> dict:
+        """The test evaluation: greedy, plus eval.samples sampled responses per problem when set, plus LiMem's
+        original and perturbed training puzzles for a trained K&K model (eval.limem)."""
+        from harness.perturb import limem_config
+
         ev = self.ctx.recipe.get("eval", {})
         size = self.ctx.task.split("test").size or 0
         n = min(size, ev["limit"]) if ev.get("limit") else size
         per = 1 + int(ev.get("samples") or 0)
+        limem = limem_config(self.ctx.task, self.ctx.recipe, trained=trained)
         completion = min(self.reference_length(), ev.get("max_new_tokens") or self.ctx.task.generation.max_new_tokens)
-        est = {"rollouts_generated": 0, "tokens_generated": round(n * per * completion), "problems": n}
+        generations = n * per + (2 * limem["n"] if limem else 0)
+        est = {"rollouts_generated": 0, "tokens_generated": round(generations * completion), "problems": n}
         est["flops"] = 2 * self.n_params * est["tokens_generated"]
         est["wall_seconds"] = est["tokens_generated"] / THROUGHPUT[self.device]["gen_tokens_per_s"]
         return est
@@ -191,7 +196,7 @@ def _parameters(config: Any) -> int:
 COUNT_FIELDS = ("rollouts_generated", "sequences_trained", "tokens_generated", "tokens_trained", "tokens_forward_only")
 
 
-def summary(planner: Planner, cached: list[dict]) -> dict:
+def summary(planner: Planner, cached: list[dict], trained: bool = True) -> dict:
     """The plan as data: every stage (cached ones with what they cost when they ran), the evaluation, and totals of
     what is still to run."""
     rows = []
@@ -204,7 +209,7 @@ def summary(planner: Planner, cached: list[dict]) -> dict:
                      "counts": {k: e[k] for k in COUNT_FIELDS if k in e}, "flops": e["flops"],
                      "memory_gb": e["memory"]["total_gb"], "memory": e["memory"], "wall_seconds": e["wall_seconds"],
                      **({"assumed_accuracy": e["assumed_accuracy"]} if "assumed_accuracy" in e else {})})
-    ev = planner.evaluation()
+    ev = planner.evaluation(trained)
     rows.append({"stage": "eval", "key": "test", "status": "to run", "counts": {"tokens_generated": ev["tokens_generated"]},
                  "flops": ev["flops"], "wall_seconds": ev["wall_seconds"]})
     todo = [r for r in rows if r["status"] != "cached"]

@@ -49,7 +49,7 @@ def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "t
         ctx.plan = Planner(ctx, assume_accuracy, device)
         train_for_method(ctx, method, n, init, teacher, teacher_model)
         return root, {"method": method, "budget": n, "seed": seed, "recipe_name": recipe_name,
-                      **summary(ctx.plan, [st for st in ctx.stages if st.get("cached")])}
+                      **summary(ctx.plan, [st for st in ctx.stages if st.get("cached")], trained=method != "base")}
     t0 = time.perf_counter()
     final = train_for_method(ctx, method, n, init, teacher, teacher_model)
     if not dist.is_main():
