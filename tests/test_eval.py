@@ -35,8 +35,10 @@ def test_eval_writes_a_complete_record(tiny_kk, tmp_path):
     assert set(rec["metrics"]["per_level"]) == {"4", "5", "6", "7", "8"}
     for r in rows:
         assert r["n_tokens"][0] <= 16 and r["verdicts"][0]["reason"]
-    # 16 new tokens cannot finish a response from an untrained model: all cut off.
-    assert rec["metrics"]["truncation_rate"] == 1.0
+    # A response is cut off exactly when it ran to the 16-token limit without an end token, and the rate counts them.
+    cut = [r["truncated"][0] for r in rows]
+    assert all(r["n_tokens"][0] == 16 for r, c in zip(rows, cut) if c)
+    assert rec["metrics"]["truncation_rate"] == pytest.approx(sum(cut) / len(cut)) and any(cut)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
     # Greedy generation is deterministic.
     _, again = run_eval(task="kk", model="tiny", limit=6, max_new_tokens=16, runs_dir=tmp_path)
