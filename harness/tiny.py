@@ -63,22 +63,18 @@ def drill(rng: Any, n: int) -> str:
     names = list(kk.LETTERS[:n])
     assign = [rng.random() < 0.5 for _ in range(n)]
     tree = kk._sample(rng, rng.randrange(n), n, 2, 2)
-    roles = " ".join(f"{names[i]}{'K' if assign[i] else 'V'}" for i in range(n))
-    words = kk.grid_words(tree, names, assign)
-    words += ["_"] * (kk.grid_width(2) - len(words))
-    return f"{roles} : {' '.join(words)} {'T' if kk.evaluate(tree, assign) else 'F'}"
+    value = "T" if kk.evaluate(tree, assign) else "F"
+    return f"{kk.grid_roles(names, assign)} : {kk.grid_claim(tree, names, 2, assign)} {value}"
 
 
 def read_row(rng: Any, p: dict) -> str:
     """Every claim of a grid puzzle under random roles, laid out as a grid trace row is, with `-` where the row has
     its verdict: `AK BV CK | BvT or CkT _ T - | ...`."""
-    names, st = p["metadata"]["names"], p["metadata"]["statements"]
-    w = kk.grid_width(p["metadata"]["width"])
+    names, width = p["metadata"]["names"], p["metadata"]["width"]
     assign = [rng.random() < 0.5 for _ in names]
-    cells = [" ".join(f"{x}{'K' if a else 'V'}" for x, a in zip(names, assign))]
-    for tree in st:
-        words = kk.grid_words(tree, names, assign)
-        cells.append(" ".join(words + ["_"] * (w - len(words)) + ["T" if kk.evaluate(tree, assign) else "F", "-"]))
+    cells = [kk.grid_roles(names, assign)]
+    for tree in p["metadata"]["statements"]:
+        cells.append(f"{kk.grid_claim(tree, names, width, assign)} {'T' if kk.evaluate(tree, assign) else 'F'} -")
     return " | ".join(cells)
 
 

@@ -356,44 +356,47 @@ def grid_words(tree: list, names: list[str], assign: list | None = None) -> list
         return _leaf_code(t, names) + ("" if assign is None else ("T" if evaluate(t, assign) else "F"))
     if _is_leaf(tree):
         return [leaf(tree)]
-    if any(not _is_leaf(t) for t in tree[1:]):
+    if any(not _is_leaf(t) for t in tree[1:]):  # `not` over a leaf is a leaf, so this covers every deeper claim
         raise ValueError("the grid form needs claims of depth <= 2")
     if tree[0] == "imply":
         return ["if", leaf(tree[1]), "then", leaf(tree[2])]
-    if tree[0] == "not":  # not over a leaf is a leaf; this is unreachable at depth <= 2
-        raise ValueError("the grid form needs claims of depth <= 2")
-    op = "iff" if tree[0] == "iff" else tree[0]
     words = [leaf(tree[1])]
     for t in tree[2:]:
-        words += [op, leaf(t)]
+        words += [tree[0], leaf(t)]
     return words
 
 
-def _pad(words: list[str], width: int) -> str:
-    return " ".join(words + ["_"] * (width - len(words)))
+def grid_claim(tree: list, names: list[str], width: int, assign: list | None = None) -> str:
+    """grid_words padded with `_` to the grid width of the generator's `width`."""
+    words = grid_words(tree, names, assign)
+    return " ".join(words + ["_"] * (grid_width(width) - len(words)))
+
+
+def grid_roles(names: list[str], assign: list[bool]) -> str:
+    """An assignment in grid words: `AK BV CK`."""
+    return " ".join(f"{name}{'K' if knight else 'V'}" for name, knight in zip(names, assign))
 
 
 def grid_question(statements: list, names: list[str], width: int) -> str:
-    w = grid_width(width)
-    return "\n".join(f"{names[p]}: {_pad(grid_words(t, names), w)}" for p, t in enumerate(statements))
+    return "\n".join(f"{names[p]}: {grid_claim(t, names, width)}" for p, t in enumerate(statements))
 
 
 def grid_trace(statements: list, names: list[str], width: int, answer: str) -> str | None:
     """The grid trace (module docstring); None where it does not apply (more than GRID_MAX_PEOPLE people, depth > 2,
     names that are not single letters)."""
-    n, w = len(statements), grid_width(width)
+    n = len(statements)
     if n > GRID_MAX_PEOPLE or not all(len(x) == 1 and x.isupper() for x in names):
         return None
     rows = []
     try:
         for a in range(1 << n):
             assign = [not (a >> (n - 1 - i) & 1) for i in range(n)]  # all knights first; the last person flips fastest
-            cells = [" ".join(f"{names[i]}{'K' if assign[i] else 'V'}" for i in range(n))]
+            cells = [grid_roles(names, assign)]
             good = True
             for s, tree in enumerate(statements):
                 value = evaluate(tree, assign)
                 good &= value == assign[s]
-                cells.append(f"{_pad(grid_words(tree, names, assign), w)} {'T' if value else 'F'} "
+                cells.append(f"{grid_claim(tree, names, width, assign)} {'T' if value else 'F'} "
                              f"{'ok' if value == assign[s] else 'no'}")
             rows.append(" | ".join(cells))
             if good:
