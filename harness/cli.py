@@ -343,6 +343,7 @@ PlanDevice = typer.Option(None, help="--dry-run: the throughput to estimate wall
 def _print_plans(plans: list[dict]) -> None:
     """The plan of one run or a grid: every stage once (a stage shared by cells, like one cold start, is counted once)."""
     from harness.budget import format_budget
+    from harness.plan import totals
 
     seen: dict[tuple, dict] = {}
     for p in plans:
@@ -355,8 +356,6 @@ def _print_plans(plans: list[dict]) -> None:
     for col in ("cell", "stage", "key", "status", "rollouts", "seqs trained", "tokens gen", "tokens trained", "FLOPs",
                 "memory GB", "wall"):
         t.add_column(col)
-    total = {"rollouts_generated": 0, "sequences_trained": 0, "tokens_generated": 0, "tokens_trained": 0, "flops": 0.0,
-             "wall_seconds": 0.0, "memory_gb": 0.0}
     for st in seen.values():
         c = st["counts"]
         todo = st["status"] != "cached"
@@ -366,16 +365,11 @@ def _print_plans(plans: list[dict]) -> None:
                   f"{c.get('tokens_generated', 0):,}", f"{c.get('tokens_trained', 0):,}",
                   f"{st['flops']:.3g}" if todo else "-", f"{st['memory_gb']:.2f}" if st.get("memory_gb") else "-",
                   f"{st['wall_seconds'] or 0:.0f} s" + ("" if todo else " (ran)"))
-        if todo:
-            for k in ("rollouts_generated", "sequences_trained", "tokens_generated", "tokens_trained"):
-                total[k] += c.get(k, 0)
-            total["flops"] += st.get("flops", 0)
-            total["wall_seconds"] += st["wall_seconds"] or 0
-            total["memory_gb"] = max(total["memory_gb"], st.get("memory_gb") or 0)
+    total = totals(list(seen.values()))
     t.add_row("to run", "", "", "", f"{total['rollouts_generated']:,}", f"{total['sequences_trained']:,}",
               f"{total['tokens_generated']:,}", f"{total['tokens_trained']:,}", f"{total['flops']:.3g}",
-              f"{total['memory_gb']:.2f} peak", f"{total['wall_seconds'] / 3600:.2f} h" if total["wall_seconds"] > 5400
-              else f"{total['wall_seconds']:.0f} s")
+              f"{total['peak_memory_gb']:.2f} peak", f"{total['wall_seconds'] / 3600:.2f} h"
+              if total["wall_seconds"] > 5400 else f"{total['wall_seconds']:.0f} s")
     Console(soft_wrap=True, width=max(out.width, 180)).print(t)  # a log file or pipe gets the whole table
 
 

@@ -71,12 +71,16 @@ class Planner:
             p = len(self.tok(prompt, add_special_tokens=False)["input_ids"])
         return p, len(self.tok(completion, add_special_tokens=False)["input_ids"]) + 1 if completion else 0
 
+    def _style(self) -> str:
+        """The reference-trace style of the cold start's teacher (`traces:STYLE`)."""
+        return str(self.ctx.recipe.get("cold_start", {}).get("teacher", "traces:short")).split(":", 1)[-1]
+
     def reference_length(self) -> float:
         """Mean tokens of the cold-start teacher's reference traces (the length a trained policy writes, roughly)."""
         if self._ref_len is None:
             from harness.data import load_split
 
-            style = str(self.ctx.recipe.get("cold_start", {}).get("teacher", "traces:short")).split(":", 1)[-1]
+            style = self._style()
             split = "sft" if "sft" in self.ctx.task.splits else "train"
             rows = [s for s in load_split(self.ctx.task, split, limit=200) if style in (s.get("traces") or {})]
             lens = [self._len("", s["traces"][style])[1] for s in rows]
@@ -87,7 +91,7 @@ class Planner:
         """Rows standing in for data a stage not yet run will produce: prompts of `split` with reference traces."""
         from harness.data import load_split, render_prompt
 
-        style = str(self.ctx.recipe.get("cold_start", {}).get("teacher", "traces:short")).split(":", 1)[-1]
+        style = self._style()
         return [{"id": s["id"], "prompt": render_prompt(self.ctx.task, s), "answer": s["answer"],
                  "completion": (s.get("traces") or {}).get(style, "")} for s in load_split(self.ctx.task, split, limit=n)]
 
@@ -97,18 +101,23 @@ class Planner:
         from harness.records import newest_complete_checkpoint
 
         resume = newest_complete_checkpoint(d) if d.is_dir() else None
-        est = getattr(self, f"_est_{name}")(hint)
-        est["flops"] = 6 * self.n_params * est.get("tokens_trained", 0) + 2 * self.n_params * (
-            est.get("tokens_generated", 0) + est.get("tokens_forward_only", 0))
-        rate = THROUGHPUT[self.device]
-        est["wall_seconds"] = (6 * self.n_params * est.get("tokens_trained", 0) / rate["train_flops_per_s"]
-                               + est.get("tokens_generated", 0) / rate["gen_tokens_per_s"])
+        est = self._cost(getattr(self, f"_est_{name}")(hint))
         status = f"partial: resumes from {resume.name}" if resume else "to run"
         info = {"stage": name, "key": "?" if hint.get("unknown_data") else d.name.split("-", 1)[1], "cached": False,
                 "planned": True, "status": status, "model_path": str(d / "final"), "estimate": est,
                 "data_path": None, "counts": {}, "split": hint.get("split")}
         self.stages.append(info)
         return info
+
+    def _cost(self, est: dict) -> dict:
+        """est with its FLOPs (6N a trained token, 2N a generated or forward-only one) and wall time at THROUGHPUT."""
+        trained = est.get("tokens_trained", 0)
+        est["flops"] = 6 * self.n_params * trained + 2 * self.n_params * (
+            est.get("tokens_generated", 0) + est.get("tokens_forward_only", 0))
+        rate = THROUGHPUT[self.device]
+        est["wall_seconds"] = (6 * self.n_params * trained / rate["train_flops_per_s"]
+                               + est.get("tokens_generated", 0) / rate["gen_tokens_per_s"])
+        return est
 
     def _memory(self, micro_batch: int, seq_len: int, precision: str, train: bool, gen_batch: int = 0,
                 gen_len: int = 0) -> dict:
@@ -177,10 +186,7 @@ class Planner:
         limem = limem_config(self.ctx.task, self.ctx.recipe, trained=trained)
         completion = min(self.reference_length(), ev.get("max_new_tokens") or self.ctx.task.generation.max_new_tokens)
         generations = n * per + (2 * limem["n"] if limem else 0)
-        est = {"rollouts_generated": 0, "tokens_generated": round(generations * completion), "problems": n}
-        est["flops"] = 2 * self.n_params * est["tokens_generated"]
-        est["wall_seconds"] = est["tokens_generated"] / THROUGHPUT[self.device]["gen_tokens_per_s"]
-        return est
+        return self._cost({"rollouts_generated": 0, "tokens_generated": round(generations * completion), "problems": n})
 
 
 def _parameters(config: Any) -> int:
@@ -212,9 +218,15 @@ def summary(planner: Planner, cached: list[dict], trained: bool = True) -> dict:
     ev = planner.evaluation(trained)
     rows.append({"stage": "eval", "key": "test", "status": "to run", "counts": {"tokens_generated": ev["tokens_generated"]},
                  "flops": ev["flops"], "wall_seconds": ev["wall_seconds"]})
-    todo = [r for r in rows if r["status"] != "cached"]
-    total = {k: sum(r["counts"].get(k, 0) for r in todo) for k in COUNT_FIELDS}
-    total.update({"flops": sum(r.get("flops", 0) for r in todo), "wall_seconds": sum(r["wall_seconds"] for r in todo),
-                  "peak_memory_gb": max((r.get("memory_gb", 0) for r in todo), default=0)})
     return {"model_parameters": planner.n_params, "device": planner.device, "throughput": THROUGHPUT[planner.device],
-            "stages": rows, "to_run": total}
+            "stages": rows, "to_run": totals(rows)}
+
+
+def totals(rows: list[dict]) -> dict:
+    """What the stages not cached still cost: counts, FLOPs and wall time summed, memory as the peak."""
+    todo = [r for r in rows if r["status"] != "cached"]
+    total: dict[str, Any] = {k: sum(r["counts"].get(k, 0) for r in todo) for k in COUNT_FIELDS}
+    total.update({"flops": sum(r.get("flops", 0) for r in todo),
+                  "wall_seconds": sum(r["wall_seconds"] or 0 for r in todo),
+                  "peak_memory_gb": max((r.get("memory_gb") or 0 for r in todo), default=0)})
+    return total
