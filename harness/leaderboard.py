@@ -118,14 +118,16 @@ def _label(method: str, budget: int, init: Optional[str] = None) -> str:
     return f"{label} from {init}" if init else label
 
 
+def _recipe_init(rec: dict) -> str:
+    """The start its recipe gives an rl run (rl.init; base when unset)."""
+    return (rec.get("config", {}).get("recipe", {}).get("rl") or {}).get("init") or "base"
+
+
 def _explicit_init(rec: dict) -> Optional[str]:
     """An rl run's --init when it differs from its recipe's rl.init (rl from base beside the recipe's rl from its
     cold start): such runs are their own rows. None for every other run."""
-    if rec.get("method") != "rl":
-        return None
-    c = rec.get("config", {})
-    init, default = c.get("init"), (c.get("recipe", {}).get("rl") or {}).get("init") or "base"
-    return init if init and init != default else None
+    init = rec.get("config", {}).get("init")
+    return init if rec.get("method") == "rl" and init and init != _recipe_init(rec) else None
 
 
 def _reference(rows: list[dict], method: str) -> Optional[dict]:
@@ -151,8 +153,7 @@ def _start(rec: dict, rows: list[dict]) -> tuple[Optional[str], Optional[dict]]:
         for r in rows:
             if r["_method"] != "rl" and any((x.get("stages") or [{}])[-1].get("key") == key for x in r["_recs"]):
                 return r["_label"], r
-    c = rec.get("config", {})
-    init = c.get("init") or (c.get("recipe", {}).get("rl") or {}).get("init") or "base"
+    init = rec.get("config", {}).get("init") or _recipe_init(rec)
     if init == "base":
         return "base", base
     if init.startswith("sft@"):
