@@ -72,7 +72,9 @@ def most_common(items):
 
 
 def lm_eval_name(task_id: str) -> str:
-    return task_id.replace("/", "_").replace(".", "_")
+    """The exported task's lm-eval name: `harness_` + the id, so it can never shadow one of lm-eval's own tasks
+    (the harness's `gsm8k` exported as `gsm8k` would have replaced lm-eval's `gsm8k` in any run that includes it)."""
+    return "harness_" + task_id.replace("/", "_").replace(".", "_")
 
 
 def export_task(spec, out_dir: Path, split: str = "test", limit: Optional[int] = None,

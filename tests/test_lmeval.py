@@ -54,16 +54,16 @@ def exported(tiny_kk, tmp_path_factory):
 
 def test_export_folder_is_self_contained(exported, tmp_path, monkeypatch):
     out, _ = exported
-    assert {p.name for p in out.iterdir()} >= {"kk.yaml", "kk_sys.yaml", "utils.py", "harness_export.json",
-                                                 "kk_test.jsonl", "kk_sys_test.jsonl"}
-    text = (out / "kk.yaml").read_text()
+    assert {p.name for p in out.iterdir()} >= {"harness_kk.yaml", "harness_kk_sys.yaml", "utils.py", "harness_export.json",
+                                                 "harness_kk_test.jsonl", "harness_kk_sys_test.jsonl"}
+    text = (out / "harness_kk.yaml").read_text()
     assert "custom_dataset: !function utils.load_docs" in text and "max_gen_toks: 24" in text
-    assert "description: system" in (out / "kk_sys.yaml").read_text()
-    assert "description" not in (out / "kk_raw.yaml").read_text()  # raw prompts never get the system text
+    assert "description: system" in (out / "harness_kk_sys.yaml").read_text()
+    assert "description" not in (out / "harness_kk_raw.yaml").read_text()  # raw prompts never get the system text
     moved = tmp_path / "moved"
     shutil.copytree(out, moved)
     monkeypatch.chdir(tmp_path)  # the data path is relative to utils.py, not the CWD
-    docs = _utils(moved).load_docs(harness_task="kk_sys")["test"]
+    docs = _utils(moved).load_docs(harness_task="harness_kk_sys")["test"]
     assert len(docs) == N and docs[0]["system"].startswith("You are a careful logician")
 
 
@@ -75,7 +75,7 @@ def test_exported_scoring_is_the_harness_verifier(exported):
     utils = _utils(out)
     spec = get_task("kk")
     verifier = get_verifier(spec.verifier.name, spec.verifier.params)
-    docs = [json.loads(x) for x in (out / "kk_test.jsonl").read_text().splitlines()]
+    docs = [json.loads(x) for x in (out / "harness_kk_test.jsonl").read_text().splitlines()]
     seen = set()
     for doc in docs:
         wrong = doc["answer"].replace("knight", "kn_ght").replace("knave", "knight").replace("kn_ght", "knave")
@@ -98,12 +98,12 @@ def test_lm_eval_and_harness_eval_agree_per_sample(tiny_kk, exported, tmp_path):
     from harness.run_eval import run_eval
 
     out, tasks_dir = exported
-    lm_path, lm_metrics = run_lm_eval(tasks="kk,kk_sys", model=str(tiny_kk), include_paths=[out], batch_size=16,
+    lm_path, lm_metrics = run_lm_eval(tasks="harness_kk,harness_kk_sys", model=str(tiny_kk), include_paths=[out], batch_size=16,
                                       runs_dir=tmp_path)
     record = json.loads((lm_path / "record.json").read_text())
     assert record["config"]["engine"] == "lm-eval" and record["config"]["apply_chat_template"] is True
-    assert record["lm_eval"]["versions"] == {"kk": 1.0, "kk_sys": 1.0} and record["provenance"]["packages"]["lm_eval"]
-    raw_path, raw_metrics = run_lm_eval(tasks="kk_raw", model=str(tiny_kk), include_paths=[out], batch_size=16,
+    assert record["lm_eval"]["versions"] == {"harness_kk": 1.0, "harness_kk_sys": 1.0} and record["provenance"]["packages"]["lm_eval"]
+    raw_path, raw_metrics = run_lm_eval(tasks="harness_kk_raw", model=str(tiny_kk), include_paths=[out], batch_size=16,
                                         runs_dir=tmp_path)
     assert json.loads((raw_path / "record.json").read_text())["config"]["apply_chat_template"] is False
     lm_metrics["lm_eval"].update(raw_metrics["lm_eval"])
@@ -114,16 +114,16 @@ def test_lm_eval_and_harness_eval_agree_per_sample(tiny_kk, exported, tmp_path):
         h_path, h_metrics = run_eval(task=tid, model=str(tiny_kk), limit=N, max_new_tokens=TOKENS, batch_size=16,
                                      engine="transformers", runs_dir=tmp_path, tasks_dirs=[tasks_dir])
         h_rows = _rows(h_path)
-        assert len(h_rows) == N and {(t, i) for t, i in lm_rows if t == tid} == {(tid, r["id"]) for r in h_rows}
+        assert len(h_rows) == N and {(t, i) for t, i in lm_rows if t == "harness_" + tid} == {("harness_" + tid, r["id"]) for r in h_rows}
         for h in h_rows:
-            lm = lm_rows[(tid, h["id"])]
+            lm = lm_rows[("harness_" + tid, h["id"])]
             assert lm["arguments"][0][0] == prompt_text(tok, h["prompt"])  # the exact text the model saw
             assert lm["filtered_resps"][0] == h["responses"][0]
             assert (lm["acc"], lm["reason"], lm["extracted"]) == tuple(h["verdicts"][0][k] for k in ("score", "reason", "extracted"))
             cut += tid != "kk" and not h["truncated"][0]  # ended at a stop string, not the length limit
-        assert lm_metrics["lm_eval"][tid]["acc,none"] == h_metrics["accuracy"]
-    assert "<|im_start|>system\nYou are a careful logician" in lm_rows[("kk_sys", "kk_sys/test/0")]["arguments"][0][0]
-    assert lm_rows[("kk_raw", "kk_raw/test/0")]["arguments"][0][0].startswith("A very special island")
+        assert lm_metrics["lm_eval"]["harness_" + tid]["acc,none"] == h_metrics["accuracy"]
+    assert "<|im_start|>system\nYou are a careful logician" in lm_rows[("harness_kk_sys", "kk_sys/test/0")]["arguments"][0][0]
+    assert lm_rows[("harness_kk_raw", "kk_raw/test/0")]["arguments"][0][0].startswith("A very special island")
     assert cut > 0  # the stop string was exercised
 
 
@@ -153,8 +153,8 @@ def test_chat_and_raw_exports_do_not_share_a_run(tiny_kk, exported):
 
     out, _ = exported
     r = CliRunner().invoke(app, ["eval", "--engine", "lm-eval", "--model", str(tiny_kk), "--lm-eval-include-path",
-                                 str(out), "--lm-eval-tasks", "kk,kk_raw"])
-    assert r.exit_code == 2 and "kk_raw" in r.output and "separate runs" in r.output
+                                 str(out), "--lm-eval-tasks", "harness_kk,harness_kk_raw"])
+    assert r.exit_code == 2 and "harness_kk_raw" in r.output and "separate runs" in r.output
 
 
 def test_export_reads_graded_keys_from_the_verifier_class_without_scoring(tmp_path, monkeypatch):
