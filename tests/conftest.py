@@ -1,10 +1,21 @@
-def pytest_addoption(parser):
-    parser.addoption("--update-golden", action="store_true", help="rewrite tests/golden/* from the current output")
-
-
 import os
 
 import pytest
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", help="rewrite tests/golden/* from the current output")
+    parser.addoption("--heavy", action="store_true", help="also run the tests marked heavy (minutes each; not in CI)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """`heavy` tests (real pretrained models trained for a few steps) run only with --heavy."""
+    if config.getoption("--heavy"):
+        return
+    skip = pytest.mark.skip(reason="heavy: run with --heavy")
+    for item in items:
+        if "heavy" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -52,6 +52,44 @@ def test_truncated_correct_responses_are_never_redistillation_data(tmp_path, mon
     assert len(kept) == 60 and not first & {r["id"] for r in kept}
 
 
+class ManyLengthsEngine(ScriptedEngine):
+    """Four correct answers per prompt, 30, 10, 20 and 10 tokens long (the text says which), all ended with EOS."""
+
+    def generate(self, prompts, params, on_batch=None):
+        assert params.n == 4
+        out = []
+        for p in prompts:
+            _, answer = self.answers[json.dumps(p)]
+            out.append([Generation(f"{n} tokens {k}: \\boxed{{{answer}}}", n, truncated=False)
+                        for k, n in enumerate((30, 10, 20, 10))])
+        return out
+
+
+def test_redistill_keep_shortest_takes_the_fewest_tokens(tmp_path, monkeypatch):
+    import harness.engines
+    from harness.errors import HarnessError
+
+    spec = get_task("kk")
+    monkeypatch.setattr(harness.engines, "make_engine", lambda *a, **k: ManyLengthsEngine(spec))
+
+    def sample(**rd):
+        ctx = pipeline.Context(task=spec, recipe_name="test", base_model="x", base_ref=str(tmp_path / "base"), seed=0,
+                               root=tmp_path, recipe={"redistill": {"variant": "B", "samples_per_prompt": 4, **rd}})
+        info = pipeline.stage_sample(ctx, str(tmp_path / "teacher"), target=8)
+        assert ctx.stages[-1]["keep"] == info["keep"]  # in the run record with the stage
+        return info, [json.loads(x) for x in Path(info["data_path"]).read_text().splitlines()]
+
+    info, kept = sample(keep="shortest")
+    assert info["keep"] == "shortest" and info["config"]["keep"] == "shortest"
+    assert {r["completion"].split(":")[0] for r in kept} == {"10 tokens 1"}  # the first of the shortest
+    assert info["mean_kept_tokens"] == 10
+    info, kept = sample()  # the default: one at random (seeded), and the cache key of older stages is unchanged
+    assert info["keep"] == "random" and "keep" not in info["config"]
+    assert len({r["completion"].split(":")[0] for r in kept}) == 4 and 10 < info["mean_kept_tokens"] < 30
+    with pytest.raises(HarnessError, match="redistill.keep must be random .* or shortest"):
+        sample(keep="longest")
+
+
 def test_redistill_from_a_teacher_run_counts_the_rl_chain(tmp_path):
     from harness.models import resolve
     from harness.run import run
