@@ -55,12 +55,15 @@ COLUMNS = [*MAIN_COLUMNS, *COST_KEYS, "wall_s", *PROVENANCE, "runs"]
 # Recipe keys that only add measurements (sampled pass@k, LiMem) and change neither the model nor its greedy accuracy:
 # runs that differ only there are one set-up, so the expensive extras can run on the rows a claim needs.
 MEASUREMENT_ONLY = {"eval": ("samples", "temperature", "limem")}
+# Recipe keys that make a variant of one method (with their defaults): a run with another value is its own row,
+# labelled with it (`redistill@1k (filter faithful)`), in the same set-up as the rest, so it is tested against them.
+VARIANTS = {"redistill": {"filter": "correct", "keep": "random"}}
 
 
 def setup_recipe_hash(recipe: dict) -> str:
-    """The recipe's hash without its measurement-only keys: the `recipe` of a row's set-up."""
+    """The recipe's hash without its measurement-only and variant keys: the `recipe` of a row's set-up."""
     out = dict(recipe)
-    for section, keys in MEASUREMENT_ONLY.items():
+    for section, keys in [*MEASUREMENT_ONLY.items(), *VARIANTS.items()]:
         if isinstance(out.get(section), dict):
             out[section] = {k: v for k, v in out[section].items() if k not in keys}
             if not out[section]:
@@ -113,9 +116,11 @@ def load_outcomes(records: Iterable[dict], runs_root: Optional[Path] = None) -> 
     return out
 
 
-def _label(method: str, budget: int, init: Optional[str] = None) -> str:
+def _label(method: str, budget: int, variant: Optional[str] = None) -> str:
     label = f"{method}@{format_budget(budget)}" if budget else method
-    return f"{label} from {init}" if init else label
+    if not variant:
+        return label
+    return f"{label} {variant}" if variant.startswith("from ") else f"{label} ({variant})"
 
 
 def _recipe_init(rec: dict) -> str:
@@ -123,16 +128,23 @@ def _recipe_init(rec: dict) -> str:
     return (rec.get("config", {}).get("recipe", {}).get("rl") or {}).get("init") or "base"
 
 
-def _explicit_init(rec: dict) -> Optional[str]:
-    """An rl run's --init when it differs from its recipe's rl.init (rl from base beside the recipe's rl from its
-    cold start): such runs are their own rows. None for every other run."""
-    init = rec.get("config", {}).get("init")
-    return init if rec.get("method") == "rl" and init and init != _recipe_init(rec) else None
+def _variant(rec: dict) -> Optional[str]:
+    """What makes a run a variant of its method, its own row: an rl run's --init when it differs from its recipe's
+    rl.init (`from base`, beside the recipe's rl from its cold start), or a VARIANTS key of the method's recipe
+    section off its default (`filter faithful`). None for a run as its recipe runs the method."""
+    method, config = rec.get("method"), rec.get("config", {})
+    init = config.get("init")
+    if method == "rl" and init and init != _recipe_init(rec):
+        return f"from {init}"
+    section = (config.get("recipe") or {}).get(method) or {}
+    parts = [f"{k} {section[k]}" for k, default in VARIANTS.get(method, {}).items() if section.get(k, default) != default]
+    return ", ".join(parts) or None
 
 
 def _reference(rows: list[dict], method: str) -> Optional[dict]:
-    """A method's row at its largest budget, as its recipe runs it (an rl row with another --init only if no other)."""
-    return max((r for r in rows if r["_method"] == method), key=lambda r: (r["_budget"], r["_init"] is None),
+    """A method's row at its largest budget, as its recipe runs it (a variant row, e.g. rl with another --init, only if
+    there is no other)."""
+    return max((r for r in rows if r["_method"] == method), key=lambda r: (r["_budget"], r["_variant"] is None),
                default=None)
 
 
@@ -240,7 +252,7 @@ def build_table(records: list[dict]) -> dict:
             continue
         s = _setup(r)
         key = (s["task"], s["model"], s["recipe"], s["task_sha"], s["split_def"], s["verifier"], r.get("method"),
-               int(r.get("budget") or 0), _explicit_init(r) or "")
+               int(r.get("budget") or 0), _variant(r) or "")
         groups[key].append(r)
     extras = [k for k in EXTRA_METRICS if any(r["metrics"].get(k) is not None for g in groups.values() for r in g)]
 
@@ -292,7 +304,7 @@ def build_table(records: list[dict]) -> dict:
             extra_cells[k] = _cell(v, "-" if v is None else f"{v:.3f}", runs)
         row = {
             "task": _cell(s["task"], s["task"], runs), "model": _cell(s["model"], s["model"], runs),
-            "method": _cell(method, method, runs),
+            "method": _cell(method, _label(method, 0, key[8] or None), runs),
             "budget": _cell(budget, format_budget(budget) if budget else "-", runs),
             "start": _cell(None, "-", runs),
             "seeds": _cell(len(recs), str(len(recs)), runs),
@@ -321,7 +333,7 @@ def build_table(records: list[dict]) -> dict:
             "runs": _cell(runs, " ".join(runs), runs),
             # working fields, removed below
             "_setup": key[:6], "_method": method, "_budget": budget, "_label": _label(method, budget, key[8] or None),
-            "_init": key[8] or None, "_recs": recs,
+            "_variant": key[8] or None, "_recs": recs,
             "_runs": runs, "_outcomes": outcomes, "_sampled": s_out, "_acc": acc, "_n": n, "_start_row": None,
         }
         rows.append(row)
@@ -406,7 +418,7 @@ def _samples_to_match(rows: list[dict], comparisons: list[dict]) -> list[dict]:
             continue
         for method in sorted({r["_method"] for r in group}, key=lambda m: METHOD_ORDER.get(m, 9)):
             hit, why = None, ""
-            for r in sorted((r for r in group if r["_method"] == method and r["_init"] is None), key=lambda r: r["_budget"]):
+            for r in sorted((r for r in group if r["_method"] == method and r["_variant"] is None), key=lambda r: r["_budget"]):
                 c = tests.get((id(r), id(target))) or tests.get((id(target), id(r)))
                 diff = r["_acc"] - target["_acc"]
                 if r is target or diff >= 0:

@@ -276,3 +276,26 @@ def test_rl_from_base_beside_rl_from_the_cold_start_is_its_own_row():
     chain = next(r for r in rl_rows if r["start"]["display"] == "sft@1k")
     assert chain["seeds"]["value"] == 3 and "r-rl-zero" not in chain["runs"]["value"]
     assert any(c["against"] == "rl@128" and c["row"] == "rl@128 from base" for c in table["comparisons"])
+
+
+def test_redistill_variants_are_their_own_rows_in_the_same_setup():
+    """redistill.filter / redistill.keep off their defaults: own rows, labelled, in the set-up of the rest (so tested
+    against base, sft and rl); the default written out is the plain row."""
+    recs = _paired_records()
+    plain = recs[-1]
+
+    def variant(run_id, **rd):
+        rec = _rec(run_id, "redistill", 1000, _outcomes(200, set(range(80))))
+        rec["config"]["recipe"] = {**rec["config"]["recipe"], "redistill": rd}
+        return rec
+
+    table = build_table(recs + [variant("r-faithful", filter="faithful"), variant("r-short", keep="shortest"),
+                                variant("r-default", filter="correct", keep="random")])
+    rows = {r["method"]["display"]: r for r in table["rows"] if r["method"]["value"] == "redistill"}
+    assert set(rows) == {"redistill", "redistill (filter faithful)", "redistill (keep shortest)"}
+    assert rows["redistill (filter faithful)"]["runs"]["value"] == ["r-faithful"]
+    assert rows["redistill (filter faithful)"]["recipe"]["value"] == rows["redistill"]["recipe"]["value"]
+    assert rows["redistill (keep shortest)"]["start"]["display"] == "base"  # base is in its set-up
+    assert "redistill@1k (filter faithful)" in {c["row"] for c in table["comparisons"]}
+    assert rows["redistill"]["runs"]["value"] == ["r-default"]  # the same cell as plain's seed 0, run again later
+    assert plain["run_id"] < "r-default"
