@@ -14,12 +14,10 @@ from typing import Any, Callable, Optional
 
 from transformers import PrinterCallback, TrainerCallback
 
+from backends.defaults import ORCHESTRATOR_KEYS  # a backend accepts and ignores these keys
 from harness import recipes
 from harness.errors import HarnessError
 
-# Keys the orchestrator keeps in a stage's recipe section for itself (which model to start from, how much data, how
-# many val samples); a backend accepts and ignores them.
-ORCHESTRATOR_KEYS = frozenset({"init", "budget", "val_limit"})
 FINAL = "final"
 COUNTS_FILE = "harness_counts.json"  # written into every checkpoint: the counts a resumed run continues from
 RESULT_FILE = "harness_train.json"   # written into final/: log, counts and metrics of the finished stage

@@ -53,6 +53,7 @@ from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from backends import TrainResult, TrainSpec
+from backends.defaults import RL as DEFAULTS, RL_TYPES as TYPES
 from backends._common import (
     FINAL, Counter, LogCapture, Progress, jsonable, common_args, lora_config, lora_info, tracker_logs, config_error, finished, last, load_model, quiet,
     quiet_datasets, resolve_recipe, resume_checkpoint, save_final,
@@ -60,46 +61,6 @@ from backends._common import (
 from harness.errors import HarnessError
 from harness.engines import stop_token_ids
 
-DEFAULTS: dict[str, Any] = {
-    "learning_rate": 5e-6,
-    "beta1": 0.9,
-    "beta2": 0.99,
-    "weight_decay": 0.0,
-    "warmup_steps": 0,
-    "lr_scheduler": "constant_with_warmup",
-    "num_generations": 8,
-    "prompts_per_step": 16,
-    "micro_batch_size": None,
-    "temperature": 0.7,
-    "top_p": 1.0,
-    "clip": 0.2,
-    "kl": 0.0,
-    "entropy_coef": 0.0,
-    "max_completion_length": 256,
-    "max_prompt_length": None,
-    "prompt_overflow": "error",
-    "steps": None,
-    "epochs": 1,
-    "loss_type": "grpo",
-    "num_iterations": 1,
-    "scale_rewards": True,
-    "reward_requires_eos": True,
-    "eval_every": 0,
-    "logging_steps": 1,
-    "lora": None,  # {r, alpha, dropout, target_modules}: train a LoRA adapter (peft) instead of every weight
-    "report_to": "none",  # or tensorboard, wandb, trackio, mlflow (joined by commas): TRL's trackers
-    "engine": "auto",
-    # TRL's colocate-mode vLLM settings (used only when the engine is vllm)
-    "vllm_gpu_memory_utilization": 0.3,
-    "vllm_max_model_length": None,
-    "vllm_tensor_parallel_size": 1,
-    "precision": "auto",
-    "save_steps": None,
-}
-TYPES = {"lora": (dict, type(None)), "micro_batch_size": (int, type(None)), "steps": (int, type(None)), "scale_rewards": (bool, str),
-         "max_prompt_length": (int, type(None)),
-         "save_steps": (int, float, type(None)),
-         "vllm_max_model_length": (int, type(None)), "warmup_steps": (int, float)}
 
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")  # TRL 1.16's
 PROMPT_OVERFLOW = ("error", "truncate_left")

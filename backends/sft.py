@@ -24,32 +24,13 @@ from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
 from backends import TrainResult, TrainSpec
+from backends.defaults import SFT as DEFAULTS, SFT_TYPES as TYPES
 from backends._common import (
     FINAL, Counter, LogCapture, Progress, common_args, lora_config, lora_info, tracker_logs, config_error, finished, last, load_model, quiet,
     quiet_datasets, resolve_recipe, resume_checkpoint, save_final,
 )
 from harness.errors import HarnessError
 
-DEFAULTS: dict[str, Any] = {
-    "learning_rate": 1e-5,
-    "epochs": 2,
-    "batch_size": 8,
-    "grad_accum": 1,
-    "global_batch": None,
-    "lr_scheduler": "cosine",
-    "warmup_ratio": 0.0,
-    "weight_decay": 0.0,
-    "max_length": 2048,
-    "loss": "seq_mean",
-    "logging_steps": 1,
-    "lora": None,  # {r, alpha, dropout, target_modules}: train a LoRA adapter (peft) instead of every weight
-    "report_to": "none",  # or tensorboard, wandb, trackio, mlflow (joined by commas): TRL's trackers
-    "precision": "auto",
-    "group_by_length": False,
-    "save_steps": None,
-    "max_steps": -1,
-}
-TYPES = {"save_steps": (int, float, type(None)), "global_batch": (int, type(None)), "lora": (dict, type(None))}
 LOSSES = ("seq_mean", "token_mean")
 
 

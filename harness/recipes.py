@@ -13,45 +13,66 @@ from typing import Any, Iterable, Optional
 
 import yaml
 
+from backends import defaults
 from harness.errors import HarnessError
 from harness.registry import did_you_mean
-from harness.taskspec import TaskSpec, yaml_size_problem
+from harness.taskspec import TaskSpec, _line_index, yaml_size_problem
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "backends" / "recipes"
 SECTIONS = ("description", "task", "eval", "cold_start", "sft", "rl", "redistill")
 
 
-# The keys the harness itself reads from these sections (sft and rl are checked against their backends' defaults).
+# The keys of each section: those the harness reads (eval, cold_start, redistill) and the training backends' (sft, rl:
+# backends/defaults.py, plain data), so that a typo in any section stops the run before anything trains.
 KNOWN_KEYS = {
     "eval": ("batch_size", "limit", "max_new_tokens", "dtype", "limem", "samples", "temperature"),
     "cold_start": ("teacher",),
     "redistill": ("variant", "temperature", "samples_per_prompt", "max_new_tokens", "filter", "keep", "engine", "vllm"),
+    "sft": (*defaults.SFT, *sorted(defaults.ORCHESTRATOR_KEYS)),
+    "rl": (*defaults.RL, *sorted(defaults.ORCHESTRATOR_KEYS)),
 }
 
 
-def check_keys(data: dict, origin: str, lines: Optional[dict] = None) -> None:
-    """Unknown keys of the eval, cold_start and redistill sections: one error with where it came from, its key path
-    and the nearest valid key (a typo there would otherwise do nothing, silently)."""
+def _fields(model: Any) -> list[str]:
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _unknown_keys(data: dict) -> Iterable[tuple[tuple, str]]:
+    """(key path, what to do) for each key no section knows, the task overrides included."""
+    from harness.taskspec import Generation, Prompt, Split
+
+    for k in data:
+        if k not in SECTIONS:
+            yield (k,), did_you_mean(str(k), list(SECTIONS))
     for section, known in KNOWN_KEYS.items():
         values = data.get(section)
-        if not isinstance(values, dict):
-            continue
-        for key in values:
+        for key in values if isinstance(values, dict) else ():
             if key not in known:
-                where = f"{origin}:{lines[(section, key)]}" if lines and (section, key) in lines else origin
-                raise HarnessError(f"recipe {where}: unknown key '{section}.{key}': "
-                                   f"{did_you_mean(str(key), list(known))}")
+                yield (section, key), did_you_mean(str(key), list(known))
+    task = data.get("task")
+    inner = {"generation": _fields(Generation), "prompt": _fields(Prompt)}
+    for k, v in task.items() if isinstance(task, dict) else ():
+        if k not in ("splits", *inner):
+            yield ("task", k), "a recipe may override splits, generation and prompt"
+        elif k == "splits" and isinstance(v, dict):
+            for name, split in v.items():
+                for key in split if isinstance(split, dict) else ():
+                    if key not in _fields(Split):
+                        yield ("task", "splits", name, key), did_you_mean(str(key), _fields(Split))
+        elif isinstance(v, dict):
+            for key in v:
+                if key not in inner[k]:
+                    yield ("task", k, key), did_you_mean(str(key), inner[k])
 
 
-def _key_lines(node: Any) -> dict:
-    """(section, key) -> 1-based line, from a composed YAML mapping."""
-    out = {}
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            if isinstance(v, yaml.MappingNode):
-                for kk, _ in v.value:
-                    out[(k.value, kk.value)] = kk.start_mark.line + 1
-    return out
+def check_keys(data: dict, origin: str, lines: Optional[dict] = None) -> None:
+    """Unknown sections and unknown keys of every section (the task overrides' splits, generation and prompt, eval,
+    cold_start, sft, rl and redistill): one error with where it came from (file:line, or the --set), its key path
+    and the nearest valid key; a typo would otherwise be caught only when that stage starts, or never."""
+    for path, fix in _unknown_keys(data):
+        where = f"{origin}:{lines[path]}" if lines and path in lines else origin
+        what = "section" if len(path) == 1 else "key"
+        raise HarnessError(f"recipe {where}: unknown {what} '{'.'.join(str(p) for p in path)}': {fix}")
 
 
 def _read(path: Path) -> dict:
@@ -63,7 +84,7 @@ def _read(path: Path) -> dict:
             raise HarnessError(f"recipe {path}:{problem}")
         data = yaml.safe_load(text) or {}
         if isinstance(data, dict):
-            check_keys(data, str(path), _key_lines(node))
+            check_keys(data, str(path), _line_index(node))
     except yaml.YAMLError as e:
         raise HarnessError(f"recipe {path} is not valid YAML: {e}") from None
     except RecursionError:

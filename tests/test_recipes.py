@@ -1,5 +1,5 @@
-"""Recipe sections the harness reads itself (eval, cold_start, redistill) reject unknown keys with where they came
-from and the nearest valid key, before anything runs."""
+"""Every recipe section (the task overrides, eval, cold_start, sft, rl, redistill) rejects unknown keys, and a recipe
+unknown sections, with where they came from and the nearest valid key, before anything runs."""
 
 import pytest
 from typer.testing import CliRunner
@@ -29,3 +29,27 @@ def test_every_shipped_recipe_passes_and_has_no_dead_keys():
     for path in sorted(recipes.RECIPES_DIR.glob("*.yaml")):
         data = recipes._read(path)
         assert "budget" not in (data.get("cold_start") or {}), path  # read by nothing: rl.init names the start
+
+
+@pytest.mark.parametrize("text, line, path, fix", [
+    ("rl:\n  init: sft@1k\n  beta_1: 0.5\n", 3, "rl.beta_1", "beta1"),
+    ("sft:\n  learnig_rate: 1.0e-3\n", 2, "sft.learnig_rate", "learning_rate"),
+    ("tsak:\n  prompt: {chat: true}\n", 1, "section 'tsak'", "task"),
+    ("task:\n  splits:\n    sft: {sise: 10, seed: 1}\n", 3, "task.splits.sft.sise", "size"),
+    ("task:\n  generation: {max_new_tokns: 5}\n", 2, "task.generation.max_new_tokns", "max_new_tokens"),
+    ("task:\n  verifier: {name: x}\n", 2, "task.verifier", "splits, generation and prompt"),
+])
+def test_a_typo_in_any_section_is_one_error_with_file_line_and_fix(tmp_path, text, line, path, fix):
+    f = tmp_path / "mine.yaml"
+    f.write_text(text)
+    with pytest.raises(HarnessError) as e:
+        recipes.resolve("kk", "tiny", f)
+    msg = str(e.value)
+    assert f"{f}:{line}" in msg and path in msg and fix in msg, msg
+
+
+def test_an_rl_typo_stops_the_run_before_the_cold_start_trains(tmp_path):
+    r = CliRunner().invoke(app, ["run", "--task", "kk", "--method", "rl", "--budget", "8", "--set", "rl.beta_1=0.5",
+                                 "--runs-dir", str(tmp_path)])
+    assert r.exit_code == 2 and "rl.beta_1" in r.output and "beta1" in r.output, r.output
+    assert not any(tmp_path.iterdir())

@@ -1,0 +1,73 @@
+"""The sft and rl recipe keys with their defaults (and the types of keys whose default is None or that take several
+types): plain data, so that `harness/recipes.py` checks every recipe section before anything trains without
+importing torch or TRL. The backends merge a recipe over these (`_common.resolve_recipe`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Keys the orchestrator keeps in a stage's recipe section for itself (which model to start from, how much data, how
+# many val samples); a backend accepts and ignores them.
+ORCHESTRATOR_KEYS = frozenset({"init", "budget", "val_limit"})
+
+SFT: dict[str, Any] = {
+    "learning_rate": 1e-5,
+    "epochs": 2,
+    "batch_size": 8,
+    "grad_accum": 1,
+    "global_batch": None,
+    "lr_scheduler": "cosine",
+    "warmup_ratio": 0.0,
+    "weight_decay": 0.0,
+    "max_length": 2048,
+    "loss": "seq_mean",
+    "logging_steps": 1,
+    "lora": None,  # {r, alpha, dropout, target_modules}: train a LoRA adapter (peft) instead of every weight
+    "report_to": "none",  # or tensorboard, wandb, trackio, mlflow (joined by commas): TRL's trackers
+    "precision": "auto",
+    "group_by_length": False,
+    "save_steps": None,
+    "max_steps": -1,
+}
+SFT_TYPES = {"save_steps": (int, float, type(None)), "global_batch": (int, type(None)), "lora": (dict, type(None))}
+
+RL: dict[str, Any] = {
+    "learning_rate": 5e-6,
+    "beta1": 0.9,
+    "beta2": 0.99,
+    "weight_decay": 0.0,
+    "warmup_steps": 0,
+    "lr_scheduler": "constant_with_warmup",
+    "num_generations": 8,
+    "prompts_per_step": 16,
+    "micro_batch_size": None,
+    "temperature": 0.7,
+    "top_p": 1.0,
+    "clip": 0.2,
+    "kl": 0.0,
+    "entropy_coef": 0.0,
+    "max_completion_length": 256,
+    "max_prompt_length": None,
+    "prompt_overflow": "error",
+    "steps": None,
+    "epochs": 1,
+    "loss_type": "grpo",
+    "num_iterations": 1,
+    "scale_rewards": True,
+    "reward_requires_eos": True,
+    "eval_every": 0,
+    "logging_steps": 1,
+    "lora": None,  # {r, alpha, dropout, target_modules}: train a LoRA adapter (peft) instead of every weight
+    "report_to": "none",  # or tensorboard, wandb, trackio, mlflow (joined by commas): TRL's trackers
+    "engine": "auto",
+    # TRL's colocate-mode vLLM settings (used only when the engine is vllm)
+    "vllm_gpu_memory_utilization": 0.3,
+    "vllm_max_model_length": None,
+    "vllm_tensor_parallel_size": 1,
+    "precision": "auto",
+    "save_steps": None,
+}
+RL_TYPES = {"lora": (dict, type(None)), "micro_batch_size": (int, type(None)), "steps": (int, type(None)), "scale_rewards": (bool, str),
+         "max_prompt_length": (int, type(None)),
+         "save_steps": (int, float, type(None)),
+         "vllm_max_model_length": (int, type(None)), "warmup_steps": (int, float)}
