@@ -67,7 +67,6 @@ RL: dict[str, Any] = {
     "precision": "auto",
     "save_steps": None,
 }
-RL_TYPES = {"lora": (dict, type(None)), "micro_batch_size": (int, type(None)), "steps": (int, type(None)), "scale_rewards": (bool, str),
-         "max_prompt_length": (int, type(None)),
-         "save_steps": (int, float, type(None)),
-         "vllm_max_model_length": (int, type(None)), "warmup_steps": (int, float)}
+RL_TYPES = {"lora": (dict, type(None)), "micro_batch_size": (int, type(None)), "steps": (int, type(None)),
+            "scale_rewards": (bool, str), "max_prompt_length": (int, type(None)), "save_steps": (int, float, type(None)),
+            "vllm_max_model_length": (int, type(None)), "warmup_steps": (int, float)}
