@@ -11,7 +11,8 @@ import signal
 import sys
 import time
 
-from harness.gym import datasets, extract_tag, make_dataset, sample_fields
+from harness.gym import datasets, make_dataset, sample_fields
+from harness.verifiers.gym import extract_tag
 from harness.verifiers import get_verifier
 
 N_ITEMS, LIMIT = 3, 10_000

@@ -141,7 +141,7 @@ def math_items(rng: random.Random) -> list[tuple[str, str, str]]:
 
 
 def bench_boxed_math() -> None:
-    from harness.verifiers_math import warm
+    from harness.verifiers.boxed_math import warm
 
     t = time.perf_counter()
     warm()

@@ -58,7 +58,6 @@ def main() -> None:
     from harness.models import build_tiny, load
     from harness.recipes import apply_task_overrides, resolve
     from harness.tasks import get_task
-    from harness.verifiers import get_verifier
 
     z = SIZES[size]
     gpu = torch.cuda.is_available()
@@ -102,7 +101,7 @@ def main() -> None:
               "precision": precision, "learning_rate": 1e-6, "temperature": 1.0}
         t0 = time.perf_counter()
         res = grpo(TrainSpec(init_model=str(folder), output_dir=Path(tmp) / "rl", data=rl_rows, recipe=rl,
-                             verifier=get_verifier(spec.verifier.name, spec.verifier.params)))
+                             verifier=spec.build_verifier()))
         wall = time.perf_counter() - t0
         rows.append({"stage": "grpo", "rate": wall / z["rl_steps"], "unit": "s/step", "seconds": wall,
                      "peak_gb": _peak_gb(torch), "detail": f"{z['prompts_per_step']} prompts x {z['generations']} "

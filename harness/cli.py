@@ -217,10 +217,9 @@ def score(task: str = typer.Option(..., help="Task id or YAML path."),
     from harness.records import write_atomic
     from harness.stats import wilson
     from harness.tasks import get_task
-    from harness.verifiers import get_verifier
 
     spec = get_task(task, tasks_dir)
-    verifier = get_verifier(spec.verifier.name, spec.verifier.params)
+    verifier = spec.build_verifier()
     if not input.is_file():
         raise HarnessError(f"input file {input} does not exist; pass a JSONL file of responses")
     if output:

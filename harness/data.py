@@ -191,7 +191,7 @@ def _source_rows(spec: TaskSpec, src: Source, source_split: str) -> list[dict]:
         import datasets
     except ImportError:
         raise HarnessError("hub datasets need the 'datasets' package: pip install -e '.[train]'") from None
-    from harness.models import hub_offline_unless_reachable
+    from harness.hub import hub_offline_unless_reachable
 
     try:
         with hub_offline_unless_reachable():  # unreachable: a cached copy still loads; else fail in seconds

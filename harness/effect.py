@@ -268,12 +268,11 @@ def estimate_gstar(model: Any, tok: Any, params: list[Any], spec: TaskSpec, s: E
     """Sample k responses per evaluation prompt, score them with the task's verifier, and accumulate g*."""
     from harness.effect_grads import encode_sampled, weighted_grad
     from harness.engines import HFEngine, SamplingParams
-    from harness.verifiers import get_verifier
 
     spec.split(s.eval_split)
     rows = load_split(spec, s.eval_split, limit=s.eval_count)
     prompts = [render_prompt(spec, r) for r in rows]
-    verifier = get_verifier(spec.verifier.name, spec.verifier.params)
+    verifier = spec.build_verifier()
     params_ = SamplingParams(n=s.k, temperature=s.temperature, max_new_tokens=s.max_new_tokens or spec.generation.max_new_tokens,
                              stop=tuple(spec.generation.stop), seed=s.seed)
     done = [0]

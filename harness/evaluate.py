@@ -16,7 +16,7 @@ from harness.engines import Engine, Generation, SamplingParams
 from harness.faithful import annotate as annotate_faithful, rates as faithful_rates
 from harness.stats import mean_interval, pass_at_k
 from harness.taskspec import TaskSpec
-from harness.verifiers import Verifier, get_verifier
+from harness.verifiers import Verifier
 
 
 def summarize(rows: list[dict], n: int) -> dict:
@@ -69,7 +69,7 @@ def evaluate(task: TaskSpec, engine: Engine, split: str = "test", limit: Optiona
 
         raise HarnessError("--samples > 1 with temperature 0 gives identical samples; pass --temperature, e.g. 0.7")
     data = load_split(task, split, limit) if data is None else data
-    verifier = get_verifier(task.verifier.name, task.verifier.params)
+    verifier = task.build_verifier()
     params = SamplingParams(n=samples, temperature=temp, stop=tuple(task.generation.stop), seed=seed,
                             max_new_tokens=max_new_tokens or task.generation.max_new_tokens)
     prompts = [render_prompt(task, s) for s in data]

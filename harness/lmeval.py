@@ -84,7 +84,6 @@ def export_task(spec, out_dir: Path, split: str = "test", limit: Optional[int] =
 
     from harness.data import load_split, render_prompt
     from harness.records import write_atomic
-    from harness.verifiers import get_verifier
 
     name = lm_eval_name(spec.id)
     samples = load_split(spec, split, limit)
@@ -95,7 +94,7 @@ def export_task(spec, out_dir: Path, split: str = "test", limit: Optional[int] =
         level = s.get("level")
         docs.append({"id": s["id"], "harness_task": name, "prompt": user, "system": spec.prompt.system or "",
                      "answer": s["answer"], "level": None if level is None else str(level)})
-    graded = list(getattr(get_verifier(spec.verifier.name, spec.verifier.params), "GRADED", ()))  # declared keys
+    graded = list(getattr(spec.build_verifier(), "GRADED", ()))  # declared keys
     gen = spec.generation
     greedy = gen.temperature == 0
     gen_kwargs: dict = {"until": list(gen.stop), "max_gen_toks": max_new_tokens or gen.max_new_tokens,

@@ -27,7 +27,6 @@ from harness.progress import progress_bar
 from harness.records import config_hash, dumps, read_json_object, read_records, write_atomic
 from harness.registry import did_you_mean
 from harness.taskspec import TaskSpec
-from harness.verifiers import get_verifier
 
 METHODS = ("base", "sft", "rl", "redistill")
 # tokens_forward_only: tokens through a forward pass without a backward (GRPO's old log-probs when mu > 1, a KL
@@ -178,7 +177,7 @@ def stage_rl(ctx: Context, init_ref: str, budget: int) -> dict:
 
         rows = load_split(ctx.task, "rl", limit=budget)
         data = [{"id": s["id"], "prompt": render_prompt(ctx.task, s), "answer": s["answer"]} for s in rows]
-        verifier = get_verifier(ctx.task.verifier.name, ctx.task.verifier.params)
+        verifier = ctx.task.build_verifier()
         eval_fn = None
         if rl.get("eval_every") and "val" in ctx.task.splits:
             eval_fn = _val_eval(ctx, rl.get("val_limit"))
@@ -260,7 +259,7 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
         engine = make_engine(engine_name, teacher_ref, dtype=ev.get("dtype", "auto"), batch_size=ev.get("batch_size", 32),
                              seed=ctx.seed, vllm=rd.get("vllm"))
         try:
-            verifier = get_verifier(ctx.task.verifier.name, ctx.task.verifier.params)
+            verifier = ctx.task.build_verifier()
             size = ctx.task.split(split).size or len(load_split(ctx.task, split))
             rng = random.Random(ctx.seed)
             kept: list[dict] = []

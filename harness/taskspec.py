@@ -153,6 +153,12 @@ class TaskSpec(_Strict):
             raise HarnessError(f"task '{self.id}' has no split '{name}': {did_you_mean(name, list(self.splits))}")
         return self.splits[name]
 
+    def build_verifier(self) -> Any:
+        """The task's verifier object (its registered name built with its params): the one reward, filter and metric."""
+        from harness.verifiers import get_verifier
+
+        return get_verifier(self.verifier.name, self.verifier.params)
+
     def partition(self, split: str) -> tuple[int, int]:
         """Procedural splits own disjoint buckets of puzzle space (by sorted split name)."""
         names = sorted(self.splits)
@@ -300,11 +306,10 @@ def validate_file(path: Path, task_id: Optional[str] = None) -> tuple[Optional[T
 def _check_references(spec: TaskSpec, path: Path, lines: dict) -> list[str]:
     """Names that must resolve in a registry: the verifier and the generator."""
     from harness.generators import GENERATORS
-    from harness.verifiers import get_verifier
 
     errors = []
     try:
-        get_verifier(spec.verifier.name, spec.verifier.params)
+        spec.build_verifier()
     except HarnessError as e:
         errors.append(f"{path}:{lines.get(('verifier',), 1)}: verifier: {e}")
     if spec.source.generator is not None and spec.source.generator.name not in GENERATORS:

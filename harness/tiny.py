@@ -29,6 +29,11 @@ from typing import Any, Iterator
 from harness.generators import seeded_rng
 from harness.generators import kk
 
+# The special tokens and chat template of every tiny model (the pretrained base and tiny-scratch).
+SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
+CHAT_TEMPLATE = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
+                 "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+
 ASSETS = Path(__file__).parent / "assets"
 NAME = "tiny-kk"
 # Everything that defines the build; its hash names the committed folder and is checked against the model card.
@@ -130,7 +135,6 @@ def build(out: Path | None = None, log=print, cfg: dict = BUILD) -> Path:
     from transformers import (PreTrainedTokenizerFast, PrinterCallback, Qwen2Config, Qwen2ForCausalLM, Trainer,
                               TrainingArguments, set_seed)
 
-    from harness.models import CHAT_TEMPLATE, SPECIAL
 
     out = out or folder()
     t0 = time.perf_counter()

@@ -244,7 +244,7 @@ def test_hub_probe_runs_once_per_process_and_offline_flags_are_restored(monkeypa
     import datasets.config
     import huggingface_hub.constants as hc
 
-    from harness import models
+    from harness import hub
 
     for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HF_HUB_OFFLINE"):
         monkeypatch.delenv(k, raising=False)
@@ -254,9 +254,9 @@ def test_hub_probe_runs_once_per_process_and_offline_flags_are_restored(monkeypa
     calls = []
     real = socket.create_connection
     monkeypatch.setattr(socket, "create_connection", lambda *a, **k: calls.append(a) or real(*a, **k))
-    models._tcp_unreachable.cache_clear()
-    assert "cannot connect to 127.0.0.1:7" in models.hub_unreachable()
-    with models.hub_offline_unless_reachable() as why:
+    hub._tcp_unreachable.cache_clear()
+    assert "cannot connect to 127.0.0.1:7" in hub.hub_unreachable()
+    with hub.hub_offline_unless_reachable() as why:
         assert why.startswith("cannot connect") and hc.HF_HUB_OFFLINE is True and datasets.config.HF_HUB_OFFLINE is True
     assert len(calls) == 1  # the TCP probe ran once
     assert hc.HF_HUB_OFFLINE is False and datasets.config.HF_HUB_OFFLINE is False

@@ -167,7 +167,7 @@ def test_numeric_tolerances_apply_to_decimals_only_when_set():
     ("1000001", "1000000", False),
 ])
 def test_boxed_math_decides_plain_numbers_exactly_in_process(pred, ref, same):
-    from harness.verifiers_math import _plain_equal
+    from harness.verifiers.boxed_math import _plain_equal
 
     assert _plain_equal(pred, ref) is same  # never None: math-verify (6-decimal rounding) is not asked
 

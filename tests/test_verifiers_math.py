@@ -11,7 +11,7 @@ import pytest
 
 from harness.evaluate import summarize
 from harness.verifiers import Verdict, get_verifier
-from harness.verifiers_math import last_boxed, normalize, too_complex, warm
+from harness.verifiers.boxed_math import last_boxed, normalize, too_complex, warm
 
 SLOW = ("The answer is \\boxed{(x+2)^{999}-x}.", "(x+1)^{999}")
 SLACK = 2.0  # killing and reaping the worker, on a loaded 2-core machine

@@ -6,18 +6,10 @@ returning the sample's fields (question, answer, level, traces, metadata). Users
 `GENERATORS.register("name")(fn)` from a plugin module (see harness.plugins).
 """
 
-import hashlib
-import random
-
+from harness.generators.rng import seeded_rng  # noqa: F401  (re-exported)
 from harness.registry import Registry
 
 GENERATORS: Registry = Registry("generator")
-
-
-def seeded_rng(*parts) -> random.Random:
-    """A Random seeded by the sha256 of the parts joined with '|': sample streams are pure functions of them."""
-    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
-    return random.Random(int.from_bytes(digest, "big"))
 
 
 def _register_builtins() -> None:

@@ -21,7 +21,7 @@ import random
 from functools import lru_cache
 
 from harness.errors import HarnessError
-from harness.generators import seeded_rng
+from harness.generators.rng import seeded_rng
 
 ALL_OPS = "+-*/"
 MAX_COUNT = 6  # the exact solver explores every pairing; 6 numbers is still milliseconds with the memo

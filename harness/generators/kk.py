@@ -30,7 +30,7 @@ import json
 import random
 from functools import lru_cache
 
-from harness.generators import seeded_rng
+from harness.generators.rng import seeded_rng
 
 # Xie et al.'s COMMON_NAMES plus a few more, so 8-person puzzles still get varied casts.
 NAMES = (

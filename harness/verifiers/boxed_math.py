@@ -34,7 +34,8 @@ import weakref
 from pathlib import Path
 from typing import Any, Optional
 
-from harness.verifiers import BaseVerifier, Param, Verdict, _builtin, last_boxed, numbers_match
+from harness.verifiers.base import BaseVerifier, Param, Verdict, _builtin, last_boxed
+from harness.verifiers.builtin import numbers_match
 
 __all__ = ["BoxedMath", "last_boxed", "normalize", "too_complex", "warm"]
 
@@ -163,7 +164,7 @@ class _Proc:
     def __init__(self) -> None:
         root = str(Path(__file__).resolve().parent.parent)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
-        self.popen = subprocess.Popen([sys.executable, "-c", "from harness.verifiers_math import serve; serve()"],
+        self.popen = subprocess.Popen([sys.executable, "-c", "from harness.verifiers.boxed_math import serve; serve()"],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                       env=env, close_fds=True)
         self.buf = b""

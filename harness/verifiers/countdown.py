@@ -30,7 +30,7 @@ from fractions import Fraction
 from functools import lru_cache
 
 from harness.errors import HarnessError
-from harness.verifiers import BaseVerifier, Param, Verdict, _builtin, last_boxed
+from harness.verifiers.base import BaseVerifier, Param, Verdict, _builtin, last_boxed
 
 MAX_EXPR_CHARS = 1000
 MAX_DEPTH = 100  # nested parentheses
