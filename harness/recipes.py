@@ -16,7 +16,7 @@ import yaml
 from backends import defaults
 from harness.errors import HarnessError
 from harness.registry import did_you_mean
-from harness.taskspec import TaskSpec, _line_index, yaml_size_problem
+from harness.taskspec import TaskSpec, _allowed_keys, _line_index, yaml_size_problem
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "backends" / "recipes"
 SECTIONS = ("description", "task", "eval", "cold_start", "sft", "rl", "redistill")
@@ -33,14 +33,12 @@ KNOWN_KEYS = {
 }
 
 
-def _fields(model: Any) -> list[str]:
-    return [f.alias or n for n, f in model.model_fields.items()]
+# The parts of a task a recipe may override (splits, generation, prompt); their keys are the task file's own.
+TASK_OVERRIDES = ("splits", "generation", "prompt")
 
 
 def _unknown_keys(data: dict) -> Iterable[tuple[tuple, str]]:
     """(key path, what to do) for each key no section knows, the task overrides included."""
-    from harness.taskspec import Generation, Prompt, Split
-
     for k in data:
         if k not in SECTIONS:
             yield (k,), did_you_mean(str(k), list(SECTIONS))
@@ -50,19 +48,22 @@ def _unknown_keys(data: dict) -> Iterable[tuple[tuple, str]]:
             if key not in known:
                 yield (section, key), did_you_mean(str(key), list(known))
     task = data.get("task")
-    inner = {"generation": _fields(Generation), "prompt": _fields(Prompt)}
-    for k, v in task.items() if isinstance(task, dict) else ():
-        if k not in ("splits", *inner):
+    if not isinstance(task, dict):
+        return
+    allowed = _allowed_keys(task)  # what a task file accepts at each location
+    for k, v in task.items():
+        if k not in TASK_OVERRIDES:
             yield ("task", k), "a recipe may override splits, generation and prompt"
-        elif k == "splits" and isinstance(v, dict):
-            for name, split in v.items():
-                for key in split if isinstance(split, dict) else ():
-                    if key not in _fields(Split):
-                        yield ("task", "splits", name, key), did_you_mean(str(key), _fields(Split))
-        elif isinstance(v, dict):
-            for key in v:
-                if key not in inner[k]:
-                    yield ("task", k, key), did_you_mean(str(key), inner[k])
+            continue
+        if k == "splits":
+            parts = [((k, str(name)), split) for name, split in v.items()] if isinstance(v, dict) else []
+        else:
+            parts = [((k,), v)]
+        for where, values in parts:
+            known = allowed[where]
+            for key in values if isinstance(values, dict) else ():
+                if key not in known:
+                    yield ("task", *where, key), did_you_mean(str(key), known)
 
 
 def check_keys(data: dict, origin: str, lines: Optional[dict] = None) -> None:
@@ -244,7 +245,7 @@ def apply_task_overrides(spec: TaskSpec, overrides: Optional[dict]) -> TaskSpec:
         return spec
     data = spec.model_dump(by_alias=True)
     for k, v in overrides.items():
-        if k not in ("splits", "generation", "prompt"):
+        if k not in TASK_OVERRIDES:
             raise HarnessError(f"recipe task override '{k}' is not allowed; a recipe may override splits, generation, prompt")
         data[k] = dict(v) if k == "splits" else merge(data[k], v)
     try:
