@@ -53,3 +53,13 @@ def test_an_rl_typo_stops_the_run_before_the_cold_start_trains(tmp_path):
                                  "--runs-dir", str(tmp_path)])
     assert r.exit_code == 2 and "rl.beta_1" in r.output and "beta1" in r.output, r.output
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("text, words", [("task:\n  splits: 5\n", "recipe task override 'splits' must be a mapping"),
+                                         ("task: 5\n", "recipe section 'task' must be a mapping")])
+def test_a_task_override_that_is_not_a_mapping_is_one_error(tmp_path, text, words):
+    f = tmp_path / "mine.yaml"
+    f.write_text(text)
+    r = CliRunner().invoke(app, ["run", "--task", "kk", "--method", "base", "--config", str(f),
+                                 "--runs-dir", str(tmp_path / "runs")])
+    assert r.exit_code == 2 and words in r.output, r.output
