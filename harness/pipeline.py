@@ -217,14 +217,14 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
     or `shortest` (fewest tokens: re-distillation that also balances response length); it matters only with
     samples_per_prompt > 1."""
     rd = ctx.recipe.get("redistill", {})
-    keep = str(rd.get("filter", "correct"))
-    if keep not in ("correct", "faithful"):
+    filter_ = str(rd.get("filter", "correct"))
+    if filter_ not in ("correct", "faithful"):
         raise HarnessError(f"redistill.filter must be correct (verified-correct answers) or faithful (right answer and "
-                           f"every step of a K&K explicit trace right), not {keep}")
-    pick = str(rd.get("keep", "random"))
-    if pick not in ("random", "shortest"):
+                           f"every step of a K&K explicit trace right), not {filter_}")
+    keep = str(rd.get("keep", "random"))
+    if keep not in ("random", "shortest"):
         raise HarnessError(f"redistill.keep must be random (one verified response per prompt, chosen with the seed) or "
-                           f"shortest (the one with the fewest tokens), not {pick}")
+                           f"shortest (the one with the fewest tokens), not {keep}")
     variant = str(variant or rd.get("variant", "B")).upper()
     if variant not in ("A", "B"):
         raise HarnessError(f"redistill.variant must be A (greedy on SFT prompts) or B (sampled on RL prompts), not {variant}")
@@ -243,13 +243,13 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
     engine_name = pick_engine(str(rd.get("engine", "auto")))
     if engine_name != "transformers":  # other engines sample differently; transformers keeps the keys of older caches
         cfg["engine"] = engine_name
-    if keep != "correct":  # only when not the default, so the keys of older caches stay
-        cfg["filter"] = keep
-    if pick != "random":
-        cfg["keep"] = pick
+    if filter_ != "correct":  # only when not the default, so the keys of older caches stay
+        cfg["filter"] = filter_
+    if keep != "random":
+        cfg["keep"] = keep
 
     def build(d: Path) -> dict:
-        if keep == "faithful":
+        if filter_ == "faithful":
             from harness.faithful import check, reference_for_sample
 
             if reference_for_sample(load_split(ctx.task, split, limit=1)[0]) is None:
@@ -280,13 +280,13 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
                         # (the paper's RL reward scores it 0, so its replay buffer never held one as correct).
                         good = [g for g in gs if not g.truncated
                                 and verifier(g.text, s["answer"], truncated=g.truncated).score == 1.0]
-                        if keep == "faithful" and good:
+                        if filter_ == "faithful" and good:
                             ref = reference_for_sample(s)
                             good = [g for g in good if ref is not None and check(g.text, ref, True)["faithful"]]
                         if good:
                             # One per prompt, so no prompt is over-represented: chosen with the seed, or the
                             # shortest (the first of the shortest, in sampling order).
-                            g = rng.choice(good) if pick == "random" else min(good, key=lambda x: x.n_tokens)
+                            g = rng.choice(good) if keep == "random" else min(good, key=lambda x: x.n_tokens)
                             kept.append({"id": s["id"], "prompt": prompt, "completion": g.text,
                                          "answer": s["answer"], "level": s["level"], "n_tokens": g.n_tokens})
                     start += len(rows)
@@ -298,11 +298,11 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
         random.Random(ctx.seed).shuffle(kept)
         write_atomic(d / "redistill.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
         return {"data_path": str(d / "redistill.jsonl"), "kept": len(kept), "prompts_tried": start, "engine": engine.name,
-                "filter": keep, "keep": pick, "mean_kept_tokens": sum(r["n_tokens"] for r in kept) / max(1, len(kept)),
+                "filter": filter_, "keep": keep, "mean_kept_tokens": sum(r["n_tokens"] for r in kept) / max(1, len(kept)),
                 "counts": {"rollouts_generated": rollouts, "tokens_generated": tokens}}
 
     info = cached_stage(ctx, "sample", cfg, build, hint={"target": target, "n": n, "max_new": max_new, "split": split})
-    info.setdefault("filter", keep)  # stages cached before the option existed used the default
+    info.setdefault("filter", filter_)  # stages cached before the option existed used the default
     info.setdefault("keep", "random")
     return info
 
