@@ -75,12 +75,12 @@ def main() -> None:
     same_verdict = sum((lm[i]["acc"], lm[i]["reason"], lm[i]["extracted"]) ==
                        tuple(h[i]["verdicts"][0][k] for k in ("score", "reason", "extracted")) for i in h)
     n = len(h)
-    acc = sum(r["scores"][0] for r in h.values()) / n
+    right = sum(r["scores"][0] for r in h.values())
     cut = sum(r["truncated"][0] for r in h.values()) / n
     hw, lw = min(walls["harness"]), min(walls["lm-eval"])
     print(f"problems {n}, max_new_tokens {a.max_new_tokens}, batch {a.batch_size}, float32, greedy")
     print(f"responses identical {same_text}/{n}; verdicts identical {same_verdict}/{n}")
-    print(f"harness accuracy {acc:.3f} ({sum(r['scores'][0] for r in h.values()):.0f}/{n}), truncated {cut:.1%}")
+    print(f"harness accuracy {right / n:.3f} ({right:.0f}/{n}), truncated {cut:.1%}")
     print(f"wall, best of {a.repeats}: harness {hw:.1f} s, lm-eval {lw:.1f} s, harness/lm-eval {hw / lw:.2f}; "
           f"all: harness {', '.join(f'{w:.1f}' for w in walls['harness'])}, "
           f"lm-eval {', '.join(f'{w:.1f}' for w in walls['lm-eval'])}")

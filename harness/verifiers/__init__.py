@@ -11,7 +11,8 @@ unknown or ill-typed params are a HarnessError naming the parameter and listing 
 Users add their own with `VERIFIERS.register("name")(factory)`.
 
 Layout: base.py (Verdict, Param, BaseVerifier, the registry, get_verifier), builtin.py (kk_boxed, exact, regex,
-numeric, choice), countdown.py, boxed_math.py, gym.py (reasoning_gym); each imports base only.
+numeric, choice), countdown.py, boxed_math.py, gym.py (reasoning_gym); each imports base (boxed_math also
+builtin's numbers_match, gym the data side harness/gym.py), never this package.
 
 Built-ins (every one also takes `max_chars: int = 1_000_000` and `require_eos: bool = False`;
 with require_eos a response the engine cut off at the length limit scores 0, as in the paper's RL):
@@ -60,10 +61,8 @@ is bad task data, not a bad response: it raises HarnessError rather than scoring
 
 from __future__ import annotations
 
-from harness.verifiers.base import (VERIFIERS, BaseVerifier, Param, Verdict, Verifier, _builtin, get_verifier,  # noqa: F401
-                                    last_boxed)
-# The built-in families register themselves on import; each imports only harness.verifiers.base (no import circle).
+from harness.verifiers.base import VERIFIERS, BaseVerifier, Param, Verdict, Verifier, get_verifier  # noqa: F401
+# The built-in families register themselves on import.
 from harness.verifiers import boxed_math, builtin, countdown, gym  # noqa: F401,E402
-from harness.verifiers.builtin import numbers_match  # noqa: F401,E402
 
 __all__ = ["Verdict", "Verifier", "VERIFIERS", "get_verifier", "BaseVerifier"]

@@ -1,5 +1,5 @@
 """The `countdown` verifier: the last \\boxed{...} holds an arithmetic expression that uses each given number
-exactly once and equals the target (TinyZero-style Countdown). The box is read by verifiers.last_boxed, the
+exactly once and equals the target (TinyZero-style Countdown). The box is read by verifiers.base.last_boxed, the
 one shared extractor: the last *closed* box counts (a later unclosed one, e.g. a truncated retry, is skipped).
 
 The given numbers and the target come from the reference answer, in one of two forms:
