@@ -565,7 +565,9 @@ def render_plot(table: dict, fmt: str = "png") -> bytes:
     ax.legend()
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, metadata={"Date": None} if fmt == "svg" else {"Software": None})  # byte-stable
+    # byte-stable: no date, and SVG element ids from a fixed salt (matplotlib draws them at random otherwise)
+    with plt.rc_context({"svg.hashsalt": "harness-leaderboard"}):
+        fig.savefig(buf, format=fmt, metadata={"Date": None} if fmt == "svg" else {"Software": None})
     plt.close(fig)
     return buf.getvalue()
 

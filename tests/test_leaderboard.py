@@ -70,6 +70,9 @@ def test_write_leaderboard_html_and_plot(tmp_path):
     if "accuracy.png" in files:
         assert (tmp_path / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert 'src="accuracy.svg"' in page
+        svg = (tmp_path / "accuracy.svg").read_bytes()
+        write_leaderboard(table, tmp_path, COMMAND)
+        assert (tmp_path / "accuracy.svg").read_bytes() == svg  # the same records give the same bytes
 
 
 def test_renderers_are_pure():
