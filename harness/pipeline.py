@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from harness import dist, models
+from harness import dist, models, recipes
 from harness.budget import format_budget, parse_budget
 from harness.data import load_split, read_rows, render_prompt
 from harness.errors import HarnessError
@@ -218,15 +218,15 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
     samples_per_prompt > 1."""
     rd = ctx.recipe.get("redistill", {})
     filter_ = str(rd.get("filter", "correct"))
-    if filter_ not in ("correct", "faithful"):
+    if filter_ not in recipes.REDISTILL_FILTERS:
         raise HarnessError(f"redistill.filter must be correct (verified-correct answers) or faithful (right answer and "
                            f"every step of a K&K explicit trace right), not {filter_}")
     keep = str(rd.get("keep", "random"))
-    if keep not in ("random", "shortest"):
+    if keep not in recipes.REDISTILL_KEEPS:
         raise HarnessError(f"redistill.keep must be random (one verified response per prompt, chosen with the seed) or "
                            f"shortest (the one with the fewest tokens), not {keep}")
     variant = str(variant or rd.get("variant", "B")).upper()
-    if variant not in ("A", "B"):
+    if variant not in recipes.REDISTILL_VARIANTS:
         raise HarnessError(f"redistill.variant must be A (greedy on SFT prompts) or B (sampled on RL prompts), not {variant}")
     # Variant B here samples the final policy afresh on the RL prompts; the paper's variant B instead reuses the
     # rollouts of its last ~11 RL steps (the replay buffer: slightly older policies, prompts seen in those steps).

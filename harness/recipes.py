@@ -159,6 +159,9 @@ TRACKER_RULE = (lambda v: trackers(v) is not None, f"none or one or more of {', 
 
 # The numbers a recipe section may hold, checked when the recipe is resolved, before any model is loaded or any stage
 # trains (a value out of range otherwise trains nothing and exits 0, or fails deep inside a trainer).
+# redistill's choices, checked here before anything trains and again where the sample stage reads them
+REDISTILL_VARIANTS, REDISTILL_FILTERS, REDISTILL_KEEPS = ("A", "B"), ("correct", "faithful"), ("random", "shortest")
+
 VALUE_RULES: dict[str, dict[str, tuple]] = {
     "sft": {"learning_rate": _POS, "epochs": _POS_INT, "batch_size": _POS_INT, "grad_accum": _POS_INT,
             "global_batch": _or_null(_POS_INT), "warmup_ratio": _UNIT_OPEN, "weight_decay": _NONNEG,
@@ -176,7 +179,13 @@ VALUE_RULES: dict[str, dict[str, tuple]] = {
            "vllm_tensor_parallel_size": _POS_INT},
     "eval": {"batch_size": _POS_INT, "limit": _or_null(_POS_INT), "max_new_tokens": _or_null(_POS_INT),
              "samples": _NONNEG_INT, "temperature": _POS},
-    "redistill": {"temperature": _NONNEG, "samples_per_prompt": _POS_INT, "max_new_tokens": _POS_INT},
+    "redistill": {"temperature": _NONNEG, "samples_per_prompt": _POS_INT, "max_new_tokens": _POS_INT,
+                  "variant": (lambda v: str(v).upper() in REDISTILL_VARIANTS, "A (greedy on the SFT prompts) or B "
+                              "(sampled on the RL prompts)"),
+                  "filter": (lambda v: v in REDISTILL_FILTERS, "correct (verified-correct answers) or faithful (right "
+                             "answer and every step of a K&K trace right)"),
+                  "keep": (lambda v: v in REDISTILL_KEEPS, "random (one verified response per prompt, chosen with the "
+                           "seed) or shortest (the one with the fewest tokens)")},
 }
 
 

@@ -63,3 +63,13 @@ def test_a_task_override_that_is_not_a_mapping_is_one_error(tmp_path, text, word
     r = CliRunner().invoke(app, ["run", "--task", "kk", "--method", "base", "--config", str(f),
                                  "--runs-dir", str(tmp_path / "runs")])
     assert r.exit_code == 2 and words in r.output, r.output
+
+
+@pytest.mark.parametrize("setting, words", [("redistill.keep=longest", "'keep' must be random"),
+                                            ("redistill.filter=lucky", "'filter' must be correct"),
+                                            ("redistill.variant=C", "'variant' must be A")])
+def test_a_bad_redistill_choice_stops_the_run_before_anything_trains(tmp_path, setting, words):
+    r = CliRunner().invoke(app, ["run", "--task", "kk", "--method", "redistill", "--budget", "8", "--set", setting,
+                                 "--runs-dir", str(tmp_path)])
+    assert r.exit_code == 2 and words in r.output, r.output
+    assert not any(tmp_path.iterdir())
