@@ -33,6 +33,8 @@ SFT_TYPES = {"save_steps": (int, float, type(None)), "global_batch": (int, type(
 
 RL: dict[str, Any] = {
     "learning_rate": 5e-6,
+    "optim": "adamw_torch",  # or any optimizer name transformers' TrainingArguments.optim takes (sgd, adafactor, ...)
+    "optim_args": None,  # its extra arguments as transformers reads them, e.g. "momentum=0.9" for sgd
     "beta1": 0.9,
     "beta2": 0.99,
     "weight_decay": 0.0,
@@ -67,6 +69,6 @@ RL: dict[str, Any] = {
     "precision": "auto",
     "save_steps": None,
 }
-RL_TYPES = {"lora": (dict, type(None)), "micro_batch_size": (int, type(None)), "steps": (int, type(None)),
+RL_TYPES = {"lora": (dict, type(None)), "optim_args": (str, type(None)), "micro_batch_size": (int, type(None)), "steps": (int, type(None)),
             "scale_rewards": (bool, str), "max_prompt_length": (int, type(None)), "save_steps": (int, float, type(None)),
             "vllm_max_model_length": (int, type(None)), "warmup_steps": (int, float)}

@@ -221,6 +221,8 @@ def build_config(spec: TrainSpec, r: dict[str, Any], engine: str, steps: int,
         config = GRPOConfig(
             **common_args(spec, r),
             learning_rate=r["learning_rate"],
+            optim=r["optim"],
+            optim_args=r["optim_args"],
             adam_beta1=r["beta1"],
             adam_beta2=r["beta2"],
             weight_decay=r["weight_decay"],
