@@ -42,6 +42,16 @@ out = Console(soft_wrap=True)
 TasksDir = typer.Option(None, "--tasks-dir", help="Extra folder of task YAML files (repeatable; also $HARNESS_TASKS_PATH).")
 Perturb = typer.Option(None, "--perturb", help="K&K only: perturbed puzzles (leaf, role, reorder, rename; harness/perturb.py).")
 PerturbSeed = typer.Option(0, "--perturb-seed", help="Seed of the perturbations (--perturb).")
+Plugins = typer.Option(None, "--plugin", metavar="MODULE_OR_FILE",
+                       help="Python module or .py file that registers verifiers or generators (repeatable; also "
+                            "$HARNESS_PLUGINS and entry points 'harness.plugins'; see examples/plugins).")
+
+
+def _load_plugins(specs: Optional[List[str]]) -> list:
+    """Before any task is read: --plugin values, $HARNESS_PLUGINS and installed entry points (harness/plugins.py)."""
+    from harness.plugins import load_plugins
+
+    return load_plugins(specs or [])
 
 
 _NUMBER_FIXES = {
@@ -105,8 +115,9 @@ def _progress(description: str):
 
 
 @tasks_app.command("list")
-def tasks_list(tasks_dir: Optional[List[Path]] = TasksDir) -> None:
+def tasks_list(tasks_dir: Optional[List[Path]] = TasksDir, plugin: Optional[List[str]] = Plugins) -> None:
     """List every task: built-in and from user folders."""
+    _load_plugins(plugin)
     from harness.tasks import builtin_dir, discover
     from harness.taskspec import validate_file
 
@@ -123,8 +134,9 @@ def tasks_list(tasks_dir: Optional[List[Path]] = TasksDir) -> None:
 
 
 @tasks_app.command("show")
-def tasks_show(task: str, tasks_dir: Optional[List[Path]] = TasksDir) -> None:
+def tasks_show(task: str, tasks_dir: Optional[List[Path]] = TasksDir, plugin: Optional[List[str]] = Plugins) -> None:
     """Show a task's resolved definition (as JSON)."""
+    _load_plugins(plugin)
     from harness.tasks import get_task
 
     spec = get_task(task, tasks_dir)
@@ -132,8 +144,9 @@ def tasks_show(task: str, tasks_dir: Optional[List[Path]] = TasksDir) -> None:
 
 
 @tasks_app.command("validate")
-def tasks_validate(paths: List[Path]) -> None:
+def tasks_validate(paths: List[Path], plugin: Optional[List[str]] = Plugins) -> None:
     """Check task files; report every error in each file at once (file:line: key.path: problem; fix)."""
+    _load_plugins(plugin)
     from harness.taskspec import validate_file
 
     bad = 0
@@ -155,8 +168,9 @@ def tasks_validate(paths: List[Path]) -> None:
 def tasks_export_lm_eval(task: str, out_dir: Path = typer.Option(..., "--out", help="Folder for TASK.yaml, utils.py and the data."),
                          split: str = typer.Option("test"), limit: Optional[int] = typer.Option(None, help="Only the first N samples."),
                          max_new_tokens: Optional[int] = typer.Option(None, help="Default: the task's."),
-                         tasks_dir: Optional[List[Path]] = TasksDir) -> None:
+                         tasks_dir: Optional[List[Path]] = TasksDir, plugin: Optional[List[str]] = Plugins) -> None:
     """Write an lm-evaluation-harness task folder: the harness's prompts, generation settings and verifier."""
+    _load_plugins(plugin)
     from harness.lmeval import export_task
     from harness.tasks import get_task
 
@@ -179,8 +193,9 @@ def data_export(task: str = typer.Option(..., help="Task id or YAML path."),
                 split: str = typer.Option("test"), out_path: Path = typer.Option(..., "--out", help="Output JSONL file."),
                 limit: Optional[int] = typer.Option(None, help="Only the first N samples."),
                 perturb: Optional[str] = Perturb, perturb_seed: int = PerturbSeed,
-                tasks_dir: Optional[List[Path]] = TasksDir) -> None:
+                tasks_dir: Optional[List[Path]] = TasksDir, plugin: Optional[List[str]] = Plugins) -> None:
     """Write a split as JSONL: id, prompt, answer, traces, metadata (and the task's own fields)."""
+    _load_plugins(plugin)
     from harness.data import load_split, render_prompt
     from harness.records import write_atomic
     from harness.tasks import get_task
@@ -212,8 +227,9 @@ def data_export(task: str = typer.Option(..., help="Task id or YAML path."),
 def score(task: str = typer.Option(..., help="Task id or YAML path."),
           input: Path = typer.Option(..., help="JSONL with `response` and `answer` (optional `id`, `truncated`)."),
           output: Optional[Path] = typer.Option(None, help="JSONL of verdicts, one per input line."),
-          tasks_dir: Optional[List[Path]] = TasksDir) -> None:
+          tasks_dir: Optional[List[Path]] = TasksDir, plugin: Optional[List[str]] = Plugins) -> None:
     """Re-score stored responses (e.g. from API models) with the task's verifier."""
+    _load_plugins(plugin)
     from harness.records import write_atomic
     from harness.stats import wilson
     from harness.tasks import get_task
@@ -283,8 +299,9 @@ def eval_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
              lm_eval_chat_template: Optional[bool] = typer.Option(None, "--lm-eval-chat-template/--no-lm-eval-chat-template", help="--engine lm-eval: apply the model's chat template (default: only for exported chat tasks)."),
              num_fewshot: Optional[int] = typer.Option(None, help="--engine lm-eval: few-shot examples (default: each task's)."),
              perturb: Optional[str] = Perturb, perturb_seed: int = PerturbSeed,
-             tasks_dir: Optional[List[Path]] = TasksDir) -> None:
+             tasks_dir: Optional[List[Path]] = TasksDir, plugin: Optional[List[str]] = Plugins) -> None:
     """Evaluate a model on a task split and write a run record."""
+    _load_plugins(plugin)
     from harness.engines import parse_vllm_options
     from harness.run_eval import run_eval
 
@@ -385,9 +402,10 @@ def run_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
             teacher_model: Optional[str] = typer.Option(None, help="sft: generate demonstrations with this model (RUN_ID | PATH), keep the verified ones."),
             resume: bool = typer.Option(True, help="Reuse finished stages and resume killed ones from their checkpoints."),
             runs_dir: Optional[Path] = typer.Option(None, help="Default: ./runs or $HARNESS_RUNS_DIR."),
-            tasks_dir: Optional[List[Path]] = TasksDir,
+            tasks_dir: Optional[List[Path]] = TasksDir, plugin: Optional[List[str]] = Plugins,
             dry_run: bool = DryRun, assume_accuracy: float = AssumeAccuracy, device: Optional[str] = PlanDevice) -> None:
     """Train one method at one sample budget (unless base), evaluate on the test split, write one run record."""
+    _load_plugins(plugin)
     from harness.run import run
 
     if dry_run:
@@ -422,6 +440,7 @@ def compare_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
                 init: Optional[str] = typer.Option(None, help="rl start model (as in `harness run`)."),
                 teacher: Optional[str] = typer.Option(None, help="sft / redistill teacher (as in `harness run`)."),
                 runs_dir: Optional[Path] = typer.Option(None), tasks_dir: Optional[List[Path]] = TasksDir,
+                plugin: Optional[List[str]] = Plugins,
                 launcher: str = typer.Option("local", help="local (one cell after another here), slurm (one job per cell through submitit), or submitit-local (the same jobs as local processes)."),
                 emit_commands: bool = typer.Option(False, "--emit-commands", help="Print the missing cells' `harness run` commands, in waves, for any scheduler; run nothing."),
                 slurm_partition: Optional[str] = typer.Option(None, help="--launcher slurm: partition."),
@@ -430,8 +449,10 @@ def compare_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
                 slurm_opt: Optional[List[str]] = typer.Option(None, "--slurm-opt", help="--launcher slurm: extra sbatch setting KEY=VALUE (repeatable), e.g. account=myproj."),
                 dry_run: bool = DryRun, assume_accuracy: float = AssumeAccuracy, device: Optional[str] = PlanDevice) -> None:
     """Run a grid of methods × budgets × seeds (reusing every finished cell and stage), then print the table."""
+    plugins = _load_plugins(plugin)
     from harness.compare import compare
     from harness.leaderboard import build_table, load_outcomes, render_markdown
+    from harness.plugins import child_specs
     from harness.records import runs_dir as default_runs_dir
 
     extra = {}
@@ -443,7 +464,8 @@ def compare_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
     _check_numbers(1, slurm_gpus=slurm_gpus, slurm_time=slurm_time)
     records = compare(task=task, methods=methods, budgets=budgets, seeds=seeds, model=model, config=config,
                       sets=set_ or [], init=init, teacher=teacher, runs_dir=runs_dir, tasks_dirs=tasks_dir,
-                      progress_factory=_progress, log=lambda s: console.print(s, markup=False), launcher=launcher,
+                      plugins=child_specs(plugins), progress_factory=_progress,
+                      log=lambda s: console.print(s, markup=False), launcher=launcher,
                       emit_commands=emit_commands, slurm={"partition": slurm_partition, "gpus": slurm_gpus,
                                                           "time": slurm_time, "extra": extra},
                       emit=lambda text: out.print(text, end="", markup=False, highlight=False, soft_wrap=True),
@@ -475,8 +497,9 @@ def effect_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
                scale: Optional[str] = typer.Option(None, help="Recipe whose task overrides apply: tiny | paper (default: from the model)."),
                predict: bool = typer.Option(False, "--predict", help="Correlate each sft/redistill run's data effect with its accuracy gain."),
                runs_dir: Optional[Path] = typer.Option(None, help="Default: ./runs or $HARNESS_RUNS_DIR."),
-               tasks_dir: Optional[List[Path]] = TasksDir) -> None:
+               tasks_dir: Optional[List[Path]] = TasksDir, plugin: Optional[List[str]] = Plugins) -> None:
     """Sample effect <grad log-lik(x, y), g*> of training data, per sample and per dataset; writes a record."""
+    _load_plugins(plugin)
     from harness.effect import EffectSettings, predict as predict_fn, run_effect
 
     s = EffectSettings(task=task, model=model, data=tuple(data or ()), eval_split=eval_split, eval_count=eval_count, k=k,

@@ -43,14 +43,15 @@ def record_key(rec: dict) -> Optional[str]:
 
 def compare(*, task: str, methods: str, budgets: str, seeds: str, model: str = "tiny", config: Optional[Path] = None,
             sets: Iterable[str] = (), init: Optional[str] = None, teacher: Optional[str] = None,
-            runs_dir: Optional[Path] = None, tasks_dirs: Optional[Iterable[Path]] = None,
+            runs_dir: Optional[Path] = None, tasks_dirs: Optional[Iterable[Path]] = None, plugins: Iterable[str] = (),
             progress_factory: Optional[Callable] = None, log: Callable[[str], None] = lambda s: None,
             launcher: str = "local", emit_commands: bool = False,
             slurm: Optional[dict] = None, emit: Callable[[str], None] = print, dry_run: bool = False,
             assume_accuracy: float = 0.5, device: Optional[str] = None) -> list[dict]:
     """Run every missing cell (here, one after another, or as separate jobs: harness/launch.py); return the records
     of the whole grid. emit_commands: print the missing cells' commands and run nothing. dry_run: return the plans of
-    the missing cells (harness/plan.py) and run nothing."""
+    the missing cells (harness/plan.py) and run nothing. plugins: the --plugin values each separate job loads (the
+    plugins of this process, harness.plugins.child_specs), so that it knows the same verifiers and generators."""
     from harness import launch
 
     if launcher not in launch.LAUNCHERS:
@@ -86,7 +87,7 @@ def compare(*, task: str, methods: str, budgets: str, seeds: str, model: str = "
     if launcher != "local" or emit_commands:
         missing = [(m, launch.cell_command(task=task, method=m, budget=b, seed=s, model=model, runs_dir=root,
                                            config=config, sets=list(sets), init=init, teacher=teacher,
-                                           tasks_dirs=list(tasks_dirs or [])))
+                                           tasks_dirs=list(tasks_dirs or []), plugins=list(plugins)))
                    for m, b, s in cells if key_of(m, b, s) not in done]
         if emit_commands:
             emit(launch.emit(missing) if missing else "# every cell of this grid has a record already\n")

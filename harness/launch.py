@@ -22,8 +22,11 @@ WAVES = (("base", "sft"), ("rl",), ("redistill",))
 
 def cell_command(*, task: str, method: str, budget: int, seed: int, model: str, runs_dir: Path,
                  config: Optional[Path] = None, sets: Sequence[str] = (), init: Optional[str] = None,
-                 teacher: Optional[str] = None, tasks_dirs: Sequence[Path] = ()) -> list[str]:
-    """The `harness run` command of one cell (the harness of this interpreter, so a job runs the same install)."""
+                 teacher: Optional[str] = None, tasks_dirs: Sequence[Path] = (),
+                 plugins: Sequence[str] = ()) -> list[str]:
+    """The `harness run` command of one cell (the harness of this interpreter, so a job runs the same install), with
+    the grid's plugins as --plugin values (files by absolute path): a job elsewhere loads them without the grid's
+    environment."""
     cmd = [sys.executable, "-m", "harness.cli", "run", "--task", task, "--method", method, "--model", model,
            "--seed", str(seed), "--runs-dir", str(Path(runs_dir).resolve())]
     if budget:
@@ -38,6 +41,8 @@ def cell_command(*, task: str, method: str, budget: int, seed: int, model: str, 
         cmd += ["--teacher", teacher]
     for d in tasks_dirs:
         cmd += ["--tasks-dir", str(Path(d).resolve())]
+    for p in plugins:
+        cmd += ["--plugin", p]
     return cmd
 
 

@@ -21,6 +21,7 @@ from typing import Any, Iterable, Optional
 
 import harness
 from harness.errors import HarnessError
+from harness.plugins import provenance as loaded_plugins
 
 RUNS_ENV = "HARNESS_RUNS_DIR"
 PACKAGES = ("torch", "transformers", "trl", "tokenizers", "accelerate", "datasets", "vllm", "lm_eval", "pydantic")
@@ -67,6 +68,9 @@ def provenance(seed: int, task=None) -> dict:
             continue
     prov = {"harness_version": harness.__version__, "git_sha": git_sha(), "packages": versions, "seed": seed,
             "hardware": hardware(), "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    plugins = loaded_plugins()
+    if plugins:  # only then: records made without plugins stay as they were
+        prov["plugins"] = plugins
     if task is not None:
         prov.update({"task": task.id, "task_file": task.path, "task_sha256": task.sha256,
                      "verifier": {"name": task.verifier.name, "params": task.verifier.params},

@@ -20,6 +20,14 @@ def did_you_mean(name: str, choices: list[str]) -> str:
     return "choose one of: " + ", ".join(sorted(choices)) if choices else "none are registered"
 
 
+class AlreadyRegistered(ValueError):
+    """A second registration under a taken name (names are global: built-ins and every plugin share them)."""
+
+    def __init__(self, kind: str, name: str, existing: object) -> None:
+        super().__init__(f"{kind} '{name}' is already registered")
+        self.kind, self.name, self.existing = kind, name, existing
+
+
 class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
@@ -28,7 +36,7 @@ class Registry(Generic[T]):
     def register(self, name: str) -> Callable[[T], T]:
         def deco(obj: T) -> T:
             if name in self._items:
-                raise ValueError(f"{self.kind} '{name}' is already registered")
+                raise AlreadyRegistered(self.kind, name, self._items[name])
             self._items[name] = obj
             return obj
 
@@ -38,7 +46,15 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            raise HarnessError(f"unknown {self.kind} '{name}': {did_you_mean(name, list(self._items))}") from None
+            raise HarnessError(f"unknown {self.kind} '{name}': {self.fix(name)}") from None
+
+    def fix(self, name: str) -> str:
+        """What to do about a name that is not registered: the near miss, else the choices and the plugin hint."""
+        hint = did_you_mean(name, list(self._items))
+        if hint.startswith("did you mean"):
+            return hint
+        return (f"{hint}; if a plugin defines it, load the plugin with --plugin MODULE_OR_FILE or $HARNESS_PLUGINS "
+                "(harness/plugins.py)")
 
     def __contains__(self, name: object) -> bool:
         return name in self._items

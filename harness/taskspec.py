@@ -314,7 +314,7 @@ def _check_references(spec: TaskSpec, path: Path, lines: dict) -> list[str]:
         errors.append(f"{path}:{lines.get(('verifier',), 1)}: verifier: {e}")
     if spec.source.generator is not None and spec.source.generator.name not in GENERATORS:
         errors.append(f"{path}:{lines.get(('source', 'generator', 'name'), 1)}: source.generator.name: unknown generator "
-                      f"'{spec.source.generator.name}'; {did_you_mean(spec.source.generator.name, GENERATORS.names())}")
+                      f"'{spec.source.generator.name}'; {GENERATORS.fix(spec.source.generator.name)}")
     if spec.source.reasoning_gym is not None or spec.verifier.name == "reasoning_gym":
         from harness.gym import check_task
 
