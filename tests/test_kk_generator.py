@@ -269,3 +269,21 @@ def test_grid_style_and_trace_fixed_width_and_right():
         kk.generate(seed=0, split="x", index=0, style="grid")  # common names
     with pytest.raises(ValueError, match="grid"):
         kk.generate(seed=0, split="x", index=0, names="letters", style="grid", depth=3)
+
+
+def test_min_rank_gives_harder_puzzles_and_leaves_the_default_unchanged():
+    def rank(sample):  # the solution's place in name order, knight before knave (1 = everyone a knight)
+        n = len(sample["metadata"]["solution"])
+        return 1 + sum((not k) << (n - 1 - i) for i, k in enumerate(sample["metadata"]["solution"]))
+
+    plain = [kk.generate(seed=7, split="rl", index=i, people=(3, 3), names="letters", style="grid") for i in range(40)]
+    same = [kk.generate(seed=7, split="rl", index=i, people=(3, 3), names="letters", style="grid", min_rank=1)
+            for i in range(40)]
+    assert same == plain and min(map(rank, plain)) == 1
+    hard = [kk.generate(seed=7, split="rl", index=i, people=(3, 3), names="letters", style="grid", min_rank=5)
+            for i in range(40)]
+    assert min(map(rank, hard)) == 5 and set(map(rank, hard)) == {5, 6, 7, 8}
+    for s in hard:  # the grid trace writes one row per assignment tried, the solution's row last
+        assert len(s["traces"]["grid"].splitlines()) - 1 == rank(s)
+    with pytest.raises(ValueError, match="min_rank"):
+        kk.generate(seed=0, split="x", index=0, people=(3, 3), min_rank=9)

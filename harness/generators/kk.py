@@ -486,10 +486,12 @@ LETTERS = tuple("ABCDEFGHIJKL")
 
 def generate(*, seed: int, split: str, index: int, partition: tuple[int, int] = (0, 1),
              people: list[int] | tuple[int, int] = (2, 3), depth: int = 2, width: int = 2,
-             names: str = "common", style: str = "prose") -> dict:
-    """A puzzle of split bucket `partition` (never one of the reserved pretraining bucket)."""
+             names: str = "common", style: str = "prose", min_rank: int = 1) -> dict:
+    """A puzzle of split bucket `partition` (never one of the reserved pretraining bucket). min_rank: the solution is
+    at least the min_rank-th assignment a search in name order, knight before knave, tries (the grid trace writes
+    that many rows); 1 = any puzzle, higher = harder puzzles (e.g. RL prompts harder than the SFT ones)."""
     return _generate(seed=seed, split=split, index=index, partition=partition, people=people, depth=depth,
-                     width=width, names=names, style=style, pretraining=False)
+                     width=width, names=names, style=style, pretraining=False, min_rank=min_rank)
 
 
 def pretraining_puzzle(*, seed: int, index: int, people: list[int] | tuple[int, int] = (2, 4), depth: int = 2,
@@ -500,7 +502,7 @@ def pretraining_puzzle(*, seed: int, index: int, people: list[int] | tuple[int, 
 
 
 def _generate(*, seed: int, split: str, index: int, partition: tuple[int, int], people: list[int] | tuple[int, int],
-              depth: int, width: int, names: str, style: str, pretraining: bool) -> dict:
+              depth: int, width: int, names: str, style: str, pretraining: bool, min_rank: int = 1) -> dict:
     """names: "common" draws first names (Xie et al.); "letters" calls the people A, B, C, ... in order, which
     spares a very small model from copying names out of the prompt. style: "prose" (the paper's quiz text) or
     "terse" (`A: B knave or C knight.`, one line per person); the puzzle and its key are the same either way."""
@@ -519,6 +521,8 @@ def _generate(*, seed: int, split: str, index: int, partition: tuple[int, int], 
         raise ValueError(f"partition must be (k, K) with 0 <= k < K, got {partition}")
     if depth < 1 or width < 1:
         raise ValueError("depth and width must be >= 1")
+    if not 1 <= min_rank <= 2 ** lo:
+        raise ValueError(f"min_rank must be between 1 and 2^(min people) = {2 ** lo}, got {min_rank}")
     n = lo + index % (hi - lo + 1)  # exact level balance over consecutive indices
     full, cols = _columns(n)
     for attempt in range(MAX_ATTEMPTS):
@@ -537,6 +541,8 @@ def _generate(*, seed: int, split: str, index: int, partition: tuple[int, int], 
             continue
         winner = ok.bit_length() - 1
         solution = [bool(winner >> i & 1) for i in range(n)]
+        if 1 + sum((not k) << (n - 1 - i) for i, k in enumerate(solution)) < min_rank:
+            continue  # the search would find it before its min_rank-th assignment
         names = rng.sample(NAMES, n) if names_kind == "common" else list(LETTERS[:n])
         claims = [(render if style == "prose" else render_terse)(tree, names) for tree in statements]
         lines = None
