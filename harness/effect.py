@@ -7,8 +7,9 @@ estimate of the gradient of the expected verifier reward on evaluation prompts,
 
 from k sampled responses per prompt (leave-one-out group baseline: the group mean without the response itself,
 so the estimate stays unbiased). Each dataset's mean effect comes with a 95% interval; one record per measurement.
-`--predict` correlates, across the sft / redistill runs of a grid, the mean effect of each run's training data at
-its start model with the accuracy the run gained.
+`--predict` correlates, across the runs of a grid that end with SFT on demonstrations (sft, redistill: each method
+says so, harness/methods), the mean effect of each run's training data at its start model with the accuracy the run
+gained.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from harness import models, recipes
+from harness import methods, models, recipes
 from harness.data import load_split, read_rows, render_prompt
 from harness.errors import HarnessError
 from harness.progress import progress_bar
@@ -168,18 +169,24 @@ def resolve_setup(s: EffectSettings, root: Path, tasks_dirs: Any = None, model_p
     return spec, recipe, name, models.resolve(s.model, spec)
 
 
+def _on_demonstrations(rec: dict) -> bool:
+    """A run whose method ends with SFT on demonstrations (its data can be measured)."""
+    m = methods.find(rec.get("method"))
+    return m is not None and m.demonstrations
+
+
 def _sft_stage(rec: dict, root: Path) -> Path:
     sft = [st for st in rec.get("stages", []) if st.get("stage") == "sft"]
-    if rec.get("method") not in ("sft", "redistill") or not sft:
+    if not _on_demonstrations(rec) or not sft:
         raise HarnessError(f"run {rec['run_id']} (method {rec.get('method')}) was not trained by SFT on demonstrations; "
-                           "run:RUN_ID needs an sft or redistill run")
+                           f"run:RUN_ID needs a run of {' or '.join(methods.demonstration_methods())}")
     return root / "_stages" / f"sft-{sft[-1]['key']}"  # the last SFT stage trained the evaluated model
 
 
 def load_source(source: str, spec: TaskSpec, recipe: dict, root: Path, seed: int = 0,
                 records: Optional[list[dict]] = None) -> Dataset:
     """One --data SOURCE as rows of id / prompt / completion, rendered exactly as `harness run` trains on them."""
-    from harness.pipeline import Context, _train_data_sft
+    from harness.pipeline import Context, train_data_sft
 
     kind, _, arg = source.partition(":")
     if kind in ("run", "redistill") and arg and records is None:
@@ -206,12 +213,12 @@ def load_source(source: str, spec: TaskSpec, recipe: dict, root: Path, seed: int
     ctx = Context(task=spec, recipe_name="", recipe=recipe, base_model="", base_ref="", seed=seed, root=root)
     if kind == "traces" and arg:
         # The whole split (cheap to generate), so its hash matches the runs trained on it; --max-samples subsamples.
-        rows, _ = _train_data_sft(ctx, source, None)
+        rows, _ = train_data_sft(ctx, source, None)
         return Dataset(source, rows, config_hash(rows))
     path = Path(source)
     if kind in ("run", "redistill", "traces") or not path.is_file():
         raise HarnessError(f"--data '{source}' is not a data source; use {SOURCE_FORMS}")
-    rows, _ = _train_data_sft(ctx, str(path), None)
+    rows, _ = train_data_sft(ctx, str(path), None)
     if not rows:
         raise HarnessError(f"--data {source}: the file has no rows")
     return Dataset(source, rows, config_hash(rows))
@@ -219,7 +226,7 @@ def load_source(source: str, spec: TaskSpec, recipe: dict, root: Path, seed: int
 
 def _sft_config(rec: dict, root: Path) -> Optional[dict]:
     """The config of the run's final SFT stage (None: not an SFT-trained run, or its stage folder is gone)."""
-    if rec.get("kind") != "run" or rec.get("method") not in ("sft", "redistill"):
+    if rec.get("kind") != "run" or not _on_demonstrations(rec):
         return None
     try:
         return json.loads((_sft_stage(rec, root) / "config.json").read_text())
@@ -228,7 +235,7 @@ def _sft_config(rec: dict, root: Path) -> Optional[dict]:
 
 
 def trained_hashes(records: list[dict], root: Path) -> dict[str, str]:
-    """Run id -> data hash of the rows its final SFT stage trained on, for every sft / redistill run."""
+    """Run id -> data hash of the rows its final SFT stage trained on, for every run trained on demonstrations."""
     out = {}
     for rec in records:
         cfg = _sft_config(rec, root)
@@ -444,17 +451,19 @@ def _measure_start_accuracy(task: str, rec: dict, start: str, tasks_dirs: Any,
 
 def predict(s: EffectSettings, runs_dir: Optional[Path] = None, tasks_dirs: Any = None,
             progress_factory: Optional[Callable] = None, log: Callable[[str], None] = lambda x: None) -> tuple[Path, dict]:
-    """Spearman correlation, over the sft / redistill runs of a task, between the mean effect of each run's training
-    data at its start model and the run's accuracy gain over that start model."""
+    """Spearman correlation, over the runs of a task trained on demonstrations (sft, redistill, ...), between the mean
+    effect of each run's training data at its start model and the run's accuracy gain over that start model."""
     s.check()
     root = default_runs_dir(runs_dir)
     spec_id = get_task(s.task, tasks_dirs).id
     records = read_records(root)
-    runs = [r for r in records if r.get("kind") == "run" and r.get("method") in ("sft", "redistill")
+    runs = [r for r in records if r.get("kind") == "run" and _on_demonstrations(r)
             and r.get("config", {}).get("task") == spec_id]
     if len(runs) < 2:
-        raise HarnessError(f"--predict needs at least 2 sft / redistill runs of task '{spec_id}' in {root} (found "
-                           f"{len(runs)}); run `harness compare --task {spec_id} --methods sft,redistill ...` first")
+        which = methods.demonstration_methods()
+        raise HarnessError(f"--predict needs at least 2 {' / '.join(which)} runs of task '{spec_id}' in {root} (found "
+                           f"{len(runs)}); run `harness compare --task {spec_id} --methods {','.join(which)} ...` "
+                           "first")
     # One measurement per start model (the SFT stage's own `init`): g* is estimated once and every dataset is
     # measured against it.
     groups: dict[str, list[dict]] = {}
