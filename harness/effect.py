@@ -9,7 +9,7 @@ from k sampled responses per prompt (leave-one-out group baseline: the group mea
 so the estimate stays unbiased). Each dataset's mean effect comes with a 95% interval; one record per measurement.
 `--predict` correlates, across the runs of a grid that end with SFT on demonstrations (sft, redistill: each method
 says so, harness/methods), the mean effect of each run's training data at its start model with the accuracy the run
-gained.
+gained. `measure_at` is the measurement alone, for a method that selects its data by their effect.
 """
 
 from __future__ import annotations
@@ -300,6 +300,9 @@ def estimate_gstar(model: Any, tok: Any, params: list[Any], spec: TaskSpec, s: E
             base = (sum(rs) - rew) / (len(rs) - 1)  # leave-one-out group mean
             seqs.append(encode_sampled(tok, prompt, g))  # the sampled ids themselves, special tokens included
             weights.append((rew - base) / (len(rows) * s.k))
+    # what sampling and the gradient cost (measure_at returns it apart, so effect records keep their g_star)
+    cost = {"rollouts_generated": len(rows) * s.k, "tokens_generated": sum(g.n_tokens for gs in gens for g in gs),
+            "tokens_gradient": sum(len(q.ids) for q, w in zip(seqs, weights) if w != 0.0)}  # weighted_grad skips 0s
     info = {"n_prompts": len(rows), "k": s.k, "temperature": s.temperature, "mean_reward": sum(rewards) / len(rewards),
             "prompts_with_signal": signal, "baseline": "leave-one-out group mean",
             "max_new_tokens": params_.max_new_tokens, "eval_split": s.eval_split,
@@ -313,6 +316,7 @@ def estimate_gstar(model: Any, tok: Any, params: list[Any], spec: TaskSpec, s: E
     from harness.effect_grads import dot
 
     info["norm"] = math.sqrt(dot(g, g))
+    info["cost"] = cost
     return g, info
 
 
@@ -322,11 +326,6 @@ def measure(s: EffectSettings, root: Optional[Path] = None, tasks_dirs: Any = No
             records: Optional[list[dict]] = None) -> tuple[dict, list[dict], TaskSpec]:
     """(metrics, per-sample rows, task spec as measured: with the recipe's overrides) for every dataset of the
     settings, at one model and one g*."""
-    import torch
-
-    from harness.effect_grads import encode_pair, sample_effects, select_params
-    from harness.projection import CountSketch
-
     s.check()
     root = default_runs_dir(root)
     records = read_records(root) if records is None else records
@@ -338,12 +337,28 @@ def measure(s: EffectSettings, root: Optional[Path] = None, tasks_dirs: Any = No
     hashes = trained_hashes(records, root)
     for d in datasets:
         d.trained_runs = trained_runs(hashes, d.data_hash)
+    metrics, all_rows, _ = measure_at(s, spec, recipe, path, datasets, progress_factory)
+    metrics["spec"] = {"task": spec.id, "recipe_name": recipe_name, "model_path": path}
+    return metrics, all_rows, spec
+
+
+def measure_at(s: EffectSettings, spec: TaskSpec, recipe: dict, path: str, datasets: list[Dataset],
+               progress_factory: Optional[Callable] = None) -> tuple[dict, list[dict], dict]:
+    """The measurement at the model `path` on the task and recipe as given (nothing resolved): (metrics, per-sample
+    rows in the datasets' order, cost: g*'s rollouts and tokens generated, and the tokens every gradient went
+    through, g*'s and the samples')."""
+    import torch
+
+    from harness.effect_grads import encode_pair, sample_effects, select_params
+    from harness.projection import CountSketch
+
     t0 = time.perf_counter()
     torch.manual_seed(s.seed)
     model, tok = load_model(path, s.dtype)
     model, _, params, pinfo = select_params(model, s.params, s.seed)
     max_len = int(recipe.get("sft", {}).get("max_length", 2048))
     gstar, ginfo = estimate_gstar(model, tok, params, spec, s, progress_factory)
+    cost = ginfo.pop("cost")
     t_g = time.perf_counter() - t0
     sketches = []
     if s.project:
@@ -356,6 +371,7 @@ def measure(s: EffectSettings, root: Optional[Path] = None, tasks_dirs: Any = No
     for d in datasets:
         rows = subsample(d.rows, s.max_samples, s.seed)
         seqs = [encode_pair(tok, r["prompt"], r["completion"], max_len) for r in rows]
+        cost["tokens_gradient"] += sum(len(q.ids) for q in seqs)
         with progress_bar(progress_factory, f"effect {d.label} ({len(rows)} samples)") as cb:
             res = sample_effects(model, params, seqs, gstar, sketches, progress=cb)
         vals, coss = [], []
@@ -380,8 +396,7 @@ def measure(s: EffectSettings, root: Optional[Path] = None, tasks_dirs: Any = No
         "max_length": max_len, "seconds_g_star": t_g, "seconds_total": time.perf_counter() - t0,
         "device": str(params[0].device),
     }
-    metrics["spec"] = {"task": spec.id, "recipe_name": recipe_name, "model_path": path}
-    return metrics, all_rows, spec
+    return metrics, all_rows, cost
 
 
 def run_effect(s: EffectSettings, runs_dir: Optional[Path] = None, tasks_dirs: Any = None,
