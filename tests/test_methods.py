@@ -1,15 +1,25 @@
 """The method registry (harness/methods): the built-ins, what `run`, `compare`, `launch`, recipes and leaderboards
 ask it, and a method from a plugin that takes part in all of them without a line of the harness changed."""
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
+import harness
 from harness import methods, recipes
 from harness.cli import app
 from harness.errors import HarnessError
 from harness.leaderboard import build_table
 from harness.methods import METHODS, Method, Section, run_counts
 
+CODE_ROOT = Path(harness.__file__).resolve().parent.parent
+FAST = ["--set", "eval.limit=2", "--set", "eval.max_new_tokens=8", "--set", "eval.limem=false"]
 ECHO = '''
 from harness.methods import Method, Section, register
 from harness.recipes import POS_INT, one_of
@@ -25,6 +35,13 @@ register(Method(name="echo", summary="evaluates the base model, for tests", trai
                                 rules={"times": POS_INT, "mode": one_of({"plain": "as it is", "loud": "louder"})},
                                 variants=("mode",))))
 '''
+
+
+def cli(*args, cwd):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(CODE_ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.pop("HARNESS_PLUGINS", None)
+    return subprocess.run([sys.executable, "-m", "harness.cli", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture
@@ -113,3 +130,35 @@ def test_a_method_declares_its_place_and_variants_in_leaderboards(echo):
     rows = {r["method"]["display"]: r for r in table["rows"]}
     assert rows["echo (mode loud)"]["recipe"]["value"] == rows["sft"]["recipe"]["value"]  # the same set-up
     assert rows["echo"]["start"]["display"] == "-"  # it trains nothing, so it has no start
+
+
+def test_a_plugin_method_is_listed_run_and_recorded(tmp_path):
+    (tmp_path / "echo_plugin.py").write_text(textwrap.dedent(ECHO))
+    r = cli("methods", "--plugin", "echo_plugin.py", cwd=tmp_path)
+    assert r.returncode == 0 and "echo" in r.stdout and "redistill" in r.stdout, r.stderr
+    r = cli("run", "--task", "kk", "--method", "echo", "--runs-dir", "runs", *FAST, cwd=tmp_path)
+    assert r.returncode == 2 and "unknown method 'echo'" in r.stderr and "--plugin" in r.stderr, r.stderr
+    r = cli("run", "--task", "kk", "--method", "echo", "--plugin", "echo_plugin.py", "--runs-dir", "runs",
+            "--set", "echo.mode=loud", *FAST, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    (folder,) = [p for p in (tmp_path / "runs").iterdir() if (p / "record.json").is_file()]
+    rec = json.loads((folder / "record.json").read_text())
+    assert rec["method"] == "echo" and rec["config"]["recipe"]["echo"] == {"mode": "loud"} and rec["stages"] == []
+    assert rec["provenance"]["plugins"][0]["file"] == str(tmp_path / "echo_plugin.py")
+    r = cli("leaderboard", "--runs-dir", "runs", "--out", "lb", "--plugin", "echo_plugin.py", cwd=tmp_path)
+    assert r.returncode == 0 and "| echo (mode loud) |" in (tmp_path / "lb" / "kk" / "leaderboard.md").read_text()
+
+
+def test_a_plugin_may_not_take_a_builtin_method_name(tmp_path):
+    (tmp_path / "mine.py").write_text("from harness.methods import Method, register\n"
+                                      "register(Method(name='sft', summary='', train=lambda *a: ''))\n")
+    r = cli("methods", "--plugin", "mine.py", cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "registers method 'sft', which the harness (harness.methods.sft, a built-in) already registered" in r.stderr
+
+
+def test_the_methods_command_imports_no_torch():
+    code = ("import sys; from typer.testing import CliRunner; from harness.cli import app;"
+            "r = CliRunner().invoke(app, ['methods']); assert r.exit_code == 0 and 'redistill' in r.output, r.output;"
+            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=CODE_ROOT)
