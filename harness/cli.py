@@ -26,7 +26,8 @@ class _Group(typer.core.TyperGroup):
             raise typer.Exit(2) from None
 
 
-app = typer.Typer(cls=_Group, help="Benchmark, train and compare R1-style reasoning methods (base, sft, rl, redistill) per sample budget.",
+app = typer.Typer(cls=_Group, help="Benchmark, train and compare R1-style reasoning methods (`harness methods` lists "
+                  "them) per sample budget.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 tasks_app = typer.Typer(help="List, show and validate tasks (YAML files).", no_args_is_help=True)
 data_app = typer.Typer(help="Export task data.", no_args_is_help=True)
@@ -43,8 +44,8 @@ TasksDir = typer.Option(None, "--tasks-dir", help="Extra folder of task YAML fil
 Perturb = typer.Option(None, "--perturb", help="K&K only: perturbed puzzles (leaf, role, reorder, rename; harness/perturb.py).")
 PerturbSeed = typer.Option(0, "--perturb-seed", help="Seed of the perturbations (--perturb).")
 Plugins = typer.Option(None, "--plugin", metavar="MODULE_OR_FILE",
-                       help="Python module or .py file that registers verifiers or generators (repeatable; also "
-                            "$HARNESS_PLUGINS and entry points 'harness.plugins'; see examples/plugins).")
+                       help="Python module or .py file that registers verifiers, generators or methods (repeatable; "
+                            "also $HARNESS_PLUGINS and entry points 'harness.plugins'; see examples/plugins).")
 
 
 def _load_plugins(specs: Optional[List[str]]) -> list:
@@ -391,20 +392,26 @@ def _print_plans(plans: list[dict]) -> None:
 
 @app.command("run")
 def run_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
-            method: str = typer.Option(..., help="base, sft, rl or redistill."),
+            method: str = typer.Option(..., help="A registered method; `harness methods` lists them."),
             budget: Optional[str] = typer.Option(None, help="Distinct training examples: 100, 500, 1k, 2.5k, 10k, 1m."),
             model: str = typer.Option("tiny", help="'tiny' (embedded, built locally), a model folder, or a hub id."),
             seed: int = typer.Option(0),
             config: Optional[Path] = typer.Option(None, help="Recipe YAML layered over the task's default recipe."),
             set_: Optional[List[str]] = typer.Option(None, "--set", help="Recipe override key.path=value (repeatable)."),
-            init: Optional[str] = typer.Option(None, help="rl start model: base | sft@BUDGET | RUN_ID | PATH."),
-            teacher: Optional[str] = typer.Option(None, help="sft: traces:short | traces:long | FILE.jsonl; redistill: RUN_ID | PATH."),
-            teacher_model: Optional[str] = typer.Option(None, help="sft: generate demonstrations with this model (RUN_ID | PATH), keep the verified ones."),
+            init: Optional[str] = typer.Option(None, help="Start model of a method that takes one: "
+                                               "base | sft@BUDGET | RUN_ID | PATH."),
+            teacher: Optional[str] = typer.Option(None, help="What the method learns from (`harness methods` says what "
+                                                  "each takes), e.g. traces:short | FILE.jsonl, or an RL policy "
+                                                  "RUN_ID | PATH."),
+            teacher_model: Optional[str] = typer.Option(None, help="Methods that take it (`harness methods`): generate "
+                                                        "demonstrations with this model (RUN_ID | PATH), keep the "
+                                                        "verified ones."),
             resume: bool = typer.Option(True, help="Reuse finished stages and resume killed ones from their checkpoints."),
             runs_dir: Optional[Path] = typer.Option(None, help="Default: ./runs or $HARNESS_RUNS_DIR."),
             tasks_dir: Optional[List[Path]] = TasksDir, plugin: Optional[List[str]] = Plugins,
             dry_run: bool = DryRun, assume_accuracy: float = AssumeAccuracy, device: Optional[str] = PlanDevice) -> None:
-    """Train one method at one sample budget (unless base), evaluate on the test split, write one run record."""
+    """Train one method at one sample budget (unless it trains nothing), evaluate on the test split, write one run
+    record."""
     _load_plugins(plugin)
     from harness.run import run
 
@@ -437,8 +444,10 @@ def compare_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
                 seeds: str = typer.Option("0", help="Comma-separated seeds, e.g. 0,1,2."),
                 model: str = typer.Option("tiny"), config: Optional[Path] = typer.Option(None),
                 set_: Optional[List[str]] = typer.Option(None, "--set"),
-                init: Optional[str] = typer.Option(None, help="rl start model (as in `harness run`)."),
-                teacher: Optional[str] = typer.Option(None, help="sft / redistill teacher (as in `harness run`)."),
+                init: Optional[str] = typer.Option(None, help="Start model of the methods that take one (as in "
+                                                   "`harness run`)."),
+                teacher: Optional[str] = typer.Option(None, help="Teacher of the methods that take one (as in "
+                                                      "`harness run`)."),
                 runs_dir: Optional[Path] = typer.Option(None), tasks_dir: Optional[List[Path]] = TasksDir,
                 plugin: Optional[List[str]] = Plugins,
                 launcher: str = typer.Option("local", help="local (one cell after another here), slurm (one job per cell through submitit), or submitit-local (the same jobs as local processes)."),
@@ -495,7 +504,8 @@ def effect_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
                max_samples: Optional[int] = typer.Option(None, help="Per dataset: a seeded random subset of N samples."),
                batch_size: int = typer.Option(8, help="Micro-batch for g*."), dtype: str = typer.Option("float32"),
                scale: Optional[str] = typer.Option(None, help="Recipe whose task overrides apply: tiny | paper (default: from the model)."),
-               predict: bool = typer.Option(False, "--predict", help="Correlate each sft/redistill run's data effect with its accuracy gain."),
+               predict: bool = typer.Option(False, "--predict", help="Correlate each run's data effect with its "
+                                            "accuracy gain (runs of methods that train on demonstrations)."),
                runs_dir: Optional[Path] = typer.Option(None, help="Default: ./runs or $HARNESS_RUNS_DIR."),
                tasks_dir: Optional[List[Path]] = TasksDir, plugin: Optional[List[str]] = Plugins) -> None:
     """Sample effect <grad log-lik(x, y), g*> of training data, per sample and per dataset; writes a record."""
@@ -523,8 +533,10 @@ def effect_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
 @app.command("leaderboard")
 def leaderboard_cmd(task: Optional[str] = typer.Option(None, help="Only this task (default: every task found)."),
                     runs_dir: Optional[Path] = typer.Option(None, help="Records to read (default ./runs or $HARNESS_RUNS_DIR)."),
-                    out_dir: Path = typer.Option(Path("leaderboards"), "--out", help="Tables go to OUT/<task>/.")) -> None:
+                    out_dir: Path = typer.Option(Path("leaderboards"), "--out", help="Tables go to OUT/<task>/."),
+                    plugin: Optional[List[str]] = Plugins) -> None:
     """Build leaderboard tables (Markdown, CSV, JSON), a plot and an HTML page from run records only."""
+    _load_plugins(plugin)  # a plugin's method says where its rows go and which of its keys make variants
     from harness.leaderboard import build_table, load_outcomes, write_leaderboard
     from harness.records import read_records, runs_dir as default_runs_dir
 
@@ -547,6 +559,20 @@ def leaderboard_cmd(task: Optional[str] = typer.Option(None, help="Only this tas
             raise _write_error(out_dir / t, e) from None
         for f in written:
             out.print(f"wrote {f}", markup=False, highlight=False)
+
+
+@app.command("methods")
+def methods_cmd(plugin: Optional[List[str]] = Plugins) -> None:
+    """List the training methods (built-in and from plugins): what each trains, from what, and its teacher."""
+    _load_plugins(plugin)
+    from harness import methods
+
+    t = Table("method", "budget", "starts from", "--teacher", "recipe section", "what it does")
+    for m in methods.all_methods():
+        start = {None: "-", "init": f"--init (default {m.init_key})"}.get(m.starts_from, m.starts_from)
+        t.add_row(m.name, "yes" if m.trains else "-", start, m.teacher or "-",
+                  m.section.name if m.section else "-", m.summary)
+    out.print(t)
 
 
 @runs_app.command("list")

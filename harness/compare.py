@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Optional
 from harness import models, recipes
 from harness.budget import parse_budget
 from harness.errors import HarnessError
-from harness.pipeline import METHODS
+from harness.methods import METHODS, grid_args
 from harness.records import config_hash, read_records, runs_dir as default_runs_dir
 from harness.registry import did_you_mean
 from harness.run import run
@@ -59,7 +59,7 @@ def compare(*, task: str, methods: str, budgets: str, seeds: str, model: str = "
     method_list = _split_list(methods, "methods")
     for m in method_list:
         if m not in METHODS:
-            raise HarnessError(f"unknown method '{m}' in --methods: {did_you_mean(m, list(METHODS))}")
+            raise HarnessError(f"unknown method '{m}' in --methods: {METHODS.fix(m)}")
     budget_list = [parse_budget(b) for b in _split_list(budgets, "budgets")]
     try:
         seed_list = [int(s) for s in _split_list(seeds, "seeds")]
@@ -70,19 +70,22 @@ def compare(*, task: str, methods: str, budgets: str, seeds: str, model: str = "
     _, recipe = recipes.resolve(spec.id, scale, config, list(sets))
     root = default_runs_dir(runs_dir)
     cells = list(dict.fromkeys((m, b, s) for s in seed_list for m in method_list
-                               for b in (budget_list if m != "base" else [0])))
+                               for b in (budget_list if METHODS.get(m).trains else [0])))
     done: dict[str, dict] = {}
     for r in read_records(root):  # run ids sort by time: the latest record of a cell wins
         k = record_key(r)
         if k is not None:
             done[k] = r
     def key_of(m: str, b: int, s: int) -> str:
-        return cell_key(spec.id, model, m, b, s, recipe, init if m == "rl" else None, teacher if m != "rl" else None)
+        return cell_key(spec.id, model, m, b, s, recipe, *grid_args(m, init, teacher))
+
+    def run_cell(m: str, b: int, s: int, **kw) -> tuple[Path, dict]:
+        cell_init, cell_teacher = grid_args(m, init, teacher)
+        return run(task=task, method=m, budget=str(b) if b else None, model=model, seed=s, config=config, sets=sets,
+                   init=cell_init, teacher=cell_teacher, runs_dir=runs_dir, tasks_dirs=tasks_dirs, **kw)
 
     if dry_run:
-        return [run(task=task, method=m, budget=str(b) if b else None, model=model, seed=s, config=config, sets=sets,
-                    init=init if m == "rl" else None, teacher=teacher if m != "rl" else None, runs_dir=runs_dir,
-                    tasks_dirs=tasks_dirs, dry_run=True, assume_accuracy=assume_accuracy, device=device)[1]
+        return [run_cell(m, b, s, dry_run=True, assume_accuracy=assume_accuracy, device=device)[1]
                 for m, b, s in cells if key_of(m, b, s) not in done]
     if launcher != "local" or emit_commands:
         missing = [(m, launch.cell_command(task=task, method=m, budget=b, seed=s, model=model, runs_dir=root,
@@ -110,8 +113,6 @@ def compare(*, task: str, methods: str, budgets: str, seeds: str, model: str = "
             out.append(existing[-1])
             continue
         log(f"{label}: running")
-        _, rec = run(task=task, method=m, budget=str(b) if b else None, model=model, seed=s, config=config, sets=sets,
-                     init=init if m == "rl" else None, teacher=teacher if m != "rl" else None, runs_dir=runs_dir,
-                     tasks_dirs=tasks_dirs, progress_factory=progress_factory, log=log)
+        _, rec = run_cell(m, b, s, progress_factory=progress_factory, log=log)
         out.append(rec)
     return out

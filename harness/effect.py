@@ -7,8 +7,9 @@ estimate of the gradient of the expected verifier reward on evaluation prompts,
 
 from k sampled responses per prompt (leave-one-out group baseline: the group mean without the response itself,
 so the estimate stays unbiased). Each dataset's mean effect comes with a 95% interval; one record per measurement.
-`--predict` correlates, across the sft / redistill runs of a grid, the mean effect of each run's training data at
-its start model with the accuracy the run gained.
+`--predict` correlates, across the runs of a grid that end with SFT on demonstrations (sft, redistill: each method
+says so, harness/methods), the mean effect of each run's training data at its start model with the accuracy the run
+gained. `measure_at` is the measurement alone, for a method that selects its data by their effect.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from harness import models, recipes
+from harness import methods, models, recipes
 from harness.data import load_split, read_rows, render_prompt
 from harness.errors import HarnessError
 from harness.progress import progress_bar
@@ -168,18 +169,24 @@ def resolve_setup(s: EffectSettings, root: Path, tasks_dirs: Any = None, model_p
     return spec, recipe, name, models.resolve(s.model, spec)
 
 
+def _on_demonstrations(rec: dict) -> bool:
+    """A run whose method ends with SFT on demonstrations (its data can be measured)."""
+    m = methods.find(rec.get("method"))
+    return m is not None and m.demonstrations
+
+
 def _sft_stage(rec: dict, root: Path) -> Path:
     sft = [st for st in rec.get("stages", []) if st.get("stage") == "sft"]
-    if rec.get("method") not in ("sft", "redistill") or not sft:
+    if not _on_demonstrations(rec) or not sft:
         raise HarnessError(f"run {rec['run_id']} (method {rec.get('method')}) was not trained by SFT on demonstrations; "
-                           "run:RUN_ID needs an sft or redistill run")
+                           f"run:RUN_ID needs a run of {' or '.join(methods.demonstration_methods())}")
     return root / "_stages" / f"sft-{sft[-1]['key']}"  # the last SFT stage trained the evaluated model
 
 
 def load_source(source: str, spec: TaskSpec, recipe: dict, root: Path, seed: int = 0,
                 records: Optional[list[dict]] = None) -> Dataset:
     """One --data SOURCE as rows of id / prompt / completion, rendered exactly as `harness run` trains on them."""
-    from harness.pipeline import Context, _train_data_sft
+    from harness.pipeline import Context, train_data_sft
 
     kind, _, arg = source.partition(":")
     if kind in ("run", "redistill") and arg and records is None:
@@ -206,12 +213,12 @@ def load_source(source: str, spec: TaskSpec, recipe: dict, root: Path, seed: int
     ctx = Context(task=spec, recipe_name="", recipe=recipe, base_model="", base_ref="", seed=seed, root=root)
     if kind == "traces" and arg:
         # The whole split (cheap to generate), so its hash matches the runs trained on it; --max-samples subsamples.
-        rows, _ = _train_data_sft(ctx, source, None)
+        rows, _ = train_data_sft(ctx, source, None)
         return Dataset(source, rows, config_hash(rows))
     path = Path(source)
     if kind in ("run", "redistill", "traces") or not path.is_file():
         raise HarnessError(f"--data '{source}' is not a data source; use {SOURCE_FORMS}")
-    rows, _ = _train_data_sft(ctx, str(path), None)
+    rows, _ = train_data_sft(ctx, str(path), None)
     if not rows:
         raise HarnessError(f"--data {source}: the file has no rows")
     return Dataset(source, rows, config_hash(rows))
@@ -219,7 +226,7 @@ def load_source(source: str, spec: TaskSpec, recipe: dict, root: Path, seed: int
 
 def _sft_config(rec: dict, root: Path) -> Optional[dict]:
     """The config of the run's final SFT stage (None: not an SFT-trained run, or its stage folder is gone)."""
-    if rec.get("kind") != "run" or rec.get("method") not in ("sft", "redistill"):
+    if rec.get("kind") != "run" or not _on_demonstrations(rec):
         return None
     try:
         return json.loads((_sft_stage(rec, root) / "config.json").read_text())
@@ -228,7 +235,7 @@ def _sft_config(rec: dict, root: Path) -> Optional[dict]:
 
 
 def trained_hashes(records: list[dict], root: Path) -> dict[str, str]:
-    """Run id -> data hash of the rows its final SFT stage trained on, for every sft / redistill run."""
+    """Run id -> data hash of the rows its final SFT stage trained on, for every run trained on demonstrations."""
     out = {}
     for rec in records:
         cfg = _sft_config(rec, root)
@@ -293,6 +300,9 @@ def estimate_gstar(model: Any, tok: Any, params: list[Any], spec: TaskSpec, s: E
             base = (sum(rs) - rew) / (len(rs) - 1)  # leave-one-out group mean
             seqs.append(encode_sampled(tok, prompt, g))  # the sampled ids themselves, special tokens included
             weights.append((rew - base) / (len(rows) * s.k))
+    # what sampling and the gradient cost (measure_at returns it apart, so effect records keep their g_star)
+    cost = {"rollouts_generated": len(rows) * s.k, "tokens_generated": sum(g.n_tokens for gs in gens for g in gs),
+            "tokens_gradient": sum(len(q.ids) for q, w in zip(seqs, weights) if w != 0.0)}  # weighted_grad skips 0s
     info = {"n_prompts": len(rows), "k": s.k, "temperature": s.temperature, "mean_reward": sum(rewards) / len(rewards),
             "prompts_with_signal": signal, "baseline": "leave-one-out group mean",
             "max_new_tokens": params_.max_new_tokens, "eval_split": s.eval_split,
@@ -306,6 +316,7 @@ def estimate_gstar(model: Any, tok: Any, params: list[Any], spec: TaskSpec, s: E
     from harness.effect_grads import dot
 
     info["norm"] = math.sqrt(dot(g, g))
+    info["cost"] = cost
     return g, info
 
 
@@ -315,11 +326,6 @@ def measure(s: EffectSettings, root: Optional[Path] = None, tasks_dirs: Any = No
             records: Optional[list[dict]] = None) -> tuple[dict, list[dict], TaskSpec]:
     """(metrics, per-sample rows, task spec as measured: with the recipe's overrides) for every dataset of the
     settings, at one model and one g*."""
-    import torch
-
-    from harness.effect_grads import encode_pair, sample_effects, select_params
-    from harness.projection import CountSketch
-
     s.check()
     root = default_runs_dir(root)
     records = read_records(root) if records is None else records
@@ -331,12 +337,28 @@ def measure(s: EffectSettings, root: Optional[Path] = None, tasks_dirs: Any = No
     hashes = trained_hashes(records, root)
     for d in datasets:
         d.trained_runs = trained_runs(hashes, d.data_hash)
+    metrics, all_rows, _ = measure_at(s, spec, recipe, path, datasets, progress_factory)
+    metrics["spec"] = {"task": spec.id, "recipe_name": recipe_name, "model_path": path}
+    return metrics, all_rows, spec
+
+
+def measure_at(s: EffectSettings, spec: TaskSpec, recipe: dict, path: str, datasets: list[Dataset],
+               progress_factory: Optional[Callable] = None) -> tuple[dict, list[dict], dict]:
+    """The measurement at the model `path` on the task and recipe as given (nothing resolved): (metrics, per-sample
+    rows in the datasets' order, cost: g*'s rollouts and tokens generated, and the tokens every gradient went
+    through, g*'s and the samples')."""
+    import torch
+
+    from harness.effect_grads import encode_pair, sample_effects, select_params
+    from harness.projection import CountSketch
+
     t0 = time.perf_counter()
     torch.manual_seed(s.seed)
     model, tok = load_model(path, s.dtype)
     model, _, params, pinfo = select_params(model, s.params, s.seed)
     max_len = int(recipe.get("sft", {}).get("max_length", 2048))
     gstar, ginfo = estimate_gstar(model, tok, params, spec, s, progress_factory)
+    cost = ginfo.pop("cost")
     t_g = time.perf_counter() - t0
     sketches = []
     if s.project:
@@ -349,6 +371,7 @@ def measure(s: EffectSettings, root: Optional[Path] = None, tasks_dirs: Any = No
     for d in datasets:
         rows = subsample(d.rows, s.max_samples, s.seed)
         seqs = [encode_pair(tok, r["prompt"], r["completion"], max_len) for r in rows]
+        cost["tokens_gradient"] += sum(len(q.ids) for q in seqs)
         with progress_bar(progress_factory, f"effect {d.label} ({len(rows)} samples)") as cb:
             res = sample_effects(model, params, seqs, gstar, sketches, progress=cb)
         vals, coss = [], []
@@ -373,8 +396,7 @@ def measure(s: EffectSettings, root: Optional[Path] = None, tasks_dirs: Any = No
         "max_length": max_len, "seconds_g_star": t_g, "seconds_total": time.perf_counter() - t0,
         "device": str(params[0].device),
     }
-    metrics["spec"] = {"task": spec.id, "recipe_name": recipe_name, "model_path": path}
-    return metrics, all_rows, spec
+    return metrics, all_rows, cost
 
 
 def run_effect(s: EffectSettings, runs_dir: Optional[Path] = None, tasks_dirs: Any = None,
@@ -444,17 +466,19 @@ def _measure_start_accuracy(task: str, rec: dict, start: str, tasks_dirs: Any,
 
 def predict(s: EffectSettings, runs_dir: Optional[Path] = None, tasks_dirs: Any = None,
             progress_factory: Optional[Callable] = None, log: Callable[[str], None] = lambda x: None) -> tuple[Path, dict]:
-    """Spearman correlation, over the sft / redistill runs of a task, between the mean effect of each run's training
-    data at its start model and the run's accuracy gain over that start model."""
+    """Spearman correlation, over the runs of a task trained on demonstrations (sft, redistill, ...), between the mean
+    effect of each run's training data at its start model and the run's accuracy gain over that start model."""
     s.check()
     root = default_runs_dir(runs_dir)
     spec_id = get_task(s.task, tasks_dirs).id
     records = read_records(root)
-    runs = [r for r in records if r.get("kind") == "run" and r.get("method") in ("sft", "redistill")
+    runs = [r for r in records if r.get("kind") == "run" and _on_demonstrations(r)
             and r.get("config", {}).get("task") == spec_id]
     if len(runs) < 2:
-        raise HarnessError(f"--predict needs at least 2 sft / redistill runs of task '{spec_id}' in {root} (found "
-                           f"{len(runs)}); run `harness compare --task {spec_id} --methods sft,redistill ...` first")
+        which = methods.demonstration_methods()
+        raise HarnessError(f"--predict needs at least 2 {' / '.join(which)} runs of task '{spec_id}' in {root} (found "
+                           f"{len(runs)}); run `harness compare --task {spec_id} --methods {','.join(which)} ...` "
+                           "first")
     # One measurement per start model (the SFT stage's own `init`): g* is estimated once and every dataset is
     # measured against it.
     groups: dict[str, list[dict]] = {}

@@ -1,10 +1,11 @@
 """A grid's cells as separate `harness run` jobs: printed for any scheduler (`--emit-commands`), or submitted with
 submitit (`--launcher slurm`, or `submitit-local` to run them as local processes the same way).
 
-Cells go in waves, so that a stage several cells need is trained once, by the first: base and sft cells first (an sft
-cell at the cold-start budget trains the cold start rl needs), then rl (a redistill cell re-uses its seed's rl stage
-and the samples drawn from it), then redistill. Within a wave the cells run at once; each job writes its own run
-record and the grid's records are read back from the runs folder when every wave has finished.
+Cells go in waves (each method's `wave`, harness/methods), so that a stage several cells need is trained once, by the
+first: base and sft cells first (an sft cell at the cold-start budget trains the cold start rl needs), then rl (a
+redistill cell re-uses its seed's rl stage and the samples drawn from it), then redistill. Within a wave the cells
+run at once; each job writes its own run record and the grid's records are read back from the runs folder when every
+wave has finished.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from harness.errors import HarnessError
+from harness.methods import METHODS, grid_args
 
 LAUNCHERS = ("local", "slurm", "submitit-local")
-WAVES = (("base", "sft"), ("rl",), ("redistill",))
 
 
 def cell_command(*, task: str, method: str, budget: int, seed: int, model: str, runs_dir: Path,
@@ -35,9 +36,10 @@ def cell_command(*, task: str, method: str, budget: int, seed: int, model: str, 
         cmd += ["--config", str(Path(config).resolve())]
     for s in sets:
         cmd += ["--set", s]
-    if init and method == "rl":
+    init, teacher = grid_args(method, init, teacher)
+    if init:
         cmd += ["--init", init]
-    if teacher and method != "rl":
+    if teacher:
         cmd += ["--teacher", teacher]
     for d in tasks_dirs:
         cmd += ["--tasks-dir", str(Path(d).resolve())]
@@ -47,9 +49,9 @@ def cell_command(*, task: str, method: str, budget: int, seed: int, model: str, 
 
 
 def waves(cells: Sequence[tuple[str, list[str]]]) -> list[list[tuple[str, list[str]]]]:
-    """(method, command) pairs grouped into the waves above; empty waves dropped."""
-    out = [[c for c in cells if c[0] in wave] for wave in WAVES]
-    return [w for w in out if w]
+    """(method, command) pairs grouped into their methods' waves, in wave order; empty waves dropped."""
+    wave = {m: METHODS.get(m).wave for m, _ in cells}
+    return [[c for c in cells if wave[c[0]] == w] for w in sorted(set(wave.values()))]
 
 
 def emit(cells: Sequence[tuple[str, list[str]]]) -> str:

@@ -24,6 +24,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from harness import methods
 from harness.budget import format_budget, parse_budget
 from harness.records import config_hash
 from harness.errors import HarnessError
@@ -40,7 +41,6 @@ TEST = ("paired on the problems both rows answered: McNemar exact on 0/1 outcome
         "outcomes); Holm-adjusted over the comparisons of a set-up, two-sided, alpha 0.05")
 MATCH_RULE = ("smallest budget whose accuracy is at least the target's, or that the paired test (two-sided, "
               "unadjusted, alpha 0.05) does not find lower than it")
-METHOD_ORDER = {"base": 0, "sft": 1, "rl": 2, "redistill": 3}
 EXTRA_METRICS = ("faithful_accuracy", "lucky", "limem")  # shown only when some record has them
 SAMPLED_COLUMNS = ("sampled", "vs_start_sampled")  # sampled pass@1 (eval.samples), shown only when some record has it
 COST_KEYS = ("training_examples", "rollouts_generated", "sequences_trained", "tokens_generated", "tokens_trained",
@@ -55,15 +55,20 @@ COLUMNS = [*MAIN_COLUMNS, *COST_KEYS, "wall_s", *PROVENANCE, "runs"]
 # Recipe keys that only add measurements (sampled pass@k, LiMem) and change neither the model nor its greedy accuracy:
 # runs that differ only there are one set-up, so the expensive extras can run on the rows a claim needs.
 MEASUREMENT_ONLY = {"eval": ("samples", "temperature", "limem")}
-# Recipe keys that make a variant of one method (with their defaults): a run with another value is its own row,
-# labelled with it (`redistill@1k (filter faithful)`), in the same set-up as the rest, so it is tested against them.
-VARIANTS = {"redistill": {"filter": "correct", "keep": "random"}}
+
+
+def variants() -> dict[str, tuple[str, dict[str, Any]]]:
+    """Method -> (its recipe section, {key: default}) for the keys that make a variant of it (harness/methods:
+    Section.variants): a run with another value is its own row, labelled with it (`redistill@1k (filter faithful)`),
+    in the same set-up as the rest, so it is tested against them."""
+    return {m.name: (m.section.name, {k: m.section.defaults[k] for k in m.section.variants})
+            for m in methods.all_methods() if m.section is not None and m.section.variants}
 
 
 def setup_recipe_hash(recipe: dict) -> str:
     """The recipe's hash without its measurement-only and variant keys: the `recipe` of a row's set-up."""
     out = dict(recipe)
-    for section, keys in [*MEASUREMENT_ONLY.items(), *VARIANTS.items()]:
+    for section, keys in [*MEASUREMENT_ONLY.items(), *variants().values()]:
         if isinstance(out.get(section), dict):
             out[section] = {k: v for k, v in out[section].items() if k not in keys}
             if not out[section]:
@@ -124,20 +129,29 @@ def _label(method: str, budget: int, variant: Optional[str] = None) -> str:
 
 
 def _recipe_init(rec: dict) -> str:
-    """The start its recipe gives an rl run (rl.init; base when unset)."""
-    return (rec.get("config", {}).get("recipe", {}).get("rl") or {}).get("init") or "base"
+    """The start its recipe gives a run of a method that starts from an init (its init_key, rl.init; base when
+    unset)."""
+    m = methods.find(rec.get("method"))
+    section, _, key = (m.init_key if m and m.init_key else "rl.init").partition(".")
+    return (rec.get("config", {}).get("recipe", {}).get(section) or {}).get(key) or "base"
+
+
+def _starts_from(rec: dict) -> Optional[str]:
+    m = methods.find(rec.get("method"))
+    return m.starts_from if m else None
 
 
 def _variant(rec: dict) -> Optional[str]:
-    """What makes a run a variant of its method, its own row: an rl run's --init when it differs from its recipe's
-    rl.init (`from base`, beside the recipe's rl from its cold start), or a VARIANTS key of the method's recipe
-    section off its default (`filter faithful`). None for a run as its recipe runs the method."""
+    """What makes a run a variant of its method, its own row: the --init of a method that starts from one when it
+    differs from its recipe's (`rl from base`, beside the recipe's rl from its cold start), or a variant key of the
+    method's recipe section off its default (`filter faithful`). None for a run as its recipe runs the method."""
     method, config = rec.get("method"), rec.get("config", {})
     init = config.get("init")
-    if method == "rl" and init and init != _recipe_init(rec):
+    if _starts_from(rec) == "init" and init and init != _recipe_init(rec):
         return f"from {init}"
-    section = (config.get("recipe") or {}).get(method) or {}
-    parts = [f"{k} {section[k]}" for k, default in VARIANTS.get(method, {}).items() if section.get(k, default) != default]
+    section_name, keys = variants().get(method, (method, {}))
+    section = (config.get("recipe") or {}).get(section_name) or {}
+    parts = [f"{k} {section[k]}" for k, default in keys.items() if section.get(k, default) != default]
     return ", ".join(parts) or None
 
 
@@ -149,21 +163,22 @@ def _reference(rows: list[dict], method: str) -> Optional[dict]:
 
 
 def _start(rec: dict, rows: list[dict]) -> tuple[Optional[str], Optional[dict]]:
-    """(label, row) of the model a run's training started from: base for sft / redistill (re-distillation trains the
-    base on the RL policy's samples); for rl the row whose final stage is the rl stage's init stage (same cached
-    checkpoint), else the row named by its --init (config `init`, else the recipe's rl.init)."""
-    method = rec.get("method")
+    """(label, row) of the model a run's training started from (its method's starts_from): base for sft / redistill
+    (re-distillation trains the base on the RL policy's samples); for a method that starts from an init (rl) the row
+    whose final stage is the rl stage's init stage (same cached checkpoint), else the row named by its --init (config
+    `init`, else the recipe's rl.init)."""
+    method, starts = rec.get("method"), _starts_from(rec)
     base = next((r for r in rows if r["_method"] == "base"), None)
-    if method in ("sft", "redistill"):
+    if starts == "base":
         return "base", base
-    if method != "rl":
+    if starts != "init":
         return None, None
     stages = rec.get("stages") or []
     rl_at = max((i for i, st in enumerate(stages) if st.get("stage") == "rl"), default=None)
     if rl_at:  # a stage trained before the rl stage is its start
         key = stages[rl_at - 1].get("key")
         for r in rows:
-            if r["_method"] != "rl" and any((x.get("stages") or [{}])[-1].get("key") == key for x in r["_recs"]):
+            if r["_method"] != method and any((x.get("stages") or [{}])[-1].get("key") == key for x in r["_recs"]):
                 return r["_label"], r
     init = rec.get("config", {}).get("init") or _recipe_init(rec)
     if init == "base":
@@ -257,7 +272,7 @@ def build_table(records: list[dict]) -> dict:
     extras = [k for k in EXTRA_METRICS if any(r["metrics"].get(k) is not None for g in groups.values() for r in g)]
 
     rows = []
-    for key in sorted(groups, key=lambda k: (tuple(str(x) for x in k[:6]), METHOD_ORDER.get(k[6], 9), k[6], k[7], k[8])):
+    for key in sorted(groups, key=lambda k: (tuple(str(x) for x in k[:6]), methods.order(k[6]), k[6], k[7], k[8])):
         # One record per seed: a cell that was run again counts once, by its latest record (run ids sort by time).
         per_seed = {r["config"].get("seed", 0): r for r in sorted(groups[key], key=lambda r: r["run_id"])}
         recs = [per_seed[seed] for seed in sorted(per_seed)]
@@ -416,7 +431,7 @@ def _samples_to_match(rows: list[dict], comparisons: list[dict]) -> list[dict]:
         target = _reference(group, "rl")
         if target is None:
             continue
-        for method in sorted({r["_method"] for r in group}, key=lambda m: METHOD_ORDER.get(m, 9)):
+        for method in sorted({r["_method"] for r in group}, key=methods.order):
             hit, why = None, ""
             for r in sorted((r for r in group if r["_method"] == method and r["_variant"] is None), key=lambda r: r["_budget"]):
                 c = tests.get((id(r), id(target))) or tests.get((id(target), id(r)))
@@ -527,7 +542,7 @@ def plot_series(table: dict) -> list[dict]:
             series[(row["method"]["value"], chained, row["model"]["value"], row["recipe"]["value"])].append(row)
     one_setup = len({k[2:] for k in series}) == 1
     out = []
-    for (method, chained, model, recipe), rs in sorted(series.items(), key=lambda kv: (METHOD_ORDER.get(kv[0][0], 9),
+    for (method, chained, model, recipe), rs in sorted(series.items(), key=lambda kv: (methods.order(kv[0][0]),
                                                                                       tuple(map(str, kv[0])))):
         rs.sort(key=lambda r: r["budget"]["value"])
         ys = [r["accuracy"]["value"] for r in rs]

@@ -1,9 +1,8 @@
-"""`harness run`: one method at one sample budget, as a chain of cached stages, then an evaluation and one record.
+"""The stages methods are built from (harness/methods/: each method's chain of them), cached by their config.
 
-    base       eval(base)
-    sft        sft(base, teacher demos[:budget]) -> eval
-    rl         grpo(init, rl prompts[:budget]) -> eval           init: base | sft@BUDGET | RUN_ID | PATH
-    redistill  sample(RL policy) -> keep verified, one per prompt -> sft(BASE, kept[:budget]) -> eval
+    sft      SFT of a start model on demonstrations (train_data_sft: reference traces or a JSONL file)
+    rl       GRPO of a start model on the rl split's first `budget` prompts (resolve_init: base | sft@N | RUN | PATH)
+    sample   verified-correct responses of a teacher, one per prompt (verified_rows)
 
 A stage's output lives in <runs>/_stages/<stage>-<key>/, key = hash of its full resolved config (including the
 key of the model it starts from). `stage.json` is written last, atomically: only then is the stage complete and
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from harness import dist, models, recipes
+from harness import dist, models
 from harness.budget import format_budget, parse_budget
 from harness.data import load_split, read_rows, render_prompt
 from harness.errors import HarnessError
@@ -28,11 +27,9 @@ from harness.records import config_hash, dumps, read_json_object, read_records, 
 from harness.registry import did_you_mean
 from harness.taskspec import TaskSpec
 
-METHODS = ("base", "sft", "rl", "redistill")
-# tokens_forward_only: tokens through a forward pass without a backward (GRPO's old log-probs when mu > 1, a KL
-# reference model), counted at 2N FLOPs per token against 6N for a trained token.
-COUNT_KEYS = ("rollouts_generated", "sequences_trained", "tokens_generated", "tokens_trained", "optimizer_steps",
-              "tokens_forward_only")
+# The sample stage's choices (redistill.variant / filter / keep): checked when a recipe resolves (the redistill
+# method's recipe section, harness/methods/redistill.py) and again where the stage reads them.
+REDISTILL_VARIANTS, REDISTILL_FILTERS, REDISTILL_KEEPS = ("A", "B"), ("correct", "faithful"), ("random", "shortest")
 
 
 @dataclass
@@ -107,7 +104,7 @@ def cached_stage(ctx: Context, name: str, cfg: dict, build: Callable[[Path], dic
     return info
 
 
-def _train_data_sft(ctx: Context, teacher: str, budget: Optional[int]) -> tuple[list[dict], str]:
+def train_data_sft(ctx: Context, teacher: str, budget: Optional[int]) -> tuple[list[dict], str]:
     """SFT demonstrations: the task's reference traces, or a JSONL file of prompt/response pairs (budget None: all)."""
     if teacher.startswith("traces:"):
         style = teacher.split(":", 1)[1]
@@ -218,15 +215,15 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
     samples_per_prompt > 1."""
     rd = ctx.recipe.get("redistill", {})
     filter_ = str(rd.get("filter", "correct"))
-    if filter_ not in recipes.REDISTILL_FILTERS:
+    if filter_ not in REDISTILL_FILTERS:
         raise HarnessError(f"redistill.filter must be correct (verified-correct answers) or faithful (right answer and "
                            f"every step of a K&K explicit trace right), not {filter_}")
     keep = str(rd.get("keep", "random"))
-    if keep not in recipes.REDISTILL_KEEPS:
+    if keep not in REDISTILL_KEEPS:
         raise HarnessError(f"redistill.keep must be random (one verified response per prompt, chosen with the seed) or "
                            f"shortest (the one with the fewest tokens), not {keep}")
     variant = str(variant or rd.get("variant", "B")).upper()
-    if variant not in recipes.REDISTILL_VARIANTS:
+    if variant not in REDISTILL_VARIANTS:
         raise HarnessError(f"redistill.variant must be A (greedy on SFT prompts) or B (sampled on RL prompts), not {variant}")
     # Variant B here samples the final policy afresh on the RL prompts; the paper's variant B instead reuses the
     # rollouts of its last ~11 RL steps (the replay buffer: slightly older policies, prompts seen in those steps).
@@ -307,6 +304,11 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
     return info
 
 
+def cold_start_teacher(ctx: Context) -> str:
+    """The demonstrations SFT uses when no --teacher is given: the recipe's cold_start.teacher."""
+    return ctx.recipe.get("cold_start", {}).get("teacher", "traces:short")
+
+
 # --- model references -----------------------------------------------------------------------------------------
 
 def resolve_init(ctx: Context, init: str) -> str:
@@ -315,8 +317,7 @@ def resolve_init(ctx: Context, init: str) -> str:
         return ctx.base_ref
     if init.startswith("sft@"):
         budget = parse_budget(init[4:])
-        teacher = ctx.recipe.get("cold_start", {}).get("teacher", "traces:short")
-        data, data_id = _train_data_sft(ctx, teacher, budget)
+        data, data_id = train_data_sft(ctx, cold_start_teacher(ctx), budget)
         return stage_sft(ctx, ctx.base_ref, data, data_id, tag="cold start sft")["model_path"]
     return resolve_run_or_path(ctx, init, "--init")
 
@@ -357,7 +358,8 @@ def inherit_stages(ctx: Context, run_id: str) -> None:
             seen.add((st.get("stage"), st.get("key")))
 
 
-def _verified_rows(ctx: Context, teacher_ref: str, budget: int, variant: Optional[str], who: str) -> tuple[list[dict], str]:
+def verified_rows(ctx: Context, teacher_ref: str, budget: int, variant: Optional[str],
+                  who: str) -> tuple[list[dict], str]:
     sample = stage_sample(ctx, teacher_ref, budget, variant)
     if sample.get("planned"):  # a dry run: the samples do not exist yet; reference traces stand in for them
         return ctx.plan.placeholder_rows(sample["split"], budget), f"plan:{sample['key']}"
@@ -367,32 +369,3 @@ def _verified_rows(ctx: Context, teacher_ref: str, budget: int, variant: Optiona
                            f"{sample['prompts_tried']} prompts); budget {format_budget(budget)} needs more: lower "
                            "--budget, or sample more per prompt (--set redistill.samples_per_prompt=8)")
     return rows[:budget], f"sample:{sample['key']}"
-
-
-def train_for_method(ctx: Context, method: str, budget: int, init: Optional[str], teacher: Optional[str],
-                     teacher_model: Optional[str] = None) -> str:
-    """Run (or reuse) the stages of a method; return the model to evaluate."""
-    if method == "base":
-        return ctx.base_ref
-    if method == "sft" and teacher_model:
-        # Demonstrations generated by a teacher model (greedy on the SFT prompts), kept where the verifier accepts.
-        rows, data_id = _verified_rows(ctx, resolve_run_or_path(ctx, teacher_model, "--teacher-model"), budget, "A",
-                                       "teacher model")
-        return stage_sft(ctx, ctx.base_ref, rows, data_id)["model_path"]
-    if method == "sft":
-        data, data_id = _train_data_sft(ctx, teacher or ctx.recipe.get("cold_start", {}).get("teacher", "traces:short"),
-                                        budget)
-        return stage_sft(ctx, ctx.base_ref, data, data_id)["model_path"]
-    if method == "rl":
-        start = resolve_init(ctx, init or ctx.recipe.get("rl", {}).get("init", "base"))
-        return stage_rl(ctx, start, budget)["model_path"]
-    # redistill: an RL policy (given, or trained by the recipe), its verified samples, SFT of the *base* model.
-    if teacher:
-        policy = resolve_run_or_path(ctx, teacher, "--teacher")
-        inherit_stages(ctx, teacher)  # the RL chain's cost counts, as when the recipe trains it
-    else:
-        rl = ctx.recipe.get("rl", {})
-        start = resolve_init(ctx, init or rl.get("init", "base"))
-        policy = stage_rl(ctx, start, parse_budget(rl.get("budget", "1k")))["model_path"]
-    rows, data_id = _verified_rows(ctx, policy, budget, None, "RL policy")
-    return stage_sft(ctx, ctx.base_ref, rows, data_id, tag="redistill sft")["model_path"]

@@ -5,7 +5,8 @@ complete is estimated instead of built:
 
     counts   sequences and tokens trained (tokenized with the model's tokenizer), rollouts and tokens generated;
              generated lengths are the task's reference traces (the cold-start teacher's) capped at the limit
-    FLOPs    6N per trained token, 2N per generated or forward-only token (as run records count them)
+    FLOPs    6N per trained token or token through a gradient, 2N per generated or forward-only token (as run records
+             count them)
     memory   per device, one process: weights, gradients and AdamW state (Trainer keeps fp32 master weights: 16 bytes
              a parameter), activations at the recipe's micro-batch and length (~34 h bytes a token and layer in 16-bit
              without recomputation, Korthikanti et al. 2022; x2 in fp32), the KV cache of generation
@@ -63,7 +64,9 @@ class Planner:
 
     # --- token counts ---------------------------------------------------------------------------------------------
 
-    def _len(self, prompt: Any, completion: str = "") -> tuple[int, int]:
+    def tokens(self, prompt: Any, completion: str = "") -> tuple[int, int]:
+        """(prompt tokens, completion tokens + EOS) as the model's tokenizer counts them (a stage's own estimator
+        uses it too)."""
         if isinstance(prompt, list):
             text = self.tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
             p = len(self.tok(text, add_special_tokens=False)["input_ids"])
@@ -83,7 +86,7 @@ class Planner:
             style = self._style()
             split = "sft" if "sft" in self.ctx.task.splits else "train"
             rows = [s for s in load_split(self.ctx.task, split, limit=200) if style in (s.get("traces") or {})]
-            lens = [self._len("", s["traces"][style])[1] for s in rows]
+            lens = [self.tokens("", s["traces"][style])[1] for s in rows]
             self._ref_len = sum(lens) / len(lens) if lens else float(self.ctx.task.generation.max_new_tokens) / 2
         return self._ref_len
 
@@ -98,10 +101,13 @@ class Planner:
     # --- stages ---------------------------------------------------------------------------------------------------
 
     def stage(self, name: str, cfg: dict, d: Path, hint: dict) -> dict:
+        """A stage not built: its estimate by `hint["estimate"](planner, hint)` when the stage brings one (a method's
+        own stage), else by this planner's estimator of that stage."""
         from harness.records import newest_complete_checkpoint
 
         resume = newest_complete_checkpoint(d) if d.is_dir() else None
-        est = self._cost(getattr(self, f"_est_{name}")(hint))
+        estimate = hint.get("estimate") or (lambda _, h: getattr(self, f"_est_{name}")(h))
+        est = self._cost(estimate(self, hint))
         status = f"partial: resumes from {resume.name}" if resume else "to run"
         info = {"stage": name, "key": "?" if hint.get("unknown_data") else d.name.split("-", 1)[1], "cached": False,
                 "planned": True, "status": status, "model_path": str(d / "final"), "estimate": est,
@@ -110,8 +116,9 @@ class Planner:
         return info
 
     def _cost(self, est: dict) -> dict:
-        """est with its FLOPs (6N a trained token, 2N a generated or forward-only one) and wall time at THROUGHPUT."""
-        trained = est.get("tokens_trained", 0)
+        """est with its FLOPs (6N a token trained or through a gradient, 2N a generated or forward-only one) and wall
+        time at THROUGHPUT."""
+        trained = est.get("tokens_trained", 0) + est.get("tokens_gradient", 0)
         est["flops"] = 6 * self.n_params * trained + 2 * self.n_params * (
             est.get("tokens_generated", 0) + est.get("tokens_forward_only", 0))
         rate = THROUGHPUT[self.device]
@@ -119,8 +126,10 @@ class Planner:
                                + est.get("tokens_generated", 0) / rate["gen_tokens_per_s"])
         return est
 
-    def _memory(self, micro_batch: int, seq_len: int, precision: str, train: bool, gen_batch: int = 0,
-                gen_len: int = 0) -> dict:
+    def memory(self, micro_batch: int, seq_len: int, precision: str, train: bool, gen_batch: int = 0,
+               gen_len: int = 0) -> dict:
+        """GB per device: weights, gradients and AdamW state and activations when `train`, the KV cache of
+        generating gen_batch sequences of gen_len tokens."""
         c, N = self.config, self.n_params
         h, layers = c.hidden_size, c.num_hidden_layers
         half = precision in ("bf16", "fp16", "bfloat16", "float16")
@@ -137,20 +146,20 @@ class Planner:
 
     def _est_sft(self, hint: dict) -> dict:
         r = {"epochs": 2, "batch_size": 8, "max_length": 2048, "precision": "bf16", **self.ctx.recipe.get("sft", {})}
-        lens = [min(sum(self._len(x["prompt"], x["completion"])), r["max_length"]) for x in hint["data"]]
+        lens = [min(sum(self.tokens(x["prompt"], x["completion"])), r["max_length"]) for x in hint["data"]]
         per_step = r.get("global_batch") or r["batch_size"] * r.get("grad_accum", 1)
         steps, sequences = math.ceil(len(lens) / per_step) * r["epochs"], len(lens) * r["epochs"]
         if (r.get("max_steps") or -1) > 0:  # max_steps overrides epochs, as in the Trainer
             steps, sequences = r["max_steps"], r["max_steps"] * per_step
         mean = sum(lens) / max(1, len(lens))
         return {"sequences_trained": sequences, "tokens_trained": round(sequences * mean), "optimizer_steps": steps,
-                "memory": self._memory(r["batch_size"], max(lens, default=0), str(r["precision"]), True)}
+                "memory": self.memory(r["batch_size"], max(lens, default=0), str(r["precision"]), True)}
 
     def _est_rl(self, hint: dict) -> dict:
         r = {"num_generations": 8, "prompts_per_step": 16, "max_completion_length": 256, "num_iterations": 1,
              "epochs": 1, "kl": 0.0, "precision": "bf16", "steps": None, **hint["recipe"]}
         rows = self.placeholder_rows("rl", hint["budget"])
-        prompt = sum(self._len(x["prompt"])[0] for x in rows) / max(1, len(rows))
+        prompt = sum(self.tokens(x["prompt"])[0] for x in rows) / max(1, len(rows))
         completion = min(self.reference_length(), r["max_completion_length"])
         steps = r["steps"] or max(1, len(rows) * r["epochs"] // r["prompts_per_step"])
         batch = r["prompts_per_step"] * r["num_generations"]
@@ -162,8 +171,8 @@ class Planner:
                 "tokens_trained": round(rollouts * seq * r["num_iterations"]),
                 "tokens_forward_only": round(rollouts * seq * ((r["num_iterations"] > 1) + (r["kl"] > 0))),
                 "optimizer_steps": steps * r["num_iterations"],
-                "memory": self._memory(micro, round(prompt + r["max_completion_length"]), str(r["precision"]), True,
-                                       gen_batch=batch, gen_len=round(prompt + r["max_completion_length"]))}
+                "memory": self.memory(micro, round(prompt + r["max_completion_length"]), str(r["precision"]), True,
+                                      gen_batch=batch, gen_len=round(prompt + r["max_completion_length"]))}
 
     def _est_sample(self, hint: dict) -> dict:
         completion = min(self.reference_length(), hint["max_new"])
@@ -171,8 +180,8 @@ class Planner:
         ev = self.ctx.recipe.get("eval", {})
         return {"rollouts_generated": rollouts, "tokens_generated": round(rollouts * completion),
                 "assumed_accuracy": self.assume_accuracy,
-                "memory": self._memory(0, 0, str(ev.get("dtype", "bf16")), False, gen_batch=ev.get("batch_size", 32),
-                                       gen_len=hint["max_new"] + 256)}
+                "memory": self.memory(0, 0, str(ev.get("dtype", "bf16")), False, gen_batch=ev.get("batch_size", 32),
+                                      gen_len=hint["max_new"] + 256)}
 
     def evaluation(self, trained: bool = True) -> dict:
         """The test evaluation: greedy, plus eval.samples sampled responses per problem when set, plus LiMem's
@@ -212,7 +221,7 @@ def summary(planner: Planner, cached: list[dict], trained: bool = True) -> dict:
     for st in planner.stages:
         e = st["estimate"]
         rows.append({"stage": st["stage"], "key": st["key"], "status": st["status"],
-                     "counts": {k: e[k] for k in COUNT_FIELDS if k in e}, "flops": e["flops"],
+                     "counts": {k: e[k] for k in (*COUNT_FIELDS, "tokens_gradient") if k in e}, "flops": e["flops"],
                      "memory_gb": e["memory"]["total_gb"], "memory": e["memory"], "wall_seconds": e["wall_seconds"],
                      **({"assumed_accuracy": e["assumed_accuracy"]} if "assumed_accuracy" in e else {})})
     ev = planner.evaluation(trained)

@@ -1,4 +1,4 @@
-"""User plugins: Python code from outside the repository that registers verifiers, generators (or engines).
+"""User plugins: Python code from outside the repository that registers verifiers, generators, methods (or engines).
 
 A plugin is an ordinary module that registers what it defines when it is imported:
 
@@ -7,8 +7,9 @@ A plugin is an ordinary module that registers what it defines when it is importe
     @VERIFIERS.register("my_rule")
     class MyRule(BaseVerifier): ...
 
-(generators: `GENERATORS.register("name")(fn)` from harness.generators). Importing the module is all that loading
-does; there is no other hook to define. A task YAML then names the verifier or generator as it names a built-in.
+(generators: `GENERATORS.register("name")(fn)` from harness.generators; methods: `register(Method(...))` from
+harness.methods). Importing the module is all that loading does; there is no other hook to define. A task YAML then
+names the verifier or generator as it names a built-in, and `harness run --method NAME` a method.
 
 Three ways to load plugins, all of them in every command that reads tasks:
 
@@ -237,7 +238,7 @@ def _fix(spec: str, source: str, distribution: Optional[str]) -> str:
 
 def _owner(obj: object, loading: str) -> str:
     """Who registered `obj`: a built-in, a loaded plugin, or a module."""
-    module = getattr(obj, "__module__", None) or "?"
+    module = getattr(obj, "origin", None) or getattr(obj, "__module__", None) or "?"  # a Method: its module
     if module == loading:
         return "this plugin itself (it registers the name twice)"
     plugin = next((p for p in _LOADED.values() if p.module == module), None)

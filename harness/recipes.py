@@ -14,23 +14,33 @@ from typing import Any, Iterable, Optional
 import yaml
 
 from backends import defaults
+from harness import methods
 from harness.errors import HarnessError
 from harness.registry import did_you_mean
 from harness.taskspec import TaskSpec, _allowed_keys, _line_index, yaml_size_problem
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "backends" / "recipes"
-SECTIONS = ("description", "task", "eval", "cold_start", "sft", "rl", "redistill")
+# The sections every recipe may hold; a method adds its own (harness/methods: Section), e.g. redistill.
+CORE_SECTIONS = ("description", "task", "eval", "cold_start", "sft", "rl")
 
 
-# The keys of each section: those the harness reads (eval, cold_start, redistill) and the training backends' (sft, rl:
+# The keys of each core section: those the harness reads (eval, cold_start) and the training backends' (sft, rl:
 # backends/defaults.py, plain data), so that a typo in any section stops the run before anything trains.
-KNOWN_KEYS = {
+CORE_KEYS = {
     "eval": ("batch_size", "limit", "max_new_tokens", "dtype", "limem", "samples", "temperature"),
     "cold_start": ("teacher",),
-    "redistill": ("variant", "temperature", "samples_per_prompt", "max_new_tokens", "filter", "keep", "engine", "vllm"),
     "sft": (*defaults.SFT, *sorted(defaults.ORCHESTRATOR_KEYS)),
     "rl": (*defaults.RL, *sorted(defaults.ORCHESTRATOR_KEYS)),
 }
+
+
+def sections() -> tuple[str, ...]:
+    """Every section a recipe may hold: the core ones, then each registered method's own."""
+    return (*CORE_SECTIONS, *methods.sections())
+
+
+def known_keys() -> dict[str, tuple]:
+    return {**CORE_KEYS, **{name: tuple(sec.defaults) for name, sec in methods.sections().items()}}
 
 
 # The parts of a task a recipe may override (splits, generation, prompt); their keys are the task file's own.
@@ -39,10 +49,11 @@ TASK_OVERRIDES = ("splits", "generation", "prompt")
 
 def _unknown_keys(data: dict) -> Iterable[tuple[tuple, str]]:
     """(key path, what to do) for each key no section knows, the task overrides included."""
+    names = sections()
     for k in data:
-        if k not in SECTIONS:
-            yield (k,), did_you_mean(str(k), list(SECTIONS))
-    for section, known in KNOWN_KEYS.items():
+        if k not in names:
+            yield (k,), did_you_mean(str(k), list(names))
+    for section, known in known_keys().items():
         values = data.get(section)
         for key in values if isinstance(values, dict) else ():
             if key not in known:
@@ -68,7 +79,7 @@ def _unknown_keys(data: dict) -> Iterable[tuple[tuple, str]]:
 
 def check_keys(data: dict, origin: str, lines: Optional[dict] = None) -> None:
     """Unknown sections and unknown keys of every section (the task overrides' splits, generation and prompt, eval,
-    cold_start, sft, rl and redistill): one error with where it came from (file:line, or the --set), its key path
+    cold_start, sft, rl and the methods' own): one error with where it came from (file:line, or the --set), its key path
     and the nearest valid key; a typo would otherwise be caught only when that stage starts, or never."""
     for path, fix in _unknown_keys(data):
         where = f"{origin}:{lines[path]}" if lines and path in lines else origin
@@ -95,7 +106,7 @@ def _read(path: Path) -> dict:
     except OSError:
         raise HarnessError(f"recipe file {path} does not exist; check --config") from None
     if not isinstance(data, dict):
-        raise HarnessError(f"recipe {path} must be a mapping of sections ({', '.join(SECTIONS)})")
+        raise HarnessError(f"recipe {path} must be a mapping of sections ({', '.join(sections())})")
     return data
 
 
@@ -130,15 +141,15 @@ def _num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v  # not NaN
 
 
-_POS_INT = (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a positive integer (1, 2, ...)")
-_NONNEG_INT = (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0")
-_POS = (lambda v: _num(v) and v > 0, "a number > 0")
-_NONNEG = (lambda v: _num(v) and v >= 0, "a number >= 0")
-_UNIT_OPEN = (lambda v: _num(v) and 0 <= v < 1, "a number in [0, 1)")
-_UNIT_CLOSED = (lambda v: _num(v) and 0 < v <= 1, "a number in (0, 1]")
+POS_INT = (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a positive integer (1, 2, ...)")
+NONNEG_INT = (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0")
+POS = (lambda v: _num(v) and v > 0, "a number > 0")
+NONNEG = (lambda v: _num(v) and v >= 0, "a number >= 0")
+UNIT_OPEN = (lambda v: _num(v) and 0 <= v < 1, "a number in [0, 1)")
+UNIT_CLOSED = (lambda v: _num(v) and 0 < v <= 1, "a number in (0, 1]")
 
 
-def _or_null(rule: tuple) -> tuple:
+def or_null(rule: tuple) -> tuple:
     return (lambda v: v is None or rule[0](v), f"{rule[1]} or null")
 
 
@@ -157,46 +168,48 @@ def trackers(value: Any) -> Optional[list[str]]:
 
 TRACKER_RULE = (lambda v: trackers(v) is not None, f"none or one or more of {', '.join(TRACKERS[1:])} joined by commas")
 
-# The numbers a recipe section may hold, checked when the recipe is resolved, before any model is loaded or any stage
-# trains (a value out of range otherwise trains nothing and exits 0, or fails deep inside a trainer).
-# redistill's choices, checked here before anything trains and again where the sample stage reads them
-REDISTILL_VARIANTS, REDISTILL_FILTERS, REDISTILL_KEEPS = ("A", "B"), ("correct", "faithful"), ("random", "shortest")
 
-VALUE_RULES: dict[str, dict[str, tuple]] = {
-    "sft": {"learning_rate": _POS, "epochs": _POS_INT, "batch_size": _POS_INT, "grad_accum": _POS_INT,
-            "global_batch": _or_null(_POS_INT), "warmup_ratio": _UNIT_OPEN, "weight_decay": _NONNEG,
-            "max_length": _POS_INT, "logging_steps": _POS_INT, "save_steps": _or_null(_POS), "report_to": TRACKER_RULE,
-            "max_steps": (lambda v: v == -1 or _POS_INT[0](v), "-1 (from epochs) or a positive integer")},
-    "rl": {"learning_rate": _POS, "beta1": _UNIT_OPEN, "beta2": _UNIT_OPEN, "weight_decay": _NONNEG,
-           "warmup_steps": _NONNEG, "num_generations": (lambda v: _POS_INT[0](v) and v >= 2,
-                                                        "an integer >= 2 (GRPO compares the completions of a prompt)"),
-           "prompts_per_step": _POS_INT, "micro_batch_size": _or_null(_POS_INT), "temperature": _POS,
-           "top_p": _UNIT_CLOSED, "clip": _POS, "kl": _NONNEG, "max_completion_length": _POS_INT,
-           "max_prompt_length": _or_null(_POS_INT), "steps": _or_null(_POS_INT), "epochs": _POS_INT,
-           "num_iterations": _POS_INT, "eval_every": _NONNEG_INT, "logging_steps": _POS_INT,
-           "save_steps": _or_null(_POS), "val_limit": _or_null(_POS_INT), "report_to": TRACKER_RULE,
-           "vllm_gpu_memory_utilization": _UNIT_CLOSED, "vllm_max_model_length": _or_null(_POS_INT),
-           "vllm_tensor_parallel_size": _POS_INT},
-    "eval": {"batch_size": _POS_INT, "limit": _or_null(_POS_INT), "max_new_tokens": _or_null(_POS_INT),
-             "samples": _NONNEG_INT, "temperature": _POS},
-    "redistill": {"temperature": _NONNEG, "samples_per_prompt": _POS_INT, "max_new_tokens": _POS_INT,
-                  "variant": (lambda v: str(v).upper() in REDISTILL_VARIANTS, "A (greedy on the SFT prompts) or B "
-                              "(sampled on the RL prompts)"),
-                  "filter": (lambda v: v in REDISTILL_FILTERS, "correct (verified-correct answers) or faithful (right "
-                             "answer and every step of a K&K trace right)"),
-                  "keep": (lambda v: v in REDISTILL_KEEPS, "random (one verified response per prompt, chosen with the "
-                           "seed) or shortest (the one with the fewest tokens)")},
+def one_of(choices: dict[str, str]) -> tuple:
+    """A rule for a key that takes one of `choices` (value -> what it means); a miss also says "did you mean"."""
+    must = " or ".join(f"{v} ({what})" for v, what in choices.items())
+    return (lambda v: v in choices, must, lambda v: did_you_mean(str(v), list(choices)))
+
+
+# The numbers a recipe section may hold, checked when the recipe is resolved, before any model is loaded or any stage
+# trains (a value out of range otherwise trains nothing and exits 0, or fails deep inside a trainer). A rule is
+# (ok, what the value must be) or (ok, what, fix: value -> a hint); a method's section brings its own.
+CORE_RULES: dict[str, dict[str, tuple]] = {
+    "sft": {"learning_rate": POS, "epochs": POS_INT, "batch_size": POS_INT, "grad_accum": POS_INT,
+            "global_batch": or_null(POS_INT), "warmup_ratio": UNIT_OPEN, "weight_decay": NONNEG,
+            "max_length": POS_INT, "logging_steps": POS_INT, "save_steps": or_null(POS), "report_to": TRACKER_RULE,
+            "max_steps": (lambda v: v == -1 or POS_INT[0](v), "-1 (from epochs) or a positive integer")},
+    "rl": {"learning_rate": POS, "beta1": UNIT_OPEN, "beta2": UNIT_OPEN, "weight_decay": NONNEG,
+           "warmup_steps": NONNEG, "num_generations": (lambda v: POS_INT[0](v) and v >= 2,
+                                                       "an integer >= 2 (GRPO compares the completions of a prompt)"),
+           "prompts_per_step": POS_INT, "micro_batch_size": or_null(POS_INT), "temperature": POS,
+           "top_p": UNIT_CLOSED, "clip": POS, "kl": NONNEG, "max_completion_length": POS_INT,
+           "max_prompt_length": or_null(POS_INT), "steps": or_null(POS_INT), "epochs": POS_INT,
+           "num_iterations": POS_INT, "eval_every": NONNEG_INT, "logging_steps": POS_INT,
+           "save_steps": or_null(POS), "val_limit": or_null(POS_INT), "report_to": TRACKER_RULE,
+           "vllm_gpu_memory_utilization": UNIT_CLOSED, "vllm_max_model_length": or_null(POS_INT),
+           "vllm_tensor_parallel_size": POS_INT},
+    "eval": {"batch_size": POS_INT, "limit": or_null(POS_INT), "max_new_tokens": or_null(POS_INT),
+             "samples": NONNEG_INT, "temperature": POS},
 }
 
 
+def value_rules() -> dict[str, dict[str, tuple]]:
+    return {**CORE_RULES, **{name: dict(sec.rules) for name, sec in methods.sections().items()}}
+
+
 def check_values(section: str, values: Optional[dict]) -> None:
-    """A HarnessError naming the first number of a recipe section that is out of range, and how to set it."""
-    for key, (ok, must) in VALUE_RULES.get(section, {}).items():
+    """A HarnessError naming the first value of a recipe section that is out of range, and how to set it."""
+    for key, (ok, must, *fix) in value_rules().get(section, {}).items():
         if key not in (values or {}) or ok(values[key]):
             continue
         v = values[key]
-        hint = ""
-        if isinstance(v, str):
+        hint = f" ({fix[0](v)})" if fix else ""
+        if isinstance(v, str) and not fix:
             try:
                 float(v)
                 hint = f" (YAML reads {v} as a string; write it with a dot, e.g. 1.0e-5)"
@@ -220,13 +233,14 @@ def resolve(task: str, scale: str, config: Optional[Path] = None, sets: Iterable
         layer = parse_set(item)
         check_keys(layer, f"--set {item}")
         recipe = merge(recipe, layer)
+    names = sections()
     for k in recipe:
-        if k not in SECTIONS:
-            raise HarnessError(f"unknown recipe section '{k}': {did_you_mean(k, list(SECTIONS))}")
+        if k not in names:
+            raise HarnessError(f"unknown recipe section '{k}': {did_you_mean(k, list(names))}")
     if not recipe:
         raise HarnessError(f"no recipe for task '{task}' at scale '{scale}'; pass one with --config recipe.yaml "
                            f"(examples in {RECIPES_DIR})")
-    for section in VALUE_RULES:
+    for section in value_rules():
         if recipe.get(section) is not None and not isinstance(recipe[section], dict):
             raise HarnessError(f"recipe section '{section}' must be a mapping of keys, got {recipe[section]!r}")
         check_values(section, recipe.get(section))

@@ -1,4 +1,4 @@
-"""One small registry per kind of pluggable code (verifiers, generators, engines).
+"""One small registry per kind of pluggable code (verifiers, generators, engines, methods).
 
 YAML refers to code only by registered name; a duplicate name raises and a miss says "did you mean".
 """
@@ -6,6 +6,7 @@ YAML refers to code only by registered name; a duplicate name raises and a miss 
 from __future__ import annotations
 
 import difflib
+import importlib
 from typing import Callable, Generic, Iterator, TypeVar
 
 from harness.errors import HarnessError
@@ -64,3 +65,27 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return sorted(self._items)
+
+
+class LazyRegistry(Registry[T]):
+    """A registry whose built-ins are modules imported by name the first time it is used (registered, asked, listed).
+    For a kind whose built-ins depend on modules that themselves ask the registry (a method trains through the
+    pipeline, whose backends check recipes, and recipes ask the methods for their sections): importing them when
+    the registry module loads would be an import circle. The built-ins still register before anything else, so a
+    plugin that reuses a built-in name is the one refused."""
+
+    def __init__(self, kind: str, builtins: tuple[str, ...]) -> None:
+        self._builtins, self._loaded = builtins, False
+        super().__init__(kind)
+
+    @property
+    def _items(self) -> dict[str, T]:  # type: ignore[override]
+        if not self._loaded:
+            self._loaded = True  # first: a built-in registers while it is imported, and must not import them again
+            for module in self._builtins:
+                importlib.import_module(module)
+        return self._store
+
+    @_items.setter
+    def _items(self, value: dict[str, T]) -> None:
+        self._store = value

@@ -6,13 +6,13 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from harness import dist, models, recipes
+from harness import dist, methods, models, recipes
 from harness.budget import format_budget, parse_budget
 from harness.errors import HarnessError
-from harness.pipeline import COUNT_KEYS, METHODS, Context, train_for_method
+from harness.methods import run_counts, train_for_method
+from harness.pipeline import Context
 from harness.records import (checkpoint_complete, config_hash, new_run_id, newest_complete_checkpoint, provenance,
                              read_json_or_warn, read_records, runs_dir as default_runs_dir, write_record)
-from harness.registry import did_you_mean
 from harness.tasks import get_task
 
 
@@ -23,14 +23,8 @@ def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "t
         dry_run: bool = False, assume_accuracy: float = 0.5, device: Optional[str] = None) -> tuple[Path, dict]:
     """Train by method, evaluate, write one record; dry_run: return (runs folder, plan) instead (harness/plan.py),
     training, generating and writing nothing."""
-    if method not in METHODS:
-        raise HarnessError(f"unknown method '{method}': {did_you_mean(method, list(METHODS))}")
-    if method != "base" and budget is None:
-        raise HarnessError(f"--budget is required for method '{method}' (e.g. --budget 1k)")
-    if method == "base" and budget is not None:
-        raise HarnessError("--budget does not apply to method 'base' (it trains nothing); drop --budget")
-    if teacher_model and method != "sft":
-        raise HarnessError("--teacher-model applies to --method sft; for redistill pass the RL policy as --teacher")
+    method_def = methods.get(method)
+    _check_flags(method_def, budget, teacher_model)
     n = parse_budget(budget) if budget is not None else 0
     spec = get_task(task, tasks_dirs)
     scale = "tiny" if models.is_tiny(model) else "paper"
@@ -42,14 +36,14 @@ def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "t
                   root=root, progress=progress_factory)
     from harness.perturb import limem_config
 
-    limem = limem_config(spec, recipe, trained=method != "base")  # eval.limem: checked before anything trains
+    limem = limem_config(spec, recipe, trained=method_def.trains)  # eval.limem: checked before anything trains
     if dry_run:
         from harness.plan import Planner, summary
 
         ctx.plan = Planner(ctx, assume_accuracy, device)
         train_for_method(ctx, method, n, init, teacher, teacher_model)
         return root, {"method": method, "budget": n, "seed": seed, "recipe_name": recipe_name,
-                      **summary(ctx.plan, [st for st in ctx.stages if st.get("cached")], trained=method != "base")}
+                      **summary(ctx.plan, [st for st in ctx.stages if st.get("cached")], trained=method_def.trains)}
     t0 = time.perf_counter()
     final = train_for_method(ctx, method, n, init, teacher, teacher_model)
     if not dist.is_main():
@@ -57,13 +51,7 @@ def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "t
     for st in ctx.stages:
         log(f"stage {st['stage']}-{st['key']}: {'reused' if st['cached'] else 'trained'} ({st['wall_seconds']:.0f}s)")
     metrics, rows, eval_info = _evaluate(ctx, final, limem)
-    counts = {k: sum(st.get("counts", {}).get(k, 0) for st in ctx.stages) + (eval_info["tokens"] if k == "tokens_generated" else 0)
-              for k in COUNT_KEYS}
-    counts["training_examples"] = n
-    n_params = eval_info["n_params"]
-    counts["flops_estimate"] = 6 * n_params * counts["tokens_trained"] + 2 * n_params * (
-        counts["tokens_generated"] + counts["tokens_forward_only"])
-    counts["model_parameters"] = n_params
+    counts = run_counts(method_def, ctx.stages, eval_info["tokens"], n, eval_info["n_params"])
     wall = {f"{st['stage']}-{st['key']}": st["wall_seconds"] for st in ctx.stages}
     wall["eval"] = eval_info["wall"]
     config_out = {"command": "run", "task": spec.id, "method": method, "budget": n, "budget_label": format_budget(n) if n else None,
@@ -83,6 +71,18 @@ def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "t
     record["run_id"] = new_run_id(spec.id, method, format_budget(n) if n else "")
     path = write_record(root, record["run_id"], record, rows, extra)
     return path, record
+
+
+def _check_flags(m: methods.Method, budget: Optional[str], teacher_model: Optional[str]) -> None:
+    """--budget for a method that trains, none for one that does not; --teacher-model only where it is taken."""
+    if m.trains and budget is None:
+        raise HarnessError(f"--budget is required for method '{m.name}' (e.g. --budget 1k)")
+    if not m.trains and budget is not None:
+        raise HarnessError(f"--budget does not apply to method '{m.name}' (it trains nothing); drop --budget")
+    if teacher_model and not m.teacher_model:
+        takers = ", ".join(x.name for x in methods.all_methods() if x.teacher_model)
+        its = f"; its teacher is {m.teacher}, given as --teacher" if m.teacher else ""
+        raise HarnessError(f"--teacher-model applies to --method {takers}; method '{m.name}' does not take it{its}")
 
 
 def _evaluate(ctx: Context, ref: str, limem: Optional[dict] = None) -> tuple[dict, list[dict], dict]:

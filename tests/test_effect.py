@@ -334,3 +334,26 @@ def test_gstar_scores_exactly_the_sampled_ids(tiny_kk, one_thread, monkeypatch):
         logits = model(input_ids=torch.tensor([q.ids])).logits[0, q.start - 1:-1].float()
         manual = logits.log_softmax(-1).gather(-1, torch.tensor(q.ids[q.start:])[:, None]).sum()
         assert float(eg.logprobs(model, [q], mean=False)[0]) == pytest.approx(float(manual), abs=1e-4)
+
+
+def test_measure_at_is_the_measurement_alone_and_says_what_it_cost(letter_task, tmp_path, one_thread):
+    """measure_at: the task, recipe and model as given (nothing resolved), the same numbers as `harness effect`, and
+    what it cost: g*'s rollouts and tokens generated, and every token a gradient went through."""
+    from dataclasses import replace
+
+    from harness import models
+    from harness.effect import EffectSettings, load_source, measure, measure_at
+    from harness.tasks import get_task
+
+    task, demos = str(letter_task / "etask.yaml"), str(letter_task / "demos.jsonl")
+    spec = get_task(task)
+    path = models.resolve("tiny", spec)
+    s = EffectSettings(task=task, eval_split="val", eval_count=4, k=4, max_new_tokens=8, seed=1)
+    d = load_source(demos, spec, {}, tmp_path)
+    metrics, rows, cost = measure_at(s, spec, {}, path, [d])
+    assert [r["id"] for r in rows] == [r["id"] for r in d.rows] and "cost" not in metrics["g_star"]
+    assert cost["rollouts_generated"] == 16 and 0 < cost["tokens_generated"] <= 16 * 8
+    assert cost["tokens_gradient"] > sum(r["n_tokens"] for r in rows)  # the samples' whole sequences, and g*'s
+    again, rows2, _ = measure(replace(s, data=(demos,)), tmp_path, model_path=path)
+    assert [r["effect"] for r in rows2] == pytest.approx([r["effect"] for r in rows])
+    assert again["g_star"]["norm"] == pytest.approx(metrics["g_star"]["norm"])
