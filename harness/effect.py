@@ -274,7 +274,7 @@ def estimate_gstar(model: Any, tok: Any, params: list[Any], spec: TaskSpec, s: E
                    progress_factory: Optional[Callable] = None) -> tuple[list[Any], dict]:
     """Sample k responses per evaluation prompt, score them with the task's verifier, and accumulate g*."""
     from harness.effect_grads import encode_sampled, weighted_grad
-    from harness.engines import HFEngine, SamplingParams
+    from harness.engines import SamplingParams, make_engine
 
     spec.split(s.eval_split)
     rows = load_split(spec, s.eval_split, limit=s.eval_count)
@@ -290,7 +290,8 @@ def estimate_gstar(model: Any, tok: Any, params: list[Any], spec: TaskSpec, s: E
             cb(done[0], len(rows), "")
 
     with progress_bar(progress_factory, f"sample {s.k} x {len(rows)} eval prompts") as cb:
-        gens = HFEngine(model, tok, batch_size=max(s.k, 32)).generate(prompts, params_, on_batch=tick)
+        engine = make_engine("transformers", model=model, tokenizer=tok, batch_size=max(s.k, 32))
+        gens = engine.generate(prompts, params_, on_batch=tick)
     seqs, weights, rewards, signal = [], [], [], 0
     for r, prompt, gs in zip(rows, prompts, gens):
         rs = [verifier(g.text, r["answer"], truncated=g.truncated).score for g in gs]
@@ -451,13 +452,13 @@ def _start_accuracy(runs: list[dict], rec: dict, start: str) -> Optional[tuple[f
 
 def _measure_start_accuracy(task: str, rec: dict, start: str, tasks_dirs: Any,
                             progress_factory: Optional[Callable]) -> float:
-    from harness.engines import HFEngine
+    from harness.engines import make_engine
     from harness.evaluate import evaluate
 
     c = rec["config"]
     spec = _spec_for(task, tasks_dirs, c.get("recipe"))
     ev = c.get("recipe", {}).get("eval", {})
-    engine = HFEngine.from_ref(start, dtype=ev.get("dtype", "auto"), batch_size=ev.get("batch_size", 32))
+    engine = make_engine("transformers", start, dtype=ev.get("dtype", "auto"), batch_size=ev.get("batch_size", 32))
     with progress_bar(progress_factory, "eval start model") as cb:
         metrics, _ = evaluate(spec, engine, split="test", limit=ev.get("limit"), seed=c.get("seed", 0),
                               max_new_tokens=ev.get("max_new_tokens"), progress=cb)

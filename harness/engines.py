@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol, Sequence
 
 from harness.errors import HarnessError
-from harness.registry import Registry
+from harness.registry import Registry, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -253,14 +253,22 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def pick_engine(choice: str = "auto") -> str:
-    """`auto` -> vllm when vLLM is importable and a GPU is present, else transformers; a named engine is checked."""
+def pick_engine(choice: str = "auto", *, rollouts: bool = False, what: str = "--engine") -> str:
+    """`auto` -> vllm when vLLM is importable and a GPU is present, else transformers; a named engine is checked.
+    rollouts: for GRPO's rollouts through TRL, whose colocate mode needs CUDA even where vLLM's CPU build imports, so
+    a named vllm needs both. `what` names the setting in messages (--engine, rl.engine, redistill.engine)."""
     if choice == "auto":
         return "vllm" if vllm_importable() and cuda_available() else "transformers"
-    ENGINES.get(choice)  # unknown name -> one message listing the engines
+    if choice not in ENGINES:
+        allowed = ", ".join(["auto", *ENGINES.names()])
+        raise HarnessError(f"{what}: unknown engine '{choice}': {did_you_mean(choice, ['auto', *ENGINES.names()])} "
+                           f"(engines: {allowed})")
     if choice == "vllm" and not vllm_importable():
         raise HarnessError(f"engine 'vllm' needs vLLM, which is not installed here: {VLLM_INSTALL}; "
-                           "or use --engine auto / transformers")
+                           f"or set {what} to auto / transformers")
+    if choice == "vllm" and rollouts and not cuda_available():
+        raise HarnessError(f"{what}: GRPO's vLLM rollouts (TRL's colocate mode) need a GPU; set {what} to auto or "
+                           "transformers")
     return choice
 
 
@@ -396,8 +404,18 @@ def _generation_config_of(ref: str) -> Any:
         return None
 
 
-def make_engine(name: str, ref: str, *, seed: int = 0, vllm: Optional[dict] = None, **kwargs: Any) -> Engine:
-    """`auto`, `transformers` or `vllm`; `seed` and the vLLM settings (`vllm=` dict) reach only the vLLM engine."""
+def make_engine(name: str, ref: Optional[str] = None, *, model: Any = None, tokenizer: Any = None, seed: int = 0,
+                vllm: Optional[dict] = None, **kwargs: Any) -> Engine:
+    """The one way the harness gets an engine: `auto`, `transformers` or `vllm` for a model reference (a folder, a
+    hub id, `tiny`), or the transformers engine around a model already in memory (model= and tokenizer=: an eval
+    inside a training stage, the sample effect's g*). `seed` and the vLLM settings (`vllm=` dict) reach only the vLLM
+    engine."""
+    if model is not None:
+        if ref is not None or tokenizer is None or name not in ("auto", "transformers"):
+            raise ValueError("make_engine: a model in memory takes a tokenizer, no ref, and the transformers engine")
+        return HFEngine(model, tokenizer, kwargs.get("batch_size", 32))
+    if ref is None:
+        raise ValueError("make_engine: give a model reference or a model in memory")
     name = pick_engine(name)
     if name == "vllm":
         return VLLMEngine.from_ref(ref, seed=seed, **kwargs, **parse_vllm_options(vllm))

@@ -189,7 +189,7 @@ def stage_rl(ctx: Context, init_ref: str, budget: int) -> dict:
 
 def _val_eval(ctx: Context, limit: Optional[int]) -> Callable:
     def fn(model: Any, tokenizer: Any) -> dict:
-        from harness.engines import HFEngine
+        from harness.engines import make_engine
         from harness.evaluate import evaluate
 
         was_training = model.training
@@ -197,8 +197,9 @@ def _val_eval(ctx: Context, limit: Optional[int]) -> Callable:
         side = tokenizer.padding_side
         tokenizer.padding_side = "left"
         try:
-            metrics, _ = evaluate(ctx.task, HFEngine(model, tokenizer, ctx.recipe.get("eval", {}).get("batch_size", 32)),
-                                  split="val", limit=limit, seed=ctx.seed)
+            engine = make_engine("transformers", model=model, tokenizer=tokenizer,
+                                 batch_size=ctx.recipe.get("eval", {}).get("batch_size", 32))
+            metrics, _ = evaluate(ctx.task, engine, split="val", limit=limit, seed=ctx.seed)
         finally:
             tokenizer.padding_side = side
             model.train(was_training)
@@ -237,7 +238,7 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
     from harness.engines import make_engine, pick_engine, SamplingParams
 
     # redistill.engine: auto (vLLM when installed and a GPU is present), transformers or vllm; redistill.vllm: its settings.
-    engine_name = pick_engine(str(rd.get("engine", "auto")))
+    engine_name = pick_engine(str(rd.get("engine", "auto")), what="redistill.engine")
     if engine_name != "transformers":  # other engines sample differently; transformers keeps the keys of older caches
         cfg["engine"] = engine_name
     if filter_ != "correct":  # only when not the default, so the keys of older caches stay

@@ -354,3 +354,30 @@ def test_shipped_generation_settings_do_not_change_outputs(tiny_kk, tmp_path):
     assert eng.info()["neutralized"]["repetition_penalty"] == 1.3
     assert outputs(more, greedy)[0] == want
     assert outputs(more, sampled)[0] == outputs(tiny_kk, sampled)[0]
+
+
+def test_rollouts_through_vllm_need_a_gpu_as_well(monkeypatch):
+    """GRPO asks the same picker as eval, with the colocate rule: a named vllm needs vLLM and CUDA."""
+    monkeypatch.setattr(engines, "vllm_importable", lambda: True)
+    monkeypatch.setattr(engines, "cuda_available", lambda: False)
+    assert pick_engine("vllm") == "vllm"  # eval: vLLM's CPU build generates
+    with pytest.raises(HarnessError, match=r"rl.engine: GRPO's vLLM rollouts .* need a GPU"):
+        pick_engine("vllm", rollouts=True, what="rl.engine")
+    assert pick_engine("auto", rollouts=True) == "transformers"
+    with pytest.raises(HarnessError, match=r"rl.engine: unknown engine 'vlm'.*did you mean 'vllm'"):
+        pick_engine("vlm", rollouts=True, what="rl.engine")
+
+
+def test_one_factory_for_references_and_models_in_memory(tiny_kk):
+    from harness.engines import HFEngine, make_engine
+    from harness.models import load
+
+    by_ref = make_engine("transformers", str(tiny_kk), batch_size=4, dtype="float32")
+    assert isinstance(by_ref, HFEngine) and by_ref.batch_size == 4
+    model, tok = load(str(tiny_kk))
+    in_memory = make_engine("transformers", model=model, tokenizer=tok, batch_size=3)
+    assert isinstance(in_memory, HFEngine) and in_memory.model is model and in_memory.batch_size == 3
+    for bad in ({"model": model}, {"model": model, "tokenizer": tok, "name": "vllm"}, {}):
+        name = bad.pop("name", "transformers")
+        with pytest.raises(ValueError, match="make_engine"):
+            make_engine(name, **bad)

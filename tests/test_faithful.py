@@ -284,7 +284,7 @@ def test_redistill_filter_faithful_keeps_only_faithful_samples(tmp_path, monkeyp
     task, recipe = _tiny_task()
     engine = FixedEngine(task, "sft", lambda s: [lucky_text(s)] if s["index"] % 2 else [s["traces"]["explicit"]])
     monkeypatch.setattr(harness.engines, "make_engine", lambda *a, **k: engine)
-    monkeypatch.setattr(harness.engines, "pick_engine", lambda name: "transformers")
+    monkeypatch.setattr(harness.engines, "pick_engine", lambda name, **_: "transformers")
 
     def sample(**rd):
         ctx = Context(task=task, recipe_name="kk-tiny", recipe={**recipe, "redistill": {**recipe["redistill"], **rd}},
