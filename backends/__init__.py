@@ -18,7 +18,8 @@ from typing import Any, Callable, Optional
 class TrainSpec:
     init_model: str                      # a model folder or hub id (already resolved; `tiny` is built)
     output_dir: Path                     # checkpoints go here; the final model to output_dir / "final"
-    data: list[dict]                     # sft: {"prompt": messages | str, "completion": str}; rl: {"prompt", "answer", "id"}
+    # sft: {"prompt": messages | str, "completion": str}; rl: {"prompt", "answer", "id"}
+    data: list[dict]
     recipe: dict                         # this stage's section of the resolved recipe
     seed: int = 0
     verifier: Any = None                 # rl: the task's verifier object (the reward)

@@ -92,7 +92,8 @@ def tracker_logs(r: dict[str, Any], output_dir: Path) -> dict[str, Any]:
         return {}
     where = {"tensorboard": os.environ.get("TENSORBOARD_LOGGING_DIR") or str(Path(output_dir) / "runs"),
              "wandb": "the W&B project (WANDB_PROJECT; offline runs under WANDB_DIR or ./wandb)",
-             "trackio": "the trackio project (TRACKIO_PROJECT)", "mlflow": "the MLflow tracking URI (MLFLOW_TRACKING_URI)"}
+             "trackio": "the trackio project (TRACKIO_PROJECT)",
+             "mlflow": "the MLflow tracking URI (MLFLOW_TRACKING_URI)"}
     return {"report_to": names, "logs": {n: where[n] for n in names}}
 
 

@@ -53,14 +53,29 @@ from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from backends import TrainResult, TrainSpec
-from backends.defaults import RL as DEFAULTS, RL_TYPES as TYPES
 from backends._common import (
-    FINAL, Counter, LogCapture, Progress, jsonable, common_args, lora_config, lora_info, tracker_logs, config_error, finished, last, load_model, quiet,
-    quiet_datasets, resolve_recipe, resume_checkpoint, save_final,
+    FINAL,
+    Counter,
+    LogCapture,
+    Progress,
+    common_args,
+    config_error,
+    finished,
+    jsonable,
+    last,
+    load_model,
+    lora_config,
+    lora_info,
+    quiet,
+    quiet_datasets,
+    resolve_recipe,
+    resume_checkpoint,
+    save_final,
+    tracker_logs,
 )
-from harness.errors import HarnessError
+from backends.defaults import RL as DEFAULTS, RL_TYPES as TYPES
 from harness.engines import stop_token_ids
-
+from harness.errors import HarnessError
 
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")  # TRL 1.16's
 PROMPT_OVERFLOW = ("error", "truncate_left")

@@ -24,11 +24,26 @@ from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
 from backends import TrainResult, TrainSpec
-from backends.defaults import SFT as DEFAULTS, SFT_TYPES as TYPES
 from backends._common import (
-    FINAL, Counter, LogCapture, Progress, common_args, lora_config, lora_info, tracker_logs, config_error, finished, last, load_model, quiet,
-    quiet_datasets, resolve_recipe, resume_checkpoint, save_final,
+    FINAL,
+    Counter,
+    LogCapture,
+    Progress,
+    common_args,
+    config_error,
+    finished,
+    last,
+    load_model,
+    lora_config,
+    lora_info,
+    quiet,
+    quiet_datasets,
+    resolve_recipe,
+    resume_checkpoint,
+    save_final,
+    tracker_logs,
 )
+from backends.defaults import SFT as DEFAULTS, SFT_TYPES as TYPES
 from harness.errors import HarnessError
 
 LOSSES = ("seq_mean", "token_mean")

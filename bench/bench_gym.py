@@ -12,8 +12,8 @@ import sys
 import time
 
 from harness.gym import datasets, make_dataset, sample_fields
-from harness.verifiers.gym import extract_tag
 from harness.verifiers import get_verifier
+from harness.verifiers.gym import extract_tag
 
 N_ITEMS, LIMIT = 3, 10_000
 
@@ -54,7 +54,8 @@ def main() -> None:
             t_max = 0.0
             for kind, text in junk.items():
                 t0 = time.perf_counter()
-                v(f"<answer>{text}</answer>", f["answer"] if scores[-1] is not None else sample_fields(name, {}, e)["answer"])
+                v(f"<answer>{text}</answer>",
+                  f["answer"] if scores[-1] is not None else sample_fields(name, {}, e)["answer"])
                 t_max = max(t_max, time.perf_counter() - t0)
             signal.alarm(0)
         except Slow:

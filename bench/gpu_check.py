@@ -140,7 +140,8 @@ def main() -> None:
           f"{time.perf_counter() - t_all:.0f} s in all")
     print(f"{'stage':11} {'rate':>12} {'unit':10} {'seconds':>8} {'peak GB':>8}  detail")
     for r in rows:
-        print(f"{r['stage']:11} {r['rate']:12.2f} {r['unit']:10} {r['seconds']:8.1f} {r['peak_gb']:8.2f}  {r['detail']}")
+        print(f"{r['stage']:11} {r['rate']:12.2f} {r['unit']:10} {r['seconds']:8.1f} {r['peak_gb']:8.2f}  "
+              f"{r['detail']}")
     if a.json:
         a.json.write_text(json.dumps({"parameters": n_params, "device": device, "precision": precision, "rows": rows},
                                      indent=1) + "\n")

@@ -1,4 +1,5 @@
-"""The `harness` command line. Heavy packages (torch, transformers, trl) load only inside the commands that need them."""
+"""The `harness` command line. Heavy packages (torch, transformers, trl) load only inside the commands that need
+them."""
 
 from __future__ import annotations
 
@@ -40,8 +41,10 @@ app.add_typer(runs_app, name="runs")
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
-TasksDir = typer.Option(None, "--tasks-dir", help="Extra folder of task YAML files (repeatable; also $HARNESS_TASKS_PATH).")
-Perturb = typer.Option(None, "--perturb", help="K&K only: perturbed puzzles (leaf, role, reorder, rename; harness/perturb.py).")
+TasksDir = typer.Option(None, "--tasks-dir",
+                        help="Extra folder of task YAML files (repeatable; also $HARNESS_TASKS_PATH).")
+Perturb = typer.Option(None, "--perturb",
+                       help="K&K only: perturbed puzzles (leaf, role, reorder, rename; harness/perturb.py).")
 PerturbSeed = typer.Option(0, "--perturb-seed", help="Seed of the perturbations (--perturb).")
 Plugins = typer.Option(None, "--plugin", metavar="MODULE_OR_FILE",
                        help="Python module or .py file that registers verifiers, generators or methods (repeatable; "
@@ -109,9 +112,17 @@ def _progress(description: str):
         from harness.progress import Lines
 
         return Lines(description, lambda line: console.print(line, markup=False, highlight=False))
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[metric]}"),
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[metric]}"),
                     TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False)
 
 
@@ -126,7 +137,8 @@ def tasks_list(tasks_dir: Optional[List[Path]] = TasksDir, plugin: Optional[List
     for tid, path in discover(tasks_dir).items():
         spec, errors = validate_file(path, tid)
         if spec is None:
-            table.add_row(tid, "-", "-", f"[red]invalid ({len(errors)} errors): harness tasks validate {path}", str(path))
+            table.add_row(tid, "-", "-", f"[red]invalid ({len(errors)} errors): harness tasks validate {path}",
+                          str(path))
             continue
         splits = ", ".join(f"{k}:{v.size if v.size is not None else '*'}" for k, v in spec.splits.items())
         origin = "built-in" if path.is_relative_to(builtin_dir()) else str(path)
@@ -166,8 +178,11 @@ def tasks_validate(paths: List[Path], plugin: Optional[List[str]] = Plugins) -> 
 
 
 @tasks_app.command("export-lm-eval")
-def tasks_export_lm_eval(task: str, out_dir: Path = typer.Option(..., "--out", help="Folder for TASK.yaml, utils.py and the data."),
-                         split: str = typer.Option("test"), limit: Optional[int] = typer.Option(None, help="Only the first N samples."),
+def tasks_export_lm_eval(task: str,
+                         out_dir: Path = typer.Option(..., "--out",
+                                                      help="Folder for TASK.yaml, utils.py and the data."),
+                         split: str = typer.Option("test"),
+                         limit: Optional[int] = typer.Option(None, help="Only the first N samples."),
                          max_new_tokens: Optional[int] = typer.Option(None, help="Default: the task's."),
                          tasks_dir: Optional[List[Path]] = TasksDir, plugin: Optional[List[str]] = Plugins) -> None:
     """Write an lm-evaluation-harness task folder: the harness's prompts, generation settings and verifier."""
@@ -191,7 +206,8 @@ def tasks_export_lm_eval(task: str, out_dir: Path = typer.Option(..., "--out", h
 
 @data_app.command("export")
 def data_export(task: str = typer.Option(..., help="Task id or YAML path."),
-                split: str = typer.Option("test"), out_path: Path = typer.Option(..., "--out", help="Output JSONL file."),
+                split: str = typer.Option("test"),
+                out_path: Path = typer.Option(..., "--out", help="Output JSONL file."),
                 limit: Optional[int] = typer.Option(None, help="Only the first N samples."),
                 perturb: Optional[str] = Perturb, perturb_seed: int = PerturbSeed,
                 tasks_dir: Optional[List[Path]] = TasksDir, plugin: Optional[List[str]] = Plugins) -> None:
@@ -214,13 +230,15 @@ def data_export(task: str = typer.Option(..., help="Task id or YAML path."),
     for s in samples:
         prompt = render_prompt(spec, s)
         row = {"id": s["id"], "prompt": prompt if isinstance(prompt, str) else prompt[-1]["content"],
-               "messages": None if isinstance(prompt, str) else prompt, **{k: v for k, v in s.items() if k not in ("id",)}}
+               "messages": None if isinstance(prompt, str) else prompt,
+               **{k: v for k, v in s.items() if k not in ("id",)}}
         lines.append(json.dumps(row, sort_keys=False))
     try:
         write_atomic(out_path, "\n".join(lines) + "\n")
     except OSError as e:
         raise _write_error(out_path, e) from None
-    console.print(f"wrote {len(lines)} samples of {spec.id}/{split}" + (f" ({perturb})" if perturb else "") + f" to {out_path}"
+    console.print(f"wrote {len(lines)} samples of {spec.id}/{split}" + (f" ({perturb})" if perturb else "")
+                  + f" to {out_path}"
                   + (f"; {len(skipped)} admit no {perturb} perturbation and were left out" if skipped else ""))
 
 
@@ -284,21 +302,38 @@ def score(task: str = typer.Option(..., help="Task id or YAML path."),
 @app.command("eval")
 def eval_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
              model: str = typer.Option("tiny", help="'tiny' (embedded, built locally), a model folder, or a hub id."),
-             split: str = typer.Option("test"), limit: Optional[int] = typer.Option(None, help="First N problems only."),
+             split: str = typer.Option("test"),
+             limit: Optional[int] = typer.Option(None, help="First N problems only."),
              samples: int = typer.Option(1, help="Samples per problem (k); > 1 reports unbiased pass@k."),
              temperature: Optional[float] = typer.Option(None, help="Default: the task's (greedy for kk)."),
              max_new_tokens: Optional[int] = typer.Option(None, help="Default: the task's."),
              batch_size: Optional[int] = typer.Option(None, help="Default: the recipe's, else 32."),
              dtype: Optional[str] = typer.Option(None, help="Default: the recipe's, else auto."),
-             seed: int = typer.Option(0), runs_dir: Optional[Path] = typer.Option(None, help="Default: ./runs or $HARNESS_RUNS_DIR."),
-             recipe: Optional[str] = typer.Option(None, help="Evaluate on the task as this recipe trains and tests it (its splits, prompt, generation and eval settings): a recipe name (kk-tiny), a scale (tiny, paper) or a recipe file."),
-             run: Optional[str] = typer.Option(None, "--run", help="Re-evaluate a training run's model (RUN_ID) on the task and recipe it was trained with; replaces --task, --model and --recipe."),
-             engine: str = typer.Option("auto", help="auto (vllm if installed and a GPU is present, else transformers), transformers or vllm; lm-eval runs --lm-eval-tasks instead of --task."),
-             vllm_opt: Optional[List[str]] = typer.Option(None, "--vllm", help="vLLM setting KEY=VALUE (repeatable): gpu_memory_utilization, max_model_len, tensor_parallel_size, ..."),
-             lm_eval_tasks: Optional[str] = typer.Option(None, help="--engine lm-eval: comma-separated lm-eval tasks, e.g. gsm8k,arc_easy."),
-             lm_eval_include_path: Optional[List[Path]] = typer.Option(None, help="--engine lm-eval: folder of lm-eval task YAML files (repeatable), e.g. from `harness tasks export-lm-eval`."),
-             lm_eval_chat_template: Optional[bool] = typer.Option(None, "--lm-eval-chat-template/--no-lm-eval-chat-template", help="--engine lm-eval: apply the model's chat template (default: only for exported chat tasks)."),
-             num_fewshot: Optional[int] = typer.Option(None, help="--engine lm-eval: few-shot examples (default: each task's)."),
+             seed: int = typer.Option(0),
+             runs_dir: Optional[Path] = typer.Option(None, help="Default: ./runs or $HARNESS_RUNS_DIR."),
+             recipe: Optional[str] = typer.Option(None, help="Evaluate on the task as this recipe trains and tests it "
+                                                  "(its splits, prompt, generation and eval settings): a recipe name "
+                                                  "(kk-tiny), a scale (tiny, paper) or a recipe file."),
+             run: Optional[str] = typer.Option(None, "--run", help="Re-evaluate a training run's model (RUN_ID) on the "
+                                               "task and recipe it was trained with; replaces --task, --model and "
+                                               "--recipe."),
+             engine: str = typer.Option("auto", help="auto (vllm if installed and a GPU is present, else "
+                                        "transformers), transformers or vllm; lm-eval runs --lm-eval-tasks instead "
+                                        "of --task."),
+             vllm_opt: Optional[List[str]] = typer.Option(None, "--vllm", help="vLLM setting KEY=VALUE (repeatable): "
+                                                          "gpu_memory_utilization, max_model_len, "
+                                                          "tensor_parallel_size, ..."),
+             lm_eval_tasks: Optional[str] = typer.Option(None, help="--engine lm-eval: comma-separated lm-eval tasks, "
+                                                         "e.g. gsm8k,arc_easy."),
+             lm_eval_include_path: Optional[List[Path]] = typer.Option(None, help="--engine lm-eval: folder of lm-eval "
+                                                                       "task YAML files (repeatable), e.g. from "
+                                                                       "`harness tasks export-lm-eval`."),
+             lm_eval_chat_template: Optional[bool] = typer.Option(None,
+                                                                  "--lm-eval-chat-template/--no-lm-eval-chat-template",
+                                                                  help="--engine lm-eval: apply the model's chat "
+                                                                  "template (default: only for exported chat tasks)."),
+             num_fewshot: Optional[int] = typer.Option(None, help="--engine lm-eval: few-shot examples (default: each "
+                                                       "task's)."),
              perturb: Optional[str] = Perturb, perturb_seed: int = PerturbSeed,
              tasks_dir: Optional[List[Path]] = TasksDir, plugin: Optional[List[str]] = Plugins) -> None:
     """Evaluate a model on a task split and write a run record."""
@@ -326,7 +361,8 @@ def eval_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
                                "auto / transformers / vllm")
         record_dir, metrics = run_lm_eval(tasks=lm_eval_tasks, model=model, harness_task=task,
                                           include_paths=lm_eval_include_path or [], limit=limit,
-                                          batch_size=batch_size or 32, dtype=dtype or "auto", seed=seed, num_fewshot=num_fewshot,
+                                          batch_size=batch_size or 32, dtype=dtype or "auto", seed=seed,
+                                          num_fewshot=num_fewshot,
                                           chat_template=lm_eval_chat_template, runs_dir=runs_dir, tasks_dirs=tasks_dir)
         out.print(print_lm_eval(metrics), markup=False, highlight=False)
         out.print(f"run record: {record_dir}")
@@ -337,15 +373,17 @@ def eval_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
                                         ("--num-fewshot", num_fewshot is not None)) if given]
     if lm_only:
         raise HarnessError(f"{', '.join(lm_only)} apply only to --engine lm-eval with --lm-eval-tasks; drop them")
-    record_dir, metrics = run_eval(task=task, model=model, split=split, limit=limit, samples=samples, temperature=temperature,
+    record_dir, metrics = run_eval(task=task, model=model, split=split, limit=limit, samples=samples,
+                                   temperature=temperature,
                                    max_new_tokens=max_new_tokens, batch_size=batch_size, dtype=dtype, seed=seed,
                                    runs_dir=runs_dir, tasks_dirs=tasks_dir, progress_factory=_progress,
-                                   engine=engine, vllm=parse_vllm_options(vllm_opt), perturb=perturb, perturb_seed=perturb_seed,
-                                   recipe=recipe, run=run)
+                                   engine=engine, vllm=parse_vllm_options(vllm_opt), perturb=perturb,
+                                   perturb_seed=perturb_seed, recipe=recipe, run=run)
     print_metrics(metrics)
     if perturb:
         out.print(f"perturbation {perturb} (seed {perturb_seed}): ids <id>~{perturb}"
-                  + (f"; {metrics['perturb_skipped']} puzzles admit none and were left out" if metrics["perturb_skipped"] else ""))
+                  + (f"; {metrics['perturb_skipped']} puzzles admit none and were left out"
+                     if metrics["perturb_skipped"] else ""))
     out.print(f"run record: {record_dir}")
 
 
@@ -358,7 +396,8 @@ PlanDevice = typer.Option(None, help="--dry-run: the throughput to estimate wall
 
 
 def _print_plans(plans: list[dict]) -> None:
-    """The plan of one run or a grid: every stage once (a stage shared by cells, like one cold start, is counted once)."""
+    """The plan of one run or a grid: every stage once (a stage shared by cells, like one cold start, is counted
+    once)."""
     from harness.budget import format_budget
     from harness.plan import totals
 
@@ -397,7 +436,8 @@ def run_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
             model: str = typer.Option("tiny", help="'tiny' (embedded, built locally), a model folder, or a hub id."),
             seed: int = typer.Option(0),
             config: Optional[Path] = typer.Option(None, help="Recipe YAML layered over the task's default recipe."),
-            set_: Optional[List[str]] = typer.Option(None, "--set", help="Recipe override key.path=value (repeatable)."),
+            set_: Optional[List[str]] = typer.Option(None, "--set",
+                                                     help="Recipe override key.path=value (repeatable)."),
             init: Optional[str] = typer.Option(None, help="Start model of a method that takes one: "
                                                "base | sft@BUDGET | RUN_ID | PATH."),
             teacher: Optional[str] = typer.Option(None, help="What the method learns from (`harness methods` says what "
@@ -406,10 +446,12 @@ def run_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
             teacher_model: Optional[str] = typer.Option(None, help="Methods that take it (`harness methods`): generate "
                                                         "demonstrations with this model (RUN_ID | PATH), keep the "
                                                         "verified ones."),
-            resume: bool = typer.Option(True, help="Reuse finished stages and resume killed ones from their checkpoints."),
+            resume: bool = typer.Option(True,
+                                        help="Reuse finished stages and resume killed ones from their checkpoints."),
             runs_dir: Optional[Path] = typer.Option(None, help="Default: ./runs or $HARNESS_RUNS_DIR."),
             tasks_dir: Optional[List[Path]] = TasksDir, plugin: Optional[List[str]] = Plugins,
-            dry_run: bool = DryRun, assume_accuracy: float = AssumeAccuracy, device: Optional[str] = PlanDevice) -> None:
+            dry_run: bool = DryRun, assume_accuracy: float = AssumeAccuracy,
+            device: Optional[str] = PlanDevice) -> None:
     """Train one method at one sample budget (unless it trains nothing), evaluate on the test split, write one run
     record."""
     _load_plugins(plugin)
@@ -425,8 +467,8 @@ def run_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
         raise HarnessError("--no-resume is not supported: stages are keyed by their full config, so a changed config "
                            "trains anew; delete a stage folder under runs/_stages to retrain it")
     path, record = run(task=task, method=method, budget=budget, model=model, seed=seed, config=config, sets=set_ or [],
-                       init=init, teacher=teacher, teacher_model=teacher_model, runs_dir=runs_dir, tasks_dirs=tasks_dir, progress_factory=_progress,
-                       log=lambda s: console.print(s, markup=False))
+                       init=init, teacher=teacher, teacher_model=teacher_model, runs_dir=runs_dir, tasks_dirs=tasks_dir,
+                       progress_factory=_progress, log=lambda s: console.print(s, markup=False))
     if not record:
         return  # not rank 0 of a multi-process run
     print_metrics(record["metrics"])
@@ -450,13 +492,20 @@ def compare_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
                                                       "`harness run`)."),
                 runs_dir: Optional[Path] = typer.Option(None), tasks_dir: Optional[List[Path]] = TasksDir,
                 plugin: Optional[List[str]] = Plugins,
-                launcher: str = typer.Option("local", help="local (one cell after another here), slurm (one job per cell through submitit), or submitit-local (the same jobs as local processes)."),
-                emit_commands: bool = typer.Option(False, "--emit-commands", help="Print the missing cells' `harness run` commands, in waves, for any scheduler; run nothing."),
+                launcher: str = typer.Option("local", help="local (one cell after another here), slurm (one job per "
+                                             "cell through submitit), or submitit-local (the same jobs as local "
+                                             "processes)."),
+                emit_commands: bool = typer.Option(False, "--emit-commands", help="Print the missing cells' `harness "
+                                                   "run` commands, in waves, for any scheduler; run nothing."),
                 slurm_partition: Optional[str] = typer.Option(None, help="--launcher slurm: partition."),
                 slurm_gpus: int = typer.Option(1, help="--launcher slurm: GPUs per cell."),
-                slurm_time: int = typer.Option(24 * 60, help="--launcher slurm / submitit-local: time limit per cell, minutes."),
-                slurm_opt: Optional[List[str]] = typer.Option(None, "--slurm-opt", help="--launcher slurm: extra sbatch setting KEY=VALUE (repeatable), e.g. account=myproj."),
-                dry_run: bool = DryRun, assume_accuracy: float = AssumeAccuracy, device: Optional[str] = PlanDevice) -> None:
+                slurm_time: int = typer.Option(24 * 60,
+                                               help="--launcher slurm / submitit-local: time limit per cell, minutes."),
+                slurm_opt: Optional[List[str]] = typer.Option(None, "--slurm-opt", help="--launcher slurm: extra "
+                                                              "sbatch setting KEY=VALUE (repeatable), e.g. "
+                                                              "account=myproj."),
+                dry_run: bool = DryRun, assume_accuracy: float = AssumeAccuracy,
+                device: Optional[str] = PlanDevice) -> None:
     """Run a grid of methods × budgets × seeds (reusing every finished cell and stage), then print the table."""
     plugins = _load_plugins(plugin)
     from harness.compare import compare
@@ -487,23 +536,29 @@ def compare_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
         return
     if emit_commands:
         return
-    out.print(render_markdown(build_table(load_outcomes(records, default_runs_dir(runs_dir)))), markup=False, highlight=False)
+    out.print(render_markdown(build_table(load_outcomes(records, default_runs_dir(runs_dir)))), markup=False,
+              highlight=False)
 
 
 @app.command("effect")
 def effect_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
                model: str = typer.Option("tiny", help="'tiny', a model folder, or a RUN_ID (its trained model)."),
-               data: Optional[List[str]] = typer.Option(None, "--data", help="run:RUN_ID | redistill:RUN_ID | traces:STYLE | FILE.jsonl (repeatable)."),
+               data: Optional[List[str]] = typer.Option(None, "--data", help="run:RUN_ID | redistill:RUN_ID | "
+                                                        "traces:STYLE | FILE.jsonl (repeatable)."),
                eval_split: str = typer.Option("val", help="Split whose prompts define g*."),
                eval_count: int = typer.Option(32, help="Evaluation prompts (the split's first N)."),
                k: int = typer.Option(8, help="Sampled responses per evaluation prompt."),
-               temperature: float = typer.Option(1.0), max_new_tokens: Optional[int] = typer.Option(None, help="Default: the task's."),
+               temperature: float = typer.Option(1.0),
+               max_new_tokens: Optional[int] = typer.Option(None, help="Default: the task's."),
                seed: int = typer.Option(0),
                params: str = typer.Option("all", help="Parameter subset: all | last:N | lm_head | lora:R."),
-               project: Optional[int] = typer.Option(None, help="CountSketch to D dimensions instead of exact dot products."),
-               max_samples: Optional[int] = typer.Option(None, help="Per dataset: a seeded random subset of N samples."),
+               project: Optional[int] = typer.Option(None,
+                                                     help="CountSketch to D dimensions instead of exact dot products."),
+               max_samples: Optional[int] = typer.Option(None,
+                                                         help="Per dataset: a seeded random subset of N samples."),
                batch_size: int = typer.Option(8, help="Micro-batch for g*."), dtype: str = typer.Option("float32"),
-               scale: Optional[str] = typer.Option(None, help="Recipe whose task overrides apply: tiny | paper (default: from the model)."),
+               scale: Optional[str] = typer.Option(None, help="Recipe whose task overrides apply: tiny | paper "
+                                                   "(default: from the model)."),
                predict: bool = typer.Option(False, "--predict", help="Correlate each run's data effect with its "
                                             "accuracy gain (runs of methods that train on demonstrations)."),
                runs_dir: Optional[Path] = typer.Option(None, help="Default: ./runs or $HARNESS_RUNS_DIR."),
@@ -512,9 +567,10 @@ def effect_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
     _load_plugins(plugin)
     from harness.effect import EffectSettings, predict as predict_fn, run_effect
 
-    s = EffectSettings(task=task, model=model, data=tuple(data or ()), eval_split=eval_split, eval_count=eval_count, k=k,
-                       temperature=temperature, max_new_tokens=max_new_tokens, seed=seed, params=params, project=project,
-                       max_samples=max_samples, batch_size=batch_size, dtype=dtype, scale=scale)
+    s = EffectSettings(task=task, model=model, data=tuple(data or ()), eval_split=eval_split, eval_count=eval_count,
+                       k=k,
+                       temperature=temperature, max_new_tokens=max_new_tokens, seed=seed, params=params,
+                       project=project, max_samples=max_samples, batch_size=batch_size, dtype=dtype, scale=scale)
     if predict:
         path, rec = predict_fn(s, runs_dir, tasks_dir, _progress, log=lambda x: console.print(x, markup=False))
         m = rec["metrics"]
@@ -532,7 +588,8 @@ def effect_cmd(task: str = typer.Option("kk", help="Task id or YAML path."),
 
 @app.command("leaderboard")
 def leaderboard_cmd(task: Optional[str] = typer.Option(None, help="Only this task (default: every task found)."),
-                    runs_dir: Optional[Path] = typer.Option(None, help="Records to read (default ./runs or $HARNESS_RUNS_DIR)."),
+                    runs_dir: Optional[Path] = typer.Option(None, help="Records to read (default ./runs or "
+                                                            "$HARNESS_RUNS_DIR)."),
                     out_dir: Path = typer.Option(Path("leaderboards"), "--out", help="Tables go to OUT/<task>/."),
                     plugin: Optional[List[str]] = Plugins) -> None:
     """Build leaderboard tables (Markdown, CSV, JSON), a plot and an HTML page from run records only."""
@@ -586,8 +643,8 @@ def runs_list(runs_dir: Optional[Path] = typer.Option(None, help="Default: ./run
         m = r.get("metrics", {})
         ci = m.get("ci95", [0, 0])
         acc = (f"{m['accuracy']:.3f}", f"{ci[0]:.3f}-{ci[1]:.3f}") if "accuracy" in m else ("-", "-")  # lm-eval records
-        t.add_row(r.get("run_id", "?"), r.get("config", {}).get("task", "?"), r.get("method", "?"), str(r.get("budget", "")),
-                  *acc)
+        t.add_row(r.get("run_id", "?"), r.get("config", {}).get("task", "?"), r.get("method", "?"),
+                  str(r.get("budget", "")), *acc)
     out.print(t)
     s = Table("stage", "status", "seconds", "checkpoints")
     for st in stages:
@@ -608,9 +665,10 @@ def runs_restore(path: Path = typer.Argument(..., help="A harness-unwritten-*.js
 
 
 @tiny_app.command("build")
-def tiny_build(out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: the committed folder under harness/assets."),
+def tiny_build(out_dir: Optional[Path] = typer.Option(None, "--out",
+                                                      help="Default: the committed folder under harness/assets."),
                force: bool = typer.Option(False, help="Rebuild even if the folder exists.")) -> None:
-    """Pretrain the embedded tiny base from its corpus (deterministic; about 20 minutes on 2 CPU cores) and write its model card."""
+    """Pretrain the embedded tiny base from its corpus (deterministic; about 20 minutes on 2 CPU cores) and write its model card."""  # noqa: E501 -- CLI help: typer would show a line break in `harness tiny --help`
     from harness import tiny
 
     target = out_dir or tiny.folder()
@@ -627,7 +685,8 @@ def print_metrics(m: dict) -> None:
     if "lenient_accuracy" in m:
         out.print(f"lenient accuracy {m['lenient_accuracy']:.3f} (the verifier's lenient variant; accuracy is strict)")
     if "faithful_accuracy" in m:
-        out.print(f"faithful accuracy {m['faithful_accuracy']:.3f} (right answer, every step right); lucky {m['lucky']:.3f}")
+        out.print(f"faithful accuracy {m['faithful_accuracy']:.3f} (right answer, every step right); "
+                  f"lucky {m['lucky']:.3f}")
     if "limem" in m:
         cr = "-" if m["limem_consistency"] is None else f"{m['limem_consistency']:.3f}"
         out.print(f"LiMem ({m['limem_kind']}, {m['limem_n']} training puzzles) {m['limem']:.3f} = accuracy "

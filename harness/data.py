@@ -24,7 +24,8 @@ DATA_DIR_ENV = "HARNESS_DATA_DIR"
 def load_split(spec: TaskSpec, split: str, limit: Optional[int] = None, offset: int = 0,
                partial: bool = False) -> list[dict]:
     """Samples [offset, limit) of a split (limit counts from the split's start). `partial`: a file / hub split whose
-    source is shorter than its window gives the rows it has instead of an error (the tiny model's corpus on a sample)."""
+    source is shorter than its window gives the rows it has instead of an error (the tiny model's corpus on a
+    sample)."""
     sp = spec.split(split)
     if limit is not None and limit < 1:
         raise HarnessError(f"--limit must be at least 1 (got {limit})")

@@ -26,12 +26,20 @@ from harness import methods, models, recipes
 from harness.data import load_split, read_rows, render_prompt
 from harness.errors import HarnessError
 from harness.progress import progress_bar
-from harness.records import config_hash, new_run_id, provenance, read_records, runs_dir as default_runs_dir, write_record
+from harness.records import (
+    config_hash,
+    new_run_id,
+    provenance,
+    read_records,
+    runs_dir as default_runs_dir,
+    write_record,
+)
 from harness.stats import normal_interval
 from harness.tasks import get_task
 from harness.taskspec import TaskSpec
 
-SOURCE_FORMS = "run:RUN_ID, redistill:RUN_ID, traces:STYLE (e.g. traces:compact) or a JSONL file of prompt/response pairs"
+SOURCE_FORMS = ("run:RUN_ID, redistill:RUN_ID, traces:STYLE (e.g. traces:compact) or a JSONL file of prompt/response "
+                "pairs")
 
 
 @dataclass(frozen=True)
@@ -122,8 +130,8 @@ def corrupt_answer(completion: str) -> Optional[str]:
     if "knight" in inner or "knave" in inner:
         wrong = inner.replace("knight", "\0").replace("knave", "knight").replace("\0", "knave")
     else:
-        wrong = next((inner[:k] + ("1" if c == "0" else "0" if c.isdigit() else "x" if c != "x" else "y") + inner[k + 1:]
-                      for k, c in enumerate(inner) if c.isalnum()), inner + "x")
+        wrong = next((inner[:k] + ("1" if c == "0" else "0" if c.isdigit() else "x" if c != "x" else "y")
+                      + inner[k + 1:] for k, c in enumerate(inner) if c.isalnum()), inner + "x")
     return completion[:i + 7] + wrong + completion[j:]
 
 
@@ -178,8 +186,8 @@ def _on_demonstrations(rec: dict) -> bool:
 def _sft_stage(rec: dict, root: Path) -> Path:
     sft = [st for st in rec.get("stages", []) if st.get("stage") == "sft"]
     if not _on_demonstrations(rec) or not sft:
-        raise HarnessError(f"run {rec['run_id']} (method {rec.get('method')}) was not trained by SFT on demonstrations; "
-                           f"run:RUN_ID needs a run of {' or '.join(methods.demonstration_methods())}")
+        raise HarnessError(f"run {rec['run_id']} (method {rec.get('method')}) was not trained by SFT on "
+                           f"demonstrations; run:RUN_ID needs a run of {' or '.join(methods.demonstration_methods())}")
     return root / "_stages" / f"sft-{sft[-1]['key']}"  # the last SFT stage trained the evaluated model
 
 
@@ -197,7 +205,8 @@ def load_source(source: str, spec: TaskSpec, recipe: dict, root: Path, seed: int
             raise HarnessError(f"--data {source}: no run '{arg}' in {root} (see `harness runs list`)")
         f = _sft_stage(rec, root) / "train_data.jsonl"
         if not f.is_file():
-            raise HarnessError(f"--data {source}: its training data {f} is gone (stage folder removed); retrain the run")
+            raise HarnessError(f"--data {source}: its training data {f} is gone (stage folder removed); "
+                               "retrain the run")
         rows = read_rows(f)
         return Dataset(source, rows, config_hash(rows))
     if kind == "redistill" and arg:
@@ -280,7 +289,8 @@ def estimate_gstar(model: Any, tok: Any, params: list[Any], spec: TaskSpec, s: E
     rows = load_split(spec, s.eval_split, limit=s.eval_count)
     prompts = [render_prompt(spec, r) for r in rows]
     verifier = spec.build_verifier()
-    params_ = SamplingParams(n=s.k, temperature=s.temperature, max_new_tokens=s.max_new_tokens or spec.generation.max_new_tokens,
+    params_ = SamplingParams(n=s.k, temperature=s.temperature,
+                             max_new_tokens=s.max_new_tokens or spec.generation.max_new_tokens,
                              stop=tuple(spec.generation.stop), seed=s.seed)
     done = [0]
 
@@ -308,9 +318,9 @@ def estimate_gstar(model: Any, tok: Any, params: list[Any], spec: TaskSpec, s: E
             "max_new_tokens": params_.max_new_tokens, "eval_split": s.eval_split,
             "mean_response_tokens": sum(q.n_tokens for q in seqs) / len(seqs)}
     if signal == 0:
-        raise HarnessError(f"g* is zero: all {s.k} responses to each of the {len(rows)} evaluation prompts got the same "
-                           f"reward (mean reward {info['mean_reward']:.3f}); use a model that solves some of them, or "
-                           "raise --k, --eval-count or --temperature")
+        raise HarnessError(f"g* is zero: all {s.k} responses to each of the {len(rows)} evaluation prompts got the "
+                           f"same reward (mean reward {info['mean_reward']:.3f}); use a model that solves some of "
+                           "them, or raise --k, --eval-count or --temperature")
     with progress_bar(progress_factory, "g* (policy gradient)") as cb:
         g = weighted_grad(model, params, seqs, weights, s.batch_size, s.temperature, mean=False, progress=cb)
     from harness.effect_grads import dot
@@ -380,8 +390,8 @@ def measure_at(s: EffectSettings, spec: TaskSpec, recipe: dict, path: str, datas
             cos = e / (x["grad_norm"] * ginfo["norm"]) if x["grad_norm"] > 0 and ginfo["norm"] > 0 else 0.0
             vals.append(e)
             coss.append(cos)
-            all_rows.append({"id": r.get("id"), "dataset": d.label, "effect": e, "cosine": cos, "grad_norm": x["grad_norm"],
-                             "loglik": x["loglik"], "n_tokens": x["n_tokens"]})
+            all_rows.append({"id": r.get("id"), "dataset": d.label, "effect": e, "cosine": cos,
+                             "grad_norm": x["grad_norm"], "loglik": x["loglik"], "n_tokens": x["n_tokens"]})
         m, ci = mean_ci(vals)
         mc, cci = mean_ci(coss)
         metrics["datasets"][d.label] = {"n": len(vals), "n_available": len(d.rows), "mean": m, "ci95": ci,
@@ -404,7 +414,8 @@ def run_effect(s: EffectSettings, runs_dir: Optional[Path] = None, tasks_dirs: A
     root = default_runs_dir(runs_dir)
     metrics, rows, spec = measure(s, root, tasks_dirs, progress_factory)
     record = {"kind": "effect", "method": "effect",
-              "config": {"command": "effect", "task": spec.id, "model": s.model, "model_path": metrics["spec"]["model_path"],
+              "config": {"command": "effect", "task": spec.id, "model": s.model,
+                         "model_path": metrics["spec"]["model_path"],
                          "recipe_name": metrics["spec"]["recipe_name"], "settings": asdict(s)},
               "provenance": provenance(s.seed, spec), "metrics": metrics,
               "wall_seconds": {"total": metrics["measurement"]["seconds_total"]}}
@@ -465,7 +476,8 @@ def _measure_start_accuracy(task: str, rec: dict, start: str, tasks_dirs: Any,
 
 
 def predict(s: EffectSettings, runs_dir: Optional[Path] = None, tasks_dirs: Any = None,
-            progress_factory: Optional[Callable] = None, log: Callable[[str], None] = lambda x: None) -> tuple[Path, dict]:
+            progress_factory: Optional[Callable] = None,
+            log: Callable[[str], None] = lambda x: None) -> tuple[Path, dict]:
     """Spearman correlation, over the runs of a task trained on demonstrations (sft, redistill, ...), between the mean
     effect of each run's training data at its start model and the run's accuracy gain over that start model."""
     s.check()

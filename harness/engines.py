@@ -309,7 +309,8 @@ class VLLMEngine:
         self.request_seeds = request_seeds
 
     @classmethod
-    def from_ref(cls, ref: str, dtype: str = "auto", batch_size: int = 32, seed: int = 0, **options: Any) -> "VLLMEngine":
+    def from_ref(cls, ref: str, dtype: str = "auto", batch_size: int = 32, seed: int = 0,
+                 **options: Any) -> "VLLMEngine":
         # batch_size is the transformers engine's; vLLM schedules its own batches (max_num_seqs caps them).
         pick_engine(cls.name)  # not installed -> how to install it
         from transformers import AutoTokenizer

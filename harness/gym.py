@@ -82,7 +82,8 @@ def key_problems(name: str, config: Any, where: str) -> list[str]:
         elif key not in valid:
             hint = did_you_mean(str(key), valid)
             hint = f"{hint} " if hint.startswith("did you mean") else ""
-            errors.append(f"{where}.{key}: '{name}' has no config field '{key}'; {hint}valid fields: {', '.join(valid)}")
+            errors.append(f"{where}.{key}: '{name}' has no config field '{key}'; "
+                          f"{hint}valid fields: {', '.join(valid)}")
     return errors
 
 
@@ -186,7 +187,8 @@ def _level(metadata: dict) -> Optional[str]:
 
 def sample_fields(name: str, config: dict, entry: dict) -> dict:
     answer = entry.get("answer")
-    envelope = {"rg": name, "config": config, "answer": answer, "metadata": json_safe(entry.get("metadata", {}), tagged=True)}
+    envelope = {"rg": name, "config": config, "answer": answer,
+                "metadata": json_safe(entry.get("metadata", {}), tagged=True)}
     metadata = json_safe(entry.get("metadata", {}))
     return {"question": str(entry["question"]), "answer": json.dumps(envelope, ensure_ascii=False),
             "oracle_answer": "" if answer is None else str(answer), "metadata": metadata, "level": _level(metadata)}
@@ -241,6 +243,7 @@ def split_fields(spec: Any, split: str, n: int) -> list[dict]:
                            f"(seed {sp.seed}, config {config}): {type(e).__name__}: {e}") from None
     if len(entries) < n:
         raise HarnessError(f"task '{spec.id}': reasoning-gym '{src.name}' with config {config} gave only "
-                           f"{len(entries)} distinct questions for split '{split}' (its bucket {part + 1} of {n_parts}) "
-                           f"in {cap} draws; lower splits.{split}.size or widen the config")
+                           f"{len(entries)} distinct questions for split '{split}' "
+                           f"(its bucket {part + 1} of {n_parts}) in {cap} draws; lower splits.{split}.size or widen "
+                           "the config")
     return [sample_fields(src.name, config, e) for e in entries]

@@ -26,10 +26,19 @@ from typing import Any, Iterable, Optional
 
 from harness import methods
 from harness.budget import format_budget, parse_budget
-from harness.records import config_hash
 from harness.errors import HarnessError
-from harness.stats import (Z95, holm, interval_name, mean_interval, paired_test, problem_outcomes, seed_average,
-                           two_proportion_z, wilson)
+from harness.records import config_hash
+from harness.stats import (
+    Z95,
+    holm,
+    interval_name,
+    mean_interval,
+    paired_test,
+    problem_outcomes,
+    seed_average,
+    two_proportion_z,
+    wilson,
+)
 
 ALPHA = 0.05
 INTERVAL = ("95% interval over distinct problems of the per-problem outcome averaged over samples and seeds: Wilson "
@@ -330,7 +339,8 @@ def build_table(records: list[dict]) -> dict:
             "pass_at_k": _cell(pass_k, " ".join(f"@{k}:{v:.2f}" for k, v in pass_k.items()) or "-", runs),
             "sampled": _cell(None if s_acc is None else {"pass_at_1": s_acc, "temperature": sm[0]["temperature"],
                                                          "samples": sm[0]["samples"], "seeds": len(sm)},
-                             "-" if s_acc is None else f"{s_acc:.3f} (T{sm[0]['temperature']:g} x{sm[0]['samples']}{s_seeds})",
+                             "-" if s_acc is None
+                             else f"{s_acc:.3f} (T{sm[0]['temperature']:g} x{sm[0]['samples']}{s_seeds})",
                              runs),
             "truncation": _cell(sum(m["truncation_rate"] for m in ms) / len(ms),
                                 f"{sum(m['truncation_rate'] for m in ms) / len(ms):.1%}", runs),
@@ -344,7 +354,8 @@ def build_table(records: list[dict]) -> dict:
             "recipe": _cell(s["recipe"], s["recipe"], runs), "task_sha": _cell(s["task_sha"], s["task_sha"], runs),
             "split_def": _cell(s["split_def"], s["split_def"], runs),
             "verifier": _cell(s["verifier_name"], s["verifier_name"] or "-", runs),
-            "harness": _cell(recs[0]["provenance"].get("harness_version"), recs[0]["provenance"].get("harness_version"), runs),
+            "harness": _cell(recs[0]["provenance"].get("harness_version"), recs[0]["provenance"].get("harness_version"),
+                             runs),
             "runs": _cell(runs, " ".join(runs), runs),
             # working fields, removed below
             "_setup": key[:6], "_method": method, "_budget": budget, "_label": _label(method, budget, key[8] or None),
@@ -381,7 +392,8 @@ def build_table(records: list[dict]) -> dict:
     has_sampled = any(r["sampled"]["value"] is not None for r in rows)
     rows = [{k: v for k, v in r.items() if not k.startswith("_") and (has_sampled or k not in SAMPLED_COLUMNS)}
             for r in rows]
-    columns = [c for c in COLUMNS if (c not in EXTRA_METRICS or c in extras) and (c not in SAMPLED_COLUMNS or has_sampled)]
+    columns = [c for c in COLUMNS
+               if (c not in EXTRA_METRICS or c in extras) and (c not in SAMPLED_COLUMNS or has_sampled)]
     table = {"columns": columns, "rows": rows, "interval": INTERVAL, "significance_test": TEST,
              "comparisons": comparisons, "match_rule": MATCH_RULE, "samples_to_match": matches}
     if effects["datasets"] or effects["predictions"]:
@@ -433,7 +445,8 @@ def _samples_to_match(rows: list[dict], comparisons: list[dict]) -> list[dict]:
             continue
         for method in sorted({r["_method"] for r in group}, key=methods.order):
             hit, why = None, ""
-            for r in sorted((r for r in group if r["_method"] == method and r["_variant"] is None), key=lambda r: r["_budget"]):
+            for r in sorted((r for r in group if r["_method"] == method and r["_variant"] is None),
+                            key=lambda r: r["_budget"]):
                 c = tests.get((id(r), id(target))) or tests.get((id(target), id(r)))
                 diff = r["_acc"] - target["_acc"]
                 if r is target or diff >= 0:
@@ -445,7 +458,8 @@ def _samples_to_match(rows: list[dict], comparisons: list[dict]) -> list[dict]:
             out.append({"task": setup[0], "model": setup[1], "recipe": setup[2], "method": method,
                         "target": f"{target['_label']} = {target['_acc']:.3f}",
                         "budget": hit["_budget"] if hit else None,
-                        "display": (hit["budget"]["display"] if hit["_budget"] else "matched") if hit else "not reached",
+                        "display": ((hit["budget"]["display"] if hit["_budget"] else "matched") if hit
+                                    else "not reached"),
                         "evidence": why or "-"})
     return out
 
@@ -478,7 +492,8 @@ def _sections(table: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
                     "untrained model, rl / sft at largest budget = the reference rows."))
     eff = table.get("effects")
     if eff and eff["datasets"]:
-        out.append(("Sample effect of the training data (mean of <grad log-lik, g*> with 95% interval; `harness effect`)",
+        out.append(("Sample effect of the training data (mean of <grad log-lik, g*> with 95% interval; "
+                    "`harness effect`)",
                     ["data", "n", "mean effect [95% CI]", "mean cosine", "rows trained on it", "measured at", "params",
                      "measurement", "g*", "record"],
                     [[d["data"], str(d["n"]), d["display"], f"{d['mean_cosine']:.4f}", ", ".join(d["rows"]) or "-",
@@ -546,7 +561,8 @@ def plot_series(table: dict) -> list[dict]:
                                                                                       tuple(map(str, kv[0])))):
         rs.sort(key=lambda r: r["budget"]["value"])
         ys = [r["accuracy"]["value"] for r in rs]
-        out.append({"label": method + (f" (from {chained})" if chained else "") + ("" if one_setup else f" ({model}, {recipe})"),
+        out.append({"label": method + (f" (from {chained})" if chained else "")
+                    + ("" if one_setup else f" ({model}, {recipe})"),
                     "chained": chained is not None, "marker": "D" if chained else "o",
                     "x": [r["budget"]["value"] for r in rs], "y": ys,
                     "err": [[y - r["ci95"]["value"][0] for y, r in zip(ys, rs)],
@@ -564,7 +580,8 @@ def render_plot(table: dict, fmt: str = "png") -> bytes:
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for s in plot_series(table):
-        ax.errorbar(s["x"], s["y"], yerr=s["err"], marker=s["marker"], markerfacecolor="white" if s["chained"] else None,
+        ax.errorbar(s["x"], s["y"], yerr=s["err"], marker=s["marker"],
+                    markerfacecolor="white" if s["chained"] else None,
                     linestyle="--" if s["chained"] else "-", capsize=3, label=s["label"])
         for x, y, text in zip(s["x"], s["y"], s["points"]):
             if text:
@@ -606,7 +623,8 @@ def render_html(table: dict, command: str, plot_file: Optional[str]) -> str:
     main = _html_table(cols, [[r[c]["display"] for c in cols] for r in table["rows"]],
                        [group.get(c, "") for c in cols], "t")
     sections = "".join(f"<h2>{html.escape(title)}</h2>\n{_html_table(header, body)}\n"
-                       + (f"<p>{html.escape(note)}</p>\n" if note else "") for title, header, body, note in _sections(table))
+                       + (f"<p>{html.escape(note)}</p>\n" if note else "")
+                       for title, header, body, note in _sections(table))
     sections += "".join(f"<p>{html.escape(p)}</p>\n" for p in _predictions(table))
     img = f'<img src="{html.escape(plot_file)}" alt="accuracy against budget">' if plot_file else ""
     return f"""<!doctype html>
@@ -633,7 +651,7 @@ function sortBy(i) {{
 }}
 </script>
 </body></html>
-"""
+"""  # noqa: E501 -- the page's own HTML and JavaScript: a line break here would change every generated page
 
 
 def write_leaderboard(table: dict, out_dir: Path, command: str) -> list[Path]:

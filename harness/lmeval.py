@@ -68,7 +68,7 @@ def most_common(items):
     """Aggregation for the per-sample text fields: the run's most common value (they are read per sample)."""
     items = [i for i in items if i is not None]
     return max(sorted(set(items)), key=items.count) if items else None
-'''
+'''  # noqa: E501 -- the text of the generated utils.py: a line break here would change every exported task
 
 
 def lm_eval_name(task_id: str) -> str:
@@ -125,7 +125,8 @@ def export_task(spec, out_dir: Path, split: str = "test", limit: Optional[int] =
     text = text.replace("'!function utils.load_docs'", "!function utils.load_docs")
     text = text.replace("'!function utils.process_results'", "!function utils.process_results")
     text = text.replace("'!function utils.most_common'", "!function utils.most_common")
-    head = (f"# Written by `harness tasks export-lm-eval {spec.id} --split {split}`: the harness's prompts and verifier.\n"
+    head = (f"# Written by `harness tasks export-lm-eval {spec.id} --split {split}`: the harness's prompts and "
+            "verifier.\n"
             f"# Run: lm_eval --model hf --model_args pretrained=MODEL --include_path {out_dir} --tasks {name}"
             f"{' --apply_chat_template' if spec.prompt.chat else ''}\n")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -180,8 +181,7 @@ def run_lm_eval(*, tasks: str, model: str = "tiny", harness_task: str = "kk", in
                 runs_dir: Optional[Path] = None, tasks_dirs: Optional[Iterable[Path]] = None) -> tuple[Path, dict]:
     """Evaluate a checkpoint on lm-eval tasks in-process; write a run record with lm-eval's metrics."""
     from harness import models
-    from harness.records import new_run_id, provenance, write_record
-    from harness.records import runs_dir as default_runs_dir
+    from harness.records import new_run_id, provenance, runs_dir as default_runs_dir, write_record
     from harness.registry import did_you_mean
     from harness.tasks import get_task
 
@@ -211,10 +211,10 @@ def run_lm_eval(*, tasks: str, model: str = "tiny", harness_task: str = "kk", in
         loaded = tm.load(names)  # builds the tasks and loads their datasets, before the model is loaded
     except (OSError, ConnectionError) as e:
         raise HarnessError(f"lm-eval could not load the data of {', '.join(names)}: {type(e).__name__}: "
-                           f"{str(e).splitlines()[0] if str(e) else ''}. Standard lm-eval tasks download their datasets "
-                           "from the Hugging Face hub; run where the hub is reachable (or with the datasets in the HF "
-                           "cache), or evaluate a local task folder with --lm-eval-include-path DIR (e.g. one written "
-                           "by `harness tasks export-lm-eval`)") from None
+                           f"{str(e).splitlines()[0] if str(e) else ''}. Standard lm-eval tasks download their "
+                           "datasets from the Hugging Face hub; run where the hub is reachable (or with the datasets "
+                           "in the HF cache), or evaluate a local task folder with --lm-eval-include-path DIR (e.g. "
+                           "one written by `harness tasks export-lm-eval`)") from None
     built = [loaded["groups"].get(n) or loaded["tasks"].get(n) or n for n in names]
     from harness.engines import cuda_available
 
@@ -232,7 +232,8 @@ def run_lm_eval(*, tasks: str, model: str = "tiny", harness_task: str = "kk", in
     metrics = {"lm_eval": per_task, "n": {t: v.get("effective", v.get("original"))
                                           for t, v in clean.get("n-samples", {}).items()},
                "wall_seconds": wall}
-    config = {"command": "eval", "engine": "lm-eval", "task": "lm-eval:" + ",".join(names), "lm_eval_tasks": names, "include_paths": [str(p) for p in include],
+    config = {"command": "eval", "engine": "lm-eval", "task": "lm-eval:" + ",".join(names), "lm_eval_tasks": names,
+              "include_paths": [str(p) for p in include],
               "model": model, "model_path": ref, "limit": limit, "batch_size": batch_size, "dtype": dtype, "seed": seed,
               "num_fewshot": num_fewshot, "apply_chat_template": apply_chat}
     lm = {k: clean.get(k) for k in ("versions", "n-shot", "higher_is_better", "n-samples", "configs", "config",

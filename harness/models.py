@@ -87,7 +87,8 @@ def _hub_ref(ref: str) -> str:
         except Exception:  # not cached (LocalEntryNotFoundError), or not a valid repo id (HFValidationError)
             raise HarnessError(f"model '{ref}' is not a local folder and cannot be fetched from the Hugging Face hub "
                                f"({why}); pass a local model folder (one written by save_pretrained, or "
-                               f"`hf download {ref} --local-dir DIR` on a machine with hub access), or 'tiny'") from None
+                               f"`hf download {ref} --local-dir DIR` on a machine with hub access), "
+                               "or 'tiny'") from None
 
 
 def load(ref: str, dtype: str = "auto", for_training: bool = False) -> tuple[Any, Any]:

@@ -41,7 +41,18 @@ from typing import Any, Iterable, Optional
 from harness.errors import HarnessError
 from harness.generators import kk, seeded_rng
 from harness.generators.kk import (
-    LETTERS, NAMES, TEMPLATES, _answer, _cap, _consistent, _mentions, _sample, _search, evaluate, puzzle_key, render,
+    LETTERS,
+    NAMES,
+    TEMPLATES,
+    _answer,
+    _cap,
+    _consistent,
+    _mentions,
+    _sample,
+    _search,
+    evaluate,
+    puzzle_key,
+    render,
     render_terse,
 )
 
@@ -144,7 +155,8 @@ def _templates(sample: dict, claims: list[str], names: list[str]) -> list[Option
     q = sample["question"]
     out: list[Optional[int]] = []
     for p, text in enumerate(claims):
-        found = [t for t, tpl in enumerate(TEMPLATES) if tpl.format(name=names[p], content=text, Content=_cap(text)) in q]
+        found = [t for t, tpl in enumerate(TEMPLATES) if tpl.format(name=names[p], content=text,
+                                                                    Content=_cap(text)) in q]
         out.append(found[0] if found else None)
     return out
 
@@ -315,7 +327,8 @@ def perturb_samples(samples: Iterable[dict], kind: str, seed: int = 0) -> tuple[
     return out, skipped
 
 
-def perturb_split(spec: Any, split: str, kind: str, seed: int = 0, limit: Optional[int] = None) -> tuple[list[dict], list[str]]:
+def perturb_split(spec: Any, split: str, kind: str, seed: int = 0,
+                  limit: Optional[int] = None) -> tuple[list[dict], list[str]]:
     """The perturbed samples of a K&K split's first `limit` samples (ids `<id>~KIND`), and the ids skipped."""
     from harness.data import load_split
 

@@ -197,7 +197,8 @@ def _val_eval(ctx: Context, limit: Optional[int]) -> Callable:
         side = tokenizer.padding_side
         tokenizer.padding_side = "left"
         try:
-            metrics, _ = evaluate(ctx.task, HFEngine(model, tokenizer, ctx.recipe.get("eval", {}).get("batch_size", 32)),
+            metrics, _ = evaluate(ctx.task,
+                                  HFEngine(model, tokenizer, ctx.recipe.get("eval", {}).get("batch_size", 32)),
                                   split="val", limit=limit, seed=ctx.seed)
         finally:
             tokenizer.padding_side = side
@@ -224,7 +225,8 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
                            f"shortest (the one with the fewest tokens), not {keep}")
     variant = str(variant or rd.get("variant", "B")).upper()
     if variant not in REDISTILL_VARIANTS:
-        raise HarnessError(f"redistill.variant must be A (greedy on SFT prompts) or B (sampled on RL prompts), not {variant}")
+        raise HarnessError("redistill.variant must be A (greedy on SFT prompts) or B (sampled on RL prompts), "
+                           f"not {variant}")
     # Variant B here samples the final policy afresh on the RL prompts; the paper's variant B instead reuses the
     # rollouts of its last ~11 RL steps (the replay buffer: slightly older policies, prompts seen in those steps).
     split = "sft" if variant == "A" else "rl"
@@ -234,9 +236,10 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
     cfg = {"stage": "sample", "teacher": model_key(ctx, teacher_ref), "variant": variant, "data": ctx.split_def(split),
            "temperature": temperature, "n": n, "max_new_tokens": max_new, "target": target,
            "verifier": ctx.task.verifier.model_dump(), "seed": ctx.seed, "truncated": "dropped"}
-    from harness.engines import make_engine, pick_engine, SamplingParams
+    from harness.engines import SamplingParams, make_engine, pick_engine
 
-    # redistill.engine: auto (vLLM when installed and a GPU is present), transformers or vllm; redistill.vllm: its settings.
+    # redistill.engine: auto (vLLM when installed and a GPU is present), transformers or vllm;
+    # redistill.vllm: its settings.
     engine_name = pick_engine(str(rd.get("engine", "auto")))
     if engine_name != "transformers":  # other engines sample differently; transformers keeps the keys of older caches
         cfg["engine"] = engine_name
@@ -253,8 +256,8 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
                 raise HarnessError(f"redistill.filter=faithful needs K&K samples with statements in their metadata; "
                                    f"task '{ctx.task.id}' has none (use redistill.filter=correct)")
         ev = ctx.recipe.get("eval", {})
-        engine = make_engine(engine_name, teacher_ref, dtype=ev.get("dtype", "auto"), batch_size=ev.get("batch_size", 32),
-                             seed=ctx.seed, vllm=rd.get("vllm"))
+        engine = make_engine(engine_name, teacher_ref, dtype=ev.get("dtype", "auto"),
+                             batch_size=ev.get("batch_size", 32), seed=ctx.seed, vllm=rd.get("vllm"))
         try:
             verifier = ctx.task.build_verifier()
             size = ctx.task.split(split).size or len(load_split(ctx.task, split))
@@ -294,8 +297,10 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
                 engine.close()  # vLLM: give the GPU back before the SFT stage (or after a failure)
         random.Random(ctx.seed).shuffle(kept)
         write_atomic(d / "redistill.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
-        return {"data_path": str(d / "redistill.jsonl"), "kept": len(kept), "prompts_tried": start, "engine": engine.name,
-                "filter": filter_, "keep": keep, "mean_kept_tokens": sum(r["n_tokens"] for r in kept) / max(1, len(kept)),
+        return {"data_path": str(d / "redistill.jsonl"), "kept": len(kept), "prompts_tried": start,
+                "engine": engine.name,
+                "filter": filter_, "keep": keep,
+                "mean_kept_tokens": sum(r["n_tokens"] for r in kept) / max(1, len(kept)),
                 "counts": {"rollouts_generated": rollouts, "tokens_generated": tokens}}
 
     info = cached_stage(ctx, "sample", cfg, build, hint={"target": target, "n": n, "max_new": max_new, "split": split})

@@ -96,7 +96,8 @@ class Planner:
 
         style = self._style()
         return [{"id": s["id"], "prompt": render_prompt(self.ctx.task, s), "answer": s["answer"],
-                 "completion": (s.get("traces") or {}).get(style, "")} for s in load_split(self.ctx.task, split, limit=n)]
+                 "completion": (s.get("traces") or {}).get(style, "")}
+                for s in load_split(self.ctx.task, split, limit=n)]
 
     # --- stages ---------------------------------------------------------------------------------------------------
 
@@ -225,7 +226,8 @@ def summary(planner: Planner, cached: list[dict], trained: bool = True) -> dict:
                      "memory_gb": e["memory"]["total_gb"], "memory": e["memory"], "wall_seconds": e["wall_seconds"],
                      **({"assumed_accuracy": e["assumed_accuracy"]} if "assumed_accuracy" in e else {})})
     ev = planner.evaluation(trained)
-    rows.append({"stage": "eval", "key": "test", "status": "to run", "counts": {"tokens_generated": ev["tokens_generated"]},
+    rows.append({"stage": "eval", "key": "test", "status": "to run",
+                 "counts": {"tokens_generated": ev["tokens_generated"]},
                  "flops": ev["flops"], "wall_seconds": ev["wall_seconds"]})
     return {"model_parameters": planner.n_params, "device": planner.device, "throughput": THROUGHPUT[planner.device],
             "stages": rows, "to_run": totals(rows)}

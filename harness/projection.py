@@ -32,8 +32,8 @@ class CountSketch:
 
     def describe(self) -> dict:
         return {"name": NAME, "dim": self.dim, "seed": self.seed,
-                "hash": "bucket = mix32((j + s1) mod 2^32) mod D, sign = mix32((j + s2) mod 2^32) & 1, j = global index "
-                        "in the parameter subset, s1/s2 from the seed",
+                "hash": "bucket = mix32((j + s1) mod 2^32) mod D, sign = mix32((j + s2) mod 2^32) & 1, "
+                        "j = global index in the parameter subset, s1/s2 from the seed",
                 "parameters": sum(self.sizes)}
 
     def _hash(self, block: int) -> tuple[Any, Any]:

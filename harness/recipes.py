@@ -267,11 +267,13 @@ def apply_task_overrides(spec: TaskSpec, overrides: Optional[dict]) -> TaskSpec:
     if not overrides:
         return spec
     if not isinstance(overrides, dict):
-        raise HarnessError(f"recipe section 'task' must be a mapping of splits, generation and prompt, got {overrides!r}")
+        raise HarnessError("recipe section 'task' must be a mapping of splits, generation and prompt, "
+                           f"got {overrides!r}")
     data = spec.model_dump(by_alias=True)
     for k, v in overrides.items():
         if k not in TASK_OVERRIDES:
-            raise HarnessError(f"recipe task override '{k}' is not allowed; a recipe may override splits, generation, prompt")
+            raise HarnessError(f"recipe task override '{k}' is not allowed; a recipe may override splits, "
+                               "generation, prompt")
         if not isinstance(v, dict):
             raise HarnessError(f"recipe task override '{k}' must be a mapping (as in a task file), got {v!r}")
         data[k] = dict(v) if k == "splits" else merge(data[k], v)

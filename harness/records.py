@@ -139,7 +139,8 @@ def write_record(root: Path, run_id: str, record: dict, samples: Iterable[dict] 
         if kept is None:
             metrics = {k: v for k, v in (record.get("metrics") or {}).items() if isinstance(v, (int, float, str))}
             raise HarnessError(f"could not write the run record {final} ({why}), nor save its results anywhere else; "
-                               f"free disk space and run the command again. Its metrics: {json.dumps(metrics)}") from None
+                               "free disk space and run the command again. "
+                               f"Its metrics: {json.dumps(metrics)}") from None
         raise HarnessError(f"could not write the run record {final} ({why}); its finished results are kept in {kept}: "
                            f"free disk space, then run `harness runs restore {kept} --runs-dir {root}`") from None
     except BaseException:

@@ -11,14 +11,24 @@ from harness.budget import format_budget, parse_budget
 from harness.errors import HarnessError
 from harness.methods import run_counts, train_for_method
 from harness.pipeline import Context
-from harness.records import (checkpoint_complete, config_hash, new_run_id, newest_complete_checkpoint, provenance,
-                             read_json_or_warn, read_records, runs_dir as default_runs_dir, write_record)
+from harness.records import (
+    checkpoint_complete,
+    config_hash,
+    new_run_id,
+    newest_complete_checkpoint,
+    provenance,
+    read_json_or_warn,
+    read_records,
+    runs_dir as default_runs_dir,
+    write_record,
+)
 from harness.tasks import get_task
 
 
 def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "tiny", seed: int = 0,
         config: Optional[Path] = None, sets: Iterable[str] = (), init: Optional[str] = None,
-        teacher: Optional[str] = None, teacher_model: Optional[str] = None, runs_dir: Optional[Path] = None, tasks_dirs: Optional[Iterable[Path]] = None,
+        teacher: Optional[str] = None, teacher_model: Optional[str] = None, runs_dir: Optional[Path] = None,
+        tasks_dirs: Optional[Iterable[Path]] = None,
         progress_factory: Optional[Callable] = None, log: Callable[[str], None] = lambda s: None,
         dry_run: bool = False, assume_accuracy: float = 0.5, device: Optional[str] = None) -> tuple[Path, dict]:
     """Train by method, evaluate, write one record; dry_run: return (runs folder, plan) instead (harness/plan.py),
@@ -54,14 +64,19 @@ def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "t
     counts = run_counts(method_def, ctx.stages, eval_info["tokens"], n, eval_info["n_params"])
     wall = {f"{st['stage']}-{st['key']}": st["wall_seconds"] for st in ctx.stages}
     wall["eval"] = eval_info["wall"]
-    config_out = {"command": "run", "task": spec.id, "method": method, "budget": n, "budget_label": format_budget(n) if n else None,
-                  "model": model, "model_path": base_ref, "seed": seed, "init": init, "teacher": teacher, "teacher_model": teacher_model,
-                  "recipe_name": recipe_name, "recipe": recipe, "sets": list(sets), "config_file": str(config) if config else None}
+    config_out = {"command": "run", "task": spec.id, "method": method, "budget": n,
+                  "budget_label": format_budget(n) if n else None,
+                  "model": model, "model_path": base_ref, "seed": seed, "init": init, "teacher": teacher,
+                  "teacher_model": teacher_model,
+                  "recipe_name": recipe_name, "recipe": recipe, "sets": list(sets),
+                  "config_file": str(config) if config else None}
     record = {"kind": "run", "method": method, "budget": n, "config": config_out,
-              "provenance": {**provenance(seed, spec), "recipe_hash": config_hash(recipe), "engine": eval_info["engine"]},
+              "provenance": {**provenance(seed, spec), "recipe_hash": config_hash(recipe),
+                             "engine": eval_info["engine"]},
               "metrics": metrics, "counts": counts, "wall_seconds": {**wall, "total": time.perf_counter() - t0},
               "stages": [{k: st.get(k) for k in ("stage", "key", "cached", "counts", "metrics", "wall_seconds", "kept",
-                                                  "prompts_tried", "engine", "data_path", "model_path", "inherited_from")}
+                                                  "prompts_tried", "engine", "data_path", "model_path",
+                                                  "inherited_from")}
                          for st in ctx.stages],
               "model_path": final}
     extra = {}

@@ -30,7 +30,8 @@ def _find_run(root: Path, run_id: str) -> dict:
 
 def run_eval(*, task: str, model: str = "tiny", split: str = "test", limit: Optional[int] = None, samples: int = 1,
              temperature: Optional[float] = None, max_new_tokens: Optional[int] = None,
-             batch_size: Optional[int] = None, dtype: Optional[str] = None, seed: int = 0, runs_dir: Optional[Path] = None,
+             batch_size: Optional[int] = None, dtype: Optional[str] = None, seed: int = 0,
+             runs_dir: Optional[Path] = None,
              tasks_dirs: Optional[Iterable[Path]] = None, progress_factory: Optional[Callable] = None,
              engine: str = "auto", vllm: Optional[dict] = None, perturb: Optional[str] = None,
              perturb_seed: int = 0, recipe: Optional[str] = None, run: Optional[str] = None) -> tuple[Path, dict]:
@@ -58,8 +59,8 @@ def run_eval(*, task: str, model: str = "tiny", split: str = "test", limit: Opti
     dtype = "auto" if dtype is None else dtype
     spec.split(split)  # fail on an unknown split before building or loading anything
     if samples > 1 and (spec.generation.temperature if temperature is None else temperature) == 0:
-        raise HarnessError(f"--samples {samples} with task '{spec.id}''s temperature 0 (greedy) gives identical samples; "
-                           "pass --temperature > 0, e.g. 0.7, or --samples 1")
+        raise HarnessError(f"--samples {samples} with task '{spec.id}''s temperature 0 (greedy) gives identical "
+                           "samples; pass --temperature > 0, e.g. 0.7, or --samples 1")
     data, skipped = None, []
     if perturb is not None:  # K&K only: the split's puzzles perturbed (harness/perturb.py), ids `<id>~KIND`
         from harness.perturb import perturb_split
@@ -89,6 +90,7 @@ def run_eval(*, task: str, model: str = "tiny", split: str = "test", limit: Opti
               **({"perturb": perturb, "perturb_seed": perturb_seed} if perturb else {})}
     record = {"kind": "eval", "method": "base", "config": config, "provenance": provenance(seed, spec),
               "metrics": metrics, "wall_seconds": {"eval": time.perf_counter() - t0}}
-    path = write_record(default_runs_dir(runs_dir), new_run_id(spec.id, "eval", f"perturb-{perturb}" if perturb else ""), record, rows)
+    path = write_record(default_runs_dir(runs_dir),
+                        new_run_id(spec.id, "eval", f"perturb-{perturb}" if perturb else ""), record, rows)
     return path, metrics
 

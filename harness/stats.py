@@ -113,7 +113,8 @@ def _grid(values: Sequence[float], max_denominator: int) -> Optional[int]:
     return m
 
 
-def sign_flip_test(diffs: Sequence[float], max_denominator: int = 720, max_work: int = 20_000_000) -> tuple[float, bool]:
+def sign_flip_test(diffs: Sequence[float], max_denominator: int = 720,
+                   max_work: int = 20_000_000) -> tuple[float, bool]:
     """Two-sided p-value of the paired sign-flip (permutation) test: under H0 each per-problem difference is as
     likely to have either sign. Exact (the distribution of the signed sum, by dynamic programming over integer
     multiples of the outcomes' grid) when the differences lie on a grid; else a normal approximation of the same

@@ -271,9 +271,11 @@ def validate_file(path: Path, task_id: Optional[str] = None) -> tuple[Optional[T
         problem = getattr(e, "problem", None) or str(e)
         return None, [f"{path}{line}: invalid YAML: {problem}; fix the syntax (indentation, quotes, colons)"]
     except RecursionError:
-        return None, [f"{path}: the YAML is nested too deeply to read; a task file needs a few levels, fix the brackets"]
+        return None, [f"{path}: the YAML is nested too deeply to read; a task file needs a few levels, "
+                      "fix the brackets"]
     if not isinstance(data, dict):
-        return None, [f"{path}:1: a task file must be a mapping of keys (description, source, splits, prompt, verifier, ...)"]
+        return None, [f"{path}:1: a task file must be a mapping of keys "
+                      "(description, source, splits, prompt, verifier, ...)"]
     lines = _line_index(node) if node is not None else {}
     tid = task_id or path.stem
     errors: list[str] = []
@@ -284,7 +286,8 @@ def validate_file(path: Path, task_id: Optional[str] = None) -> tuple[Optional[T
             data.pop(reserved)
     spec = None
     try:
-        spec = TaskSpec.model_validate({**data, "id": tid, "path": str(path), "sha256": hashlib.sha256(raw).hexdigest()})
+        spec = TaskSpec.model_validate({**data, "id": tid, "path": str(path),
+                                        "sha256": hashlib.sha256(raw).hexdigest()})
     except ValidationError as e:
         allowed = _allowed_keys(data)
         for err in e.errors():
@@ -313,8 +316,8 @@ def _check_references(spec: TaskSpec, path: Path, lines: dict) -> list[str]:
     except HarnessError as e:
         errors.append(f"{path}:{lines.get(('verifier',), 1)}: verifier: {e}")
     if spec.source.generator is not None and spec.source.generator.name not in GENERATORS:
-        errors.append(f"{path}:{lines.get(('source', 'generator', 'name'), 1)}: source.generator.name: unknown generator "
-                      f"'{spec.source.generator.name}'; {GENERATORS.fix(spec.source.generator.name)}")
+        errors.append(f"{path}:{lines.get(('source', 'generator', 'name'), 1)}: source.generator.name: "
+                      f"unknown generator '{spec.source.generator.name}'; {GENERATORS.fix(spec.source.generator.name)}")
     if spec.source.reasoning_gym is not None or spec.verifier.name == "reasoning_gym":
         from harness.gym import check_task
 
@@ -331,8 +334,8 @@ def _check_references(spec: TaskSpec, path: Path, lines: dict) -> list[str]:
                           f"{src.file.path!r} may hold only the placeholder {{split}}; double other braces")
             continue
         if f not in checked and not f.exists():
-            errors.append(f"{path}:{lines.get((*where, 'file', 'path'), 1)}: {'.'.join(where)}.file.path: data file {f} "
-                          "does not exist; give a path relative to the task file or an absolute one")
+            errors.append(f"{path}:{lines.get((*where, 'file', 'path'), 1)}: {'.'.join(where)}.file.path: "
+                          f"data file {f} does not exist; give a path relative to the task file or an absolute one")
         checked.add(f)
     return errors
 

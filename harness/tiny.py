@@ -26,13 +26,13 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from harness.generators import seeded_rng
-from harness.generators import kk
+from harness.generators import kk, seeded_rng
 
 # The special tokens and chat template of every tiny model (the pretrained base and tiny-scratch).
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
 CHAT_TEMPLATE = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
-                 "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+                 "'<|im_end|>' + '\n' }}{% endfor %}"
+                 "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
 
 ASSETS = Path(__file__).parent / "assets"
 NAME = "tiny-kk"
@@ -101,7 +101,8 @@ def corpus_docs(build: dict = BUILD, with_keys: bool = False) -> Iterator[tuple]
             text = "\n".join(drill(rng, rng.randint(lo, hi)) for _ in range(c["drill_lines"]))
         elif kind == "read":  # the quiz, then its claims evaluated under random assignments, a row each
             p = kk.pretraining_puzzle(seed=c["seed"], index=i, people=(lo, hi), names="letters", style="grid")
-            text = CHAT.format(user=p["question"], assistant="\n".join(read_row(rng, p) for _ in range(c["read_lines"])))
+            text = CHAT.format(user=p["question"],
+                               assistant="\n".join(read_row(rng, p) for _ in range(c["read_lines"])))
         else:  # answered at once, as a base model answers without reasoning; half in the terse form
             style = "grid" if rng.random() < 0.5 else "terse"
             p = kk.pretraining_puzzle(seed=c["seed"], index=i, people=(lo, hi), names="letters", style=style)
@@ -132,8 +133,15 @@ def build(out: Path | None = None, log=print, cfg: dict = BUILD) -> Path:
     and its model card. Deterministic on a given machine and thread count."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import (PreTrainedTokenizerFast, PrinterCallback, Qwen2Config, Qwen2ForCausalLM, Trainer,
-                              TrainingArguments, set_seed)
+    from transformers import (
+        PreTrainedTokenizerFast,
+        PrinterCallback,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
 
 
     out = out or folder()
@@ -176,10 +184,13 @@ def build(out: Path | None = None, log=print, cfg: dict = BUILD) -> Path:
 
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(output_dir=scratch, per_device_train_batch_size=tr["batch_size"],
-                                 learning_rate=tr["learning_rate"], warmup_steps=tr["warmup_ratio"],  # a float < 1: a share of the steps
+                                 learning_rate=tr["learning_rate"],
+                                 warmup_steps=tr["warmup_ratio"],  # a float < 1: a share of the steps
                                  num_train_epochs=tr["epochs"], weight_decay=tr["weight_decay"],
-                                 lr_scheduler_type="cosine", logging_steps=tr.get("logging_steps", 50), save_strategy="no", report_to="none",
-                                 use_cpu=True, seed=tr["seed"], data_seed=tr["seed"],  # fp32: bf16 autocast is ~3x slower on this CPU
+                                 lr_scheduler_type="cosine", logging_steps=tr.get("logging_steps", 50),
+                                 save_strategy="no", report_to="none",
+                                 # fp32: bf16 autocast is ~3x slower on this CPU
+                                 use_cpu=True, seed=tr["seed"], data_seed=tr["seed"],
                                  disable_tqdm=True, dataloader_num_workers=0)
         trainer_ = Trainer(model=model, args=args, train_dataset=Blocks(), callbacks=[_log_loss(log, t0)])
         trainer_.remove_callback(PrinterCallback)  # with tqdm off it prints every log dict; _LogLoss prints a line

@@ -15,8 +15,7 @@ import torch  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 from trl import GRPOTrainer, SFTConfig  # noqa: E402
 
-from backends import TrainSpec  # noqa: E402
-from backends import grpo, sft  # noqa: E402
+from backends import TrainSpec, grpo, sft  # noqa: E402
 from backends._common import COUNTS_FILE, Counter, device_args, resolve_recipe  # noqa: E402
 from harness.data import load_split, render_prompt  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402

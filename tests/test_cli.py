@@ -78,7 +78,8 @@ def test_score_rescoring_with_malformed_lines(tmp_path):
         json.dumps({"id": "a", "response": "so \\boxed{Bob is a knave, Ann is a knight}", "answer": ans}),
         "{not json",
         json.dumps({"id": "c", "response": "\\boxed{Ann is a knight}", "answer": ans}),
-        json.dumps({"id": "d", "response": "\\boxed{Ann is a knight, Bob is a knave}", "answer": ans, "truncated": True}),
+        json.dumps({"id": "d", "response": "\\boxed{Ann is a knight, Bob is a knave}", "answer": ans,
+                    "truncated": True}),
     ]
     inp, outp = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     inp.write_text("\n".join(lines) + "\n")

@@ -119,7 +119,8 @@ def test_single_target_is_the_24_game():
 
 @pytest.mark.parametrize("params,word", [
     ({"count": 1}, "count"), ({"count": [4, 3]}, "count"), ({"count": 9}, "count"), ({"max_value": 0}, "max_value"),
-    ({"max_value": [1, 9]}, "max_value"), ({"targets": "many"}, "targets"), ({"ops": "+^"}, "ops"), ({"ops": ""}, "ops"),
+    ({"max_value": [1, 9]}, "max_value"), ({"targets": "many"}, "targets"), ({"ops": "+^"}, "ops"),
+    ({"ops": ""}, "ops"),
 ])
 def test_bad_params_are_one_clear_error(params, word):
     with pytest.raises(HarnessError, match=f"'{word}'"):
@@ -192,7 +193,8 @@ def test_caps_and_huge_inputs_stay_fast():
 
 
 def test_require_eos_and_bad_references():
-    assert get_verifier("countdown", {"require_eos": True})("\\boxed{(3+5)*3}", ANS, truncated=True).reason == "truncated"
+    assert (get_verifier("countdown", {"require_eos": True})("\\boxed{(3+5)*3}", ANS, truncated=True).reason
+            == "truncated")
     for bad in ("24", "(3+5)*3 = 25", "(3+5)*3", "numbers=3,5; target=", ""):
         with pytest.raises(HarnessError, match="reference answer"):
             V("\\boxed{(3+5)*3}", bad)

@@ -58,7 +58,10 @@ def _tiny_seqs(n_train, n_eval, max_length=200):
     spec = get_task("kk")
     ev = load_split(spec, "val", limit=n_eval)
     tr = load_split(spec, "sft", limit=n_train)
-    enc = lambda s: encode_pair(TOK[0], render_prompt(spec, s), s["traces"]["compact"], max_length)
+
+    def enc(s):
+        return encode_pair(TOK[0], render_prompt(spec, s), s["traces"]["compact"], max_length)
+
     return [enc(s) for s in tr], [enc(s) for s in ev]
 
 
@@ -213,7 +216,8 @@ def test_traces_source_renders_like_training():
 
 
 def _records(root):
-    return {p.name: json.loads((p / "record.json").read_text()) for p in root.iterdir() if (p / "record.json").is_file()}
+    return {p.name: json.loads((p / "record.json").read_text())
+            for p in root.iterdir() if (p / "record.json").is_file()}
 
 
 def _metrics(acc):
@@ -244,8 +248,10 @@ def test_cli_end_to_end_record_and_predict(letter_task, tmp_path, one_thread):
     model_path = rec["config"]["model_path"]
     spec = get_task(task)
     rows_all = load_source(demos, spec, {}, tmp_path).rows
-    write_record(tmp_path, "r-base", {"kind": "run", "method": "base", "budget": 0, "metrics": _metrics(0.2), "provenance": {"harness_version": "test"},
-                                      "config": {"task": spec.id, "model": "tiny", "model_path": model_path, "recipe": {}}})
+    write_record(tmp_path, "r-base", {"kind": "run", "method": "base", "budget": 0, "metrics": _metrics(0.2),
+                                      "provenance": {"harness_version": "test"},
+                                      "config": {"task": spec.id, "model": "tiny", "model_path": model_path,
+                                                 "recipe": {}}})
     for i, (n, acc) in enumerate([(2, 0.3), (3, 0.5), (5, 0.4)]):
         data = rows_all[:n]
         key = f"k{i}"
@@ -253,7 +259,8 @@ def test_cli_end_to_end_record_and_predict(letter_task, tmp_path, one_thread):
         stage.mkdir(parents=True)
         (stage / "train_data.jsonl").write_text("".join(json.dumps(x) + "\n" for x in data))
         (stage / "config.json").write_text(json.dumps({"data_hash": config_hash(data)}))
-        write_record(tmp_path, f"r-sft-{i}", {"kind": "run", "method": "sft", "budget": n, "metrics": _metrics(acc), "provenance": {"harness_version": "test"},
+        write_record(tmp_path, f"r-sft-{i}", {"kind": "run", "method": "sft", "budget": n, "metrics": _metrics(acc),
+                                              "provenance": {"harness_version": "test"},
                                               "stages": [{"stage": "sft", "key": key}],
                                               "config": {"task": spec.id, "model": "tiny", "model_path": model_path,
                                                          "recipe": {}, "seed": 0}})

@@ -124,14 +124,16 @@ def test_vllm_results_map_to_generations_in_order(fake_vllm):
     eng = VLLMEngine(llm, TagTokenizer(), chunk=2)
     prompts = ["p0", "p1", "p2"]
     batches = []
-    out = eng.generate(prompts, SamplingParams(n=4, temperature=0.7, top_p=0.9, max_new_tokens=5, stop=("###",), seed=4),
+    out = eng.generate(prompts,
+                       SamplingParams(n=4, temperature=0.7, top_p=0.9, max_new_tokens=5, stop=("###",), seed=4),
                        on_batch=lambda idx, gens: batches.append((idx, [[g.text for g in gs] for gs in gens])))
     assert [[g.text for g in gs] for gs in out] == [[f"p{i}s{j}" for j in range(4)] for i in range(3)]
     for gs in out:
         # EOS ends sample 0 and a stop token id sample 3 (neither is counted), sample 1 hit the limit, sample 2
         # a stop string.
         assert [(g.n_tokens, g.truncated) for g in gs] == [(2, False), (5, True), (3, False), (3, False)]
-    assert batches == [([0, 1], [[f"p{i}s{j}" for j in range(4)] for i in (0, 1)]), ([2], [[f"p2s{j}" for j in range(4)]])]
+    assert batches == [([0, 1], [[f"p{i}s{j}" for j in range(4)] for i in (0, 1)]),
+                       ([2], [[f"p2s{j}" for j in range(4)]])]
     sps = [sp for _, chunk in llm.calls for sp in chunk]
     assert [(sp.n, sp.temperature, sp.top_p, sp.max_tokens, sp.stop) for sp in sps] == [(4, 0.7, 0.9, 5, ["###"])] * 3
     # vLLM seeds a prompt's samples seed, seed+1, ...: no two samples of any prompts share a seed.
@@ -147,8 +149,8 @@ def test_vllm_greedy_ignores_top_p_and_sends_template_text(fake_vllm, tiny_kk):
     # The token ids vLLM gets are the transformers engine's prompt, chat template applied, no extra specials.
     sent = []
     llm.generate = lambda prompts, sps, use_tqdm=True: sent.extend(zip(prompts, sps)) or [
-        SimpleNamespace(outputs=[SimpleNamespace(index=0, text="x", token_ids=[1, tok.eos_token_id], finish_reason="stop",
-                                                 stop_reason=None)])
+        SimpleNamespace(outputs=[SimpleNamespace(index=0, text="x", token_ids=[1, tok.eos_token_id],
+                                                 finish_reason="stop", stop_reason=None)])
         for _ in prompts]
     out = VLLMEngine(llm, tok).generate([chat, "raw"], SamplingParams(top_p=0.5, max_new_tokens=3))
     assert [o[0].n_tokens for o in out] == [1, 1]
@@ -173,14 +175,15 @@ def test_vllm_wrong_result_count_raises(fake_vllm):
 
 
 def test_eval_through_vllm_records_engine_and_settings(fake_vllm, tiny_kk, tmp_path, monkeypatch):
-    from harness.run_eval import run_eval
-
     from transformers import AutoTokenizer
+
+    from harness.run_eval import run_eval
 
     fake_vllm.LLM = TaggingLLM
     monkeypatch.setattr(TaggingLLM, "eos", AutoTokenizer.from_pretrained(tiny_kk).eos_token_id)
     path, metrics = run_eval(task="kk", model=str(tiny_kk), limit=3, max_new_tokens=5, dtype="bfloat16", seed=7,
-                             runs_dir=tmp_path, engine="vllm", vllm={"gpu_memory_utilization": 0.5, "max_model_len": 2048})
+                             runs_dir=tmp_path, engine="vllm",
+                             vllm={"gpu_memory_utilization": 0.5, "max_model_len": 2048})
     (llm,) = FakeLLM.made
     assert llm.kwargs == {"model": str(tiny_kk), "tokenizer": str(tiny_kk), "dtype": "bfloat16", "seed": 7,
                           "gpu_memory_utilization": 0.5, "max_model_len": 2048}

@@ -25,16 +25,19 @@ def test_eval_with_the_recipe_reproduces_the_runs_own_evaluation(tmp_path):
     assert e.exit_code == 0, e.output
     (eval_dir,) = list((tmp_path / "evals").iterdir())
     ev = json.loads((eval_dir / "record.json").read_text())
-    assert ev["config"]["recipe"] == "kk-tiny" and ev["config"]["dtype"] == "float32" and ev["config"]["batch_size"] == 64
+    assert (ev["config"]["recipe"] == "kk-tiny" and ev["config"]["dtype"] == "float32"
+            and ev["config"]["batch_size"] == 64)
     assert ev["metrics"]["accuracy"] == run["metrics"]["accuracy"]
     mine, theirs = _samples(eval_dir), _samples(run_dir)
     assert [s["prompt"] for s in mine] == [s["prompt"] for s in theirs]
     assert [s["responses"] for s in mine] == [s["responses"] for s in theirs]
-    assert mine[0]["prompt"][0]["content"].startswith("A: ")  # the recipe's terse one-line-per-person quiz, not the task's prose
+    # the recipe's terse one-line-per-person quiz, not the task's prose
+    assert mine[0]["prompt"][0]["content"].startswith("A: ")
 
 
 def test_an_unknown_recipe_is_one_clear_error(tmp_path):
-    r = runner.invoke(app, ["eval", "--task", "kk", "--recipe", "kk-tinny", "--limit", "1", "--runs-dir", str(tmp_path)])
+    r = runner.invoke(app,
+                      ["eval", "--task", "kk", "--recipe", "kk-tinny", "--limit", "1", "--runs-dir", str(tmp_path)])
     assert r.exit_code == 2 and "no recipe 'kk-tinny'" in r.output and "kk-tiny" in r.output, r.output
     assert not any(tmp_path.iterdir())
 

@@ -6,8 +6,15 @@ import time
 
 import pytest
 
-from harness.faithful import (check, check_sample, expected_checks, looks_explicit, reference, reference_for_sample,
-                              step_text)
+from harness.faithful import (
+    check,
+    check_sample,
+    expected_checks,
+    looks_explicit,
+    reference,
+    reference_for_sample,
+    step_text,
+)
 from harness.generators.kk import generate
 
 

@@ -12,13 +12,13 @@ from typer.testing import CliRunner
 pytest.importorskip("reasoning_gym")
 
 from harness import gym  # noqa: E402
-from harness.verifiers.gym import extract_tag  # noqa: E402
 from harness.cli import app  # noqa: E402
 from harness.data import load_split  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 from harness.evaluate import summarize  # noqa: E402
 from harness.taskspec import load_file, validate_file  # noqa: E402
 from harness.verifiers import Verdict, get_verifier  # noqa: E402
+from harness.verifiers.gym import extract_tag  # noqa: E402
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples" / "tasks"
@@ -83,9 +83,11 @@ def test_seeds_overlap_in_reasoning_gym_but_splits_stay_disjoint(tmp_path):
     import reasoning_gym as rg
 
     cfg = dict(n_people=2, depth_constraint=2, width_constraint=2)
-    a, b = rg.create_dataset("knights_knaves", seed=1, size=5, **cfg), rg.create_dataset("knights_knaves", seed=2, size=5, **cfg)
+    a, b = (rg.create_dataset("knights_knaves", seed=1, size=5, **cfg),
+            rg.create_dataset("knights_knaves", seed=2, size=5, **cfg))
     assert a[1]["question"] == b[0]["question"]
-    spec = load_file(write(tmp_path, "same", KK.replace("n_people: 3", "n_people: 2").replace(", params: {n_people: 4}", "")))
+    spec = load_file(write(tmp_path, "same",
+                           KK.replace("n_people: 3", "n_people: 2").replace(", params: {n_people: 4}", "")))
     rows = {s: {r["question"] for r in fresh(spec, s)} for s in spec.splits}
     assert not rows["sft"] & rows["rl"] and not rows["rl"] & rows["test"] and not rows["sft"] & rows["test"]
 
@@ -122,7 +124,8 @@ def test_wrong_answer_scores_zero_and_partial_credit_is_reported_separately(tmp_
     first = s["metadata"]["names"][0]
     truth = s["oracle_answer"]
     role = "knight" if f"{first} is {terms['a_knight']}" in truth else "knave"
-    flipped = truth.replace(f"{first} is {terms['a_' + role]}", f"{first} is {terms['a_' + ('knave' if role == 'knight' else 'knight')]}")
+    flipped = truth.replace(f"{first} is {terms['a_' + role]}",
+                            f"{first} is {terms['a_' + ('knave' if role == 'knight' else 'knight')]}")
     assert flipped != truth
     wrong = v(f"<answer>{flipped}</answer>", s["answer"])
     assert wrong.score == 0.0 and wrong.reason == "partial"
@@ -143,7 +146,8 @@ def test_answer_format_pitfalls_from_the_docs(tmp_path):
     kk = fresh(load_file(write(tmp_path, "kk", KK)), "test", limit=1)[0]
     truth, md = kk["oracle_answer"], kk["metadata"]
     names, terms = md["names"], md["knight_knave_terms"]
-    wrong_vocab = {"knight": "sage", "knave": "fool"} if terms["knight"] == "knight" else {terms["knight"]: "knight", terms["knave"]: "knave"}
+    wrong_vocab = ({"knight": "sage", "knave": "fool"} if terms["knight"] == "knight"
+                   else {terms["knight"]: "knight", terms["knave"]: "knave"})
     other = truth
     for a, b in wrong_vocab.items():
         other = other.replace(f" {a}", f" {b}")
@@ -152,12 +156,14 @@ def test_answer_format_pitfalls_from_the_docs(tmp_path):
     colons = ", ".join(f"{n}: {r}" for n, r in role.items())
     assert v(f"<answer>{colons}</answer>", kk["answer"]).score == 0.0  # "Name: role" is not read
     assert v(f"<answer><answer>{truth}</answer>", kk["answer"]).score == 0.0  # a tag left inside sticks to a name
-    assert v(f"<answer>{truth}</answer>\nFormat: <answer>answer here</answer>", kk["answer"]).reason == "wrong"  # last tag
+    # the last tag counts
+    assert v(f"<answer>{truth}</answer>\nFormat: <answer>answer here</answer>", kk["answer"]).reason == "wrong"
     spec = load_file(write(tmp_path, "ar", ARITH))
     ar, v = fresh(spec, "test", limit=1)[0], get_verifier(spec.verifier.name, spec.verifier.params)
     n = ar["oracle_answer"]
     assert v(f"<answer>{n}</answer>", ar["answer"]).score == 1.0
-    for loose in (f"{n}.0", f"The answer is {n}", f"= {n}"):  # basic_arithmetic compares strings, partly credits substrings
+    # basic_arithmetic compares strings, partly credits substrings
+    for loose in (f"{n}.0", f"The answer is {n}", f"= {n}"):
         got = v(f"<answer>{loose}</answer>", ar["answer"])
         assert got.score == 0.0 and 0 < got.partial < 1, (loose, got)
     assert v(f"<answer>{'9' * 101}</answer>", ar["answer"]).reason == "too_long"  # max_answer_chars: 100
@@ -223,10 +229,13 @@ BAD = {
                        ["source.reasoning_gym.config.size: is set per split; write it as splits.<name>.size"]),
     "no_size": (KK.replace("{size: 40, seed: 1}", "{seed: 1}"), ["reasoning_gym splits need a size: sft"]),
     "two_sources": (KK.replace("  reasoning_gym:", "  generator: {name: kk}\n  reasoning_gym:"),
-                    ["give exactly one of 'generator', 'file', 'hf' or 'reasoning_gym' (found: generator, reasoning_gym)"]),
-    "verifier_without_gym_source": (KK.replace("reasoning_gym: {name: knights_knaves, config: {n_people: 3, depth_constraint: 2, "
-                                               "width_constraint: 2}}", "generator: {name: kk}").replace(", params: {n_people: 4}", ""),
-                                    ["verifier: 'reasoning_gym' scores reasoning-gym entries; use it with source.reasoning_gym"]),
+                    ["give exactly one of 'generator', 'file', 'hf' or 'reasoning_gym' "
+                     "(found: generator, reasoning_gym)"]),
+    "verifier_without_gym_source": (KK.replace("reasoning_gym: {name: knights_knaves, config: {n_people: 3, "
+                                               "depth_constraint: 2, width_constraint: 2}}",
+                                               "generator: {name: kk}").replace(", params: {n_people: 4}", ""),
+                                    ["verifier: 'reasoning_gym' scores reasoning-gym entries; "
+                                     "use it with source.reasoning_gym"]),
     "other_verifier": (KK.replace("name: reasoning_gym}", "name: exact}"),
                        ["verifier: 'exact' would read the rg entry (JSON) in 'answer'; use verifier reasoning_gym, "
                         "or set answer_field: oracle_answer"]),
@@ -275,8 +284,8 @@ def test_export_then_score_round_trip(tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     responses = tmp_path / "responses.jsonl"
     responses.write_text("".join(json.dumps({"id": x["id"], "answer": x["answer"],
-                                             "response": f"<answer>{x['oracle_answer'] if i % 2 else 'no'}</answer>"}) + "\n"
-                                 for i, x in enumerate(rows)))
+                                             "response": f"<answer>{x['oracle_answer'] if i % 2 else 'no'}</answer>"})
+                                 + "\n" for i, x in enumerate(rows)))
     verdicts = tmp_path / "verdicts.jsonl"
     r = runner.invoke(app, ["score", "--task", task, "--input", str(responses), "--output", str(verdicts)])
     assert r.exit_code == 0 and "accuracy 0.500" in r.output, r.output

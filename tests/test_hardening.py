@@ -415,7 +415,8 @@ def test_output_paths_naming_the_wrong_kind_are_one_error(tmp_path):
     afile.write_text("keep me\n")
     runs = runs_with_corrupt_records(tmp_path)
     for args, words in [
-        (["score", "--task", "kk", "--input", kk_responses(tmp_path), "--output", folder], "is a folder; give a file path"),
+        (["score", "--task", "kk", "--input", kk_responses(tmp_path), "--output", folder],
+         "is a folder; give a file path"),
         (["score", "--task", "kk", "--input", kk_responses(tmp_path), "--output", afile / "x.jsonl"], "is a file, so"),
         (["data", "export", "--task", "kk", "--limit", "2", "--out", folder], "is a folder; give a file path"),
         (["leaderboard", "--task", "kk", "--runs-dir", runs, "--out", afile], "is a file, not a folder"),

@@ -148,7 +148,8 @@ def test_pretraining_bucket_is_no_splits():
     assert all(kk.reserved(k) for k in pre)
     for parts in (1, 3, 4, 5):
         for i in range(60):
-            key = kk.generate(seed=0, split="sft", index=i, partition=(i % parts, parts), people=(2, 3))["metadata"]["key"]
+            key = kk.generate(seed=0, split="sft", index=i, partition=(i % parts, parts),
+                              people=(2, 3))["metadata"]["key"]
             assert not kk.reserved(key) and key not in pre
 
 

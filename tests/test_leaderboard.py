@@ -6,8 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from harness.leaderboard import (build_table, load_outcomes, plot_series, render_csv, render_html, render_json,
-                                 render_markdown, write_leaderboard)
+from harness.leaderboard import (
+    build_table,
+    load_outcomes,
+    plot_series,
+    render_csv,
+    render_html,
+    render_json,
+    render_markdown,
+    write_leaderboard,
+)
 from harness.records import write_record
 from harness.stats import wilson
 
@@ -42,7 +50,8 @@ def test_rows_aggregate_seeds_and_never_mix_setups():
     assert all(r["method"]["value"] != "eval" for r in table["rows"])  # only run records
     # seed 0 of sft@100 was run twice: its latest record counts, once.
     sft100 = rows[("tiny", "sft", 100)]
-    assert sft100["runs"]["value"] == ["r-sft-100-0z", "r-sft-100-1"] and sft100["accuracy"]["value"] == pytest.approx(0.13)
+    assert (sft100["runs"]["value"] == ["r-sft-100-0z", "r-sft-100-1"]
+            and sft100["accuracy"]["value"] == pytest.approx(0.13))
 
 
 def test_records_without_samples_fall_back_to_unpaired_tests_over_problems():
@@ -65,7 +74,8 @@ def test_write_leaderboard_html_and_plot(tmp_path):
     assert {"leaderboard.md", "leaderboard.csv", "leaderboard.json", "index.html"} <= files
     page = (tmp_path / "index.html").read_text()
     assert COMMAND in page and "sortBy" in page
-    assert page.count("<tr>") == 1 + len(table["rows"]) + 1 + len(table["samples_to_match"]) + 1 + len(table["comparisons"])
+    assert page.count("<tr>") == (1 + len(table["rows"]) + 1 + len(table["samples_to_match"])
+                                  + 1 + len(table["comparisons"]))
     assert "Samples to match" in page and "Significance" in page and 'class="hide-cost hide-prov"' in page
     if "accuracy.png" in files:
         assert (tmp_path / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -238,7 +248,8 @@ def test_measurement_only_recipe_keys_do_not_split_a_setup():
     other = dict(recs[0], run_id="r-other", config={**recs[0]["config"], "seed": 8,
                  "recipe": {**recs[0]["config"]["recipe"], "sft": {"learning_rate": 1.0}}})
     table = build_table(recs + [extra, other])
-    rows = [r for r in table["rows"] if r["method"]["value"] == recs[0]["method"] and r["budget"]["value"] == recs[0]["budget"]]
+    rows = [r for r in table["rows"]
+            if r["method"]["value"] == recs[0]["method"] and r["budget"]["value"] == recs[0]["budget"]]
     assert len(rows) == 2
     assert any("r-extra" in r["runs"]["value"] and recs[0]["run_id"] in r["runs"]["value"] for r in rows)
     assert any(r["runs"]["value"] == ["r-other"] for r in rows)
@@ -251,7 +262,8 @@ def test_sampled_pass_at_1_over_the_seeds_that_measured_it(tmp_path):
     recs = []
     for seed, sampled in ((0, True), (1, False)):
         for method, budget, right in (("sft", 1000, 1), ("rl", 128, 3)):
-            stages = [{"stage": "sft", "key": f"s{seed}"}] + ([{"stage": "rl", "key": f"r{seed}"}] if method == "rl" else [])
+            stages = ([{"stage": "sft", "key": f"s{seed}"}]
+                      + ([{"stage": "rl", "key": f"r{seed}"}] if method == "rl" else []))
             rec = _rec(f"p-{method}-{seed}", method, budget, _outcomes(n, set(range(50))), seed=seed, stages=stages)
             del rec["outcomes"]
             rows = [{"id": f"kk/test/{i}", "scores": [float(i < 50)]} for i in range(n)]

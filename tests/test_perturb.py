@@ -12,8 +12,18 @@ from harness.engines import Generation
 from harness.errors import HarnessError
 from harness.generators.kk import LETTERS, _answer, generate, puzzle_key, solutions
 from harness.perturb import (
-    KINDS, _claims, _leaves, _relabel, _templates, limem, limem_config, perturb, perturb_split, question_text,
-    run_limem, training_refs,
+    KINDS,
+    _claims,
+    _leaves,
+    _relabel,
+    _templates,
+    limem,
+    limem_config,
+    perturb,
+    perturb_split,
+    question_text,
+    run_limem,
+    training_refs,
 )
 from harness.tasks import get_task
 

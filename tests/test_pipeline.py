@@ -46,7 +46,8 @@ def test_sft_run_records_counts_and_reuses_its_stage(tiny_kk, tmp_path):
     assert c["tokens_trained"] > 0 and c["flops_estimate"] > 0 and c["rollouts_generated"] == 0
     assert rec["config"]["recipe"]["sft"]["max_steps"] == 2  # --set reached the resolved recipe
     tiny_test = recipes.resolve("kk", "tiny", None, [])[1]["task"]["splits"]["test"]
-    assert rec["provenance"]["splits"]["test"]["params"]["people"] == tiny_test["params"]["people"]  # the recipe's override
+    # the recipe's override
+    assert rec["provenance"]["splits"]["test"]["params"]["people"] == tiny_test["params"]["people"]
     assert [s["cached"] for s in rec["stages"]] == [False]
     _, again = run(task="kk", method="sft", budget="16", sets=FAST, runs_dir=tmp_path)
     assert [s["cached"] for s in again["stages"]] == [True]
@@ -100,7 +101,8 @@ def test_redistill_keeps_verified_one_per_prompt_and_trains_the_base(tmp_path):
     assert len(kept) >= 4
     assert all(verifier(r["completion"], r["answer"]).score == 1.0 for r in kept)
     assert len({r["id"] for r in kept}) == len(kept)  # one per prompt
-    trained = [json.loads(x) for x in (Path(rec["stages"][2]["model_path"]).parent / "train_data.jsonl").read_text().splitlines()]
+    trained = [json.loads(x) for x in
+               (Path(rec["stages"][2]["model_path"]).parent / "train_data.jsonl").read_text().splitlines()]
     assert trained == kept[:4]
     assert rec["counts"]["rollouts_generated"] > 0 and rec["counts"]["training_examples"] == 4
 
@@ -110,7 +112,8 @@ def test_killed_run_resumes_from_its_checkpoint(tiny_kk, tmp_path):
     args = [sys.executable, "-m", "harness.cli", "run", "--task", "kk", "--method", "sft", "--budget", "32",
             "--runs-dir", str(tmp_path)]
     # Enough steps that the run cannot finish in the moment between the first checkpoint and the kill.
-    for s in [f"sft.max_steps={STEPS}", "sft.save_steps=2", "sft.batch_size=4", "eval.limit=2", "eval.max_new_tokens=8"]:
+    for s in [f"sft.max_steps={STEPS}", "sft.save_steps=2", "sft.batch_size=4", "eval.limit=2",
+              "eval.max_new_tokens=8"]:
         args += ["--set", s]
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240

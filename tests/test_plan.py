@@ -1,7 +1,6 @@
 """`--dry-run` (harness/plan.py): the plan of a run without training: every stage resolved as a run resolves it,
 cached ones reported as cached, the rest estimated; nothing written."""
 
-import json
 import math
 
 from typer.testing import CliRunner

@@ -51,7 +51,8 @@ def test_lora_sft_and_grpo_on_smollm2(smollm2_gsm8k, tmp_path, capsys):
     rows = load_split(task, "sft", limit=8, partial=True)  # the shipped fixtures: 15 problems
     t0 = time.perf_counter()
     res = sft.train(TrainSpec(init_model=init, output_dir=tmp_path / "sft", seed=0,
-                              data=[{"prompt": render_prompt(task, s), "completion": s["traces"]["short"]} for s in rows],
+                              data=[{"prompt": render_prompt(task, s), "completion": s["traces"]["short"]}
+                                    for s in rows],
                               recipe={"learning_rate": 1e-3, "epochs": 1, "batch_size": 2, "precision": "fp32",
                                       "lora": LORA}))
     sft_s = time.perf_counter() - t0
@@ -73,4 +74,5 @@ def test_lora_sft_and_grpo_on_smollm2(smollm2_gsm8k, tmp_path, capsys):
     assert _frozen_base_unchanged(init, rl.model_path / "adapter") == (True, True)
     with capsys.disabled():
         print(f"\nSmolLM2-135M LoRA r8: SFT 4 steps {sft_s:.1f} s (losses {', '.join(f'{x:.3f}' for x in losses)}); "
-              f"GRPO 2 steps x 2 prompts x 2 rollouts {rl_s:.1f} s; trainable {res.metrics['lora']['trainable_parameters']:,}")
+              f"GRPO 2 steps x 2 prompts x 2 rollouts {rl_s:.1f} s; "
+              f"trainable {res.metrics['lora']['trainable_parameters']:,}")

@@ -4,8 +4,17 @@ from math import comb
 
 import pytest
 
-from harness.stats import (holm, interval_name, mean_interval, paired_test, problem_outcomes, seed_average,
-                           sign_flip_test, two_proportion_z, wilson)
+from harness.stats import (
+    holm,
+    interval_name,
+    mean_interval,
+    paired_test,
+    problem_outcomes,
+    seed_average,
+    sign_flip_test,
+    two_proportion_z,
+    wilson,
+)
 
 
 def test_problem_outcomes_average_samples_then_seeds():

@@ -11,8 +11,17 @@ from typing import Any, Optional
 
 from harness.budget import parse_budget
 from harness.methods import Method, Section, register
-from harness.pipeline import (REDISTILL_FILTERS, REDISTILL_KEEPS, REDISTILL_VARIANTS, inherit_stages, resolve_init,
-                              resolve_run_or_path, stage_rl, stage_sft, verified_rows)
+from harness.pipeline import (
+    REDISTILL_FILTERS,
+    REDISTILL_KEEPS,
+    REDISTILL_VARIANTS,
+    inherit_stages,
+    resolve_init,
+    resolve_run_or_path,
+    stage_rl,
+    stage_sft,
+    verified_rows,
+)
 from harness.recipes import NONNEG, POS_INT
 
 SECTION = Section(

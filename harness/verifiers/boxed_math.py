@@ -78,9 +78,10 @@ def _number_token(s: str) -> Optional[str]:
 
 def _plain_equal(a: str, b: str) -> Optional[bool]:
     """Both plain numbers (decimals or integer fractions): decided here, without the worker (most MATH answers are
-    integers), by the numeric verifier's rule with its defaults (harness.verifiers.builtin.numbers_match): exact values, so
-    an integer reference is matched exactly and a decimal or fraction one within 1e-9 relative (0.50000001 is not
-    \\frac{1}{2}, which math-verify's 6-decimal rounding would accept). Anything else: None (math-verify decides)."""
+    integers), by the numeric verifier's rule with its defaults (harness.verifiers.builtin.numbers_match): exact
+    values, so an integer reference is matched exactly and a decimal or fraction one within 1e-9 relative (0.50000001
+    is not \\frac{1}{2}, which math-verify's 6-decimal rounding would accept). Anything else: None (math-verify
+    decides)."""
     x, y = _number_token(a), _number_token(b)
     if x is None or y is None:
         return None

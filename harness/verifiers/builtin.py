@@ -11,7 +11,6 @@ import regex as _regex
 from harness.errors import HarnessError
 from harness.verifiers.base import BaseVerifier, Param, Verdict, _builtin, _last, _verdict
 
-
 _KK_BOX = re.compile(r"\\boxed\{([^{}]*)\}")
 
 
