@@ -43,7 +43,7 @@ def test_kk_splits_share_no_puzzle():
     keys = {split: {s["metadata"]["key"] for s in load_split(spec, split, limit=400)} for split in spec.splits}
     names = sorted(keys)
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             assert not keys[a] & keys[b], (a, b)
 
 
@@ -85,8 +85,9 @@ def test_bad_yaml_reports_every_error_with_line_and_fix(name):
 
 def test_template_syntax_error_is_reported():
     _, errors = validate_file(FIX / "bad_tasks" / "two_sources.yaml")
-    assert any("two_sources.yaml:7: prompt: template is not a valid format string" in e and "'{{'" in e
-               for e in errors), errors
+    assert any(
+        "two_sources.yaml:7: prompt: template is not a valid format string" in e and "'{{'" in e for e in errors
+    ), errors
 
 
 def test_invalid_yaml_syntax_names_the_line():
