@@ -20,13 +20,14 @@ from harness.errors import HarnessError
 
 FINAL = "final"
 COUNTS_FILE = "harness_counts.json"  # written into every checkpoint: the counts a resumed run continues from
-RESULT_FILE = "harness_train.json"   # written into final/: log, counts and metrics of the finished stage
+RESULT_FILE = "harness_train.json"  # written into final/: log, counts and metrics of the finished stage
 
 _TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
 
-def resolve_recipe(stage: str, recipe: Optional[dict], defaults: dict[str, Any],
-                   types: Optional[dict[str, tuple]] = None) -> dict[str, Any]:
+def resolve_recipe(
+    stage: str, recipe: Optional[dict], defaults: dict[str, Any], types: Optional[dict[str, tuple]] = None
+) -> dict[str, Any]:
     """The recipe merged over the defaults. Unknown keys and ill-typed values are a HarnessError naming the key.
 
     A key's type is its default's type (an int is fine where a float is expected), or `types[key]` when the default
@@ -90,9 +91,12 @@ def tracker_logs(r: dict[str, Any], output_dir: Path) -> dict[str, Any]:
     names = recipes.trackers(r["report_to"])
     if not names:
         return {}
-    where = {"tensorboard": os.environ.get("TENSORBOARD_LOGGING_DIR") or str(Path(output_dir) / "runs"),
-             "wandb": "the W&B project (WANDB_PROJECT; offline runs under WANDB_DIR or ./wandb)",
-             "trackio": "the trackio project (TRACKIO_PROJECT)", "mlflow": "the MLflow tracking URI (MLFLOW_TRACKING_URI)"}
+    where = {
+        "tensorboard": os.environ.get("TENSORBOARD_LOGGING_DIR") or str(Path(output_dir) / "runs"),
+        "wandb": "the W&B project (WANDB_PROJECT; offline runs under WANDB_DIR or ./wandb)",
+        "trackio": "the trackio project (TRACKIO_PROJECT)",
+        "mlflow": "the MLflow tracking URI (MLFLOW_TRACKING_URI)",
+    }
     return {"report_to": names, "logs": {n: where[n] for n in names}}
 
 
@@ -247,8 +251,13 @@ def lora_config(stage: str, lora: Optional[dict]) -> Any:
         raise HarnessError(f"{stage} recipe: lora.r must be at least 1 and lora.dropout in [0, 1), got {lora}")
     from peft import LoraConfig
 
-    return LoraConfig(r=r, lora_alpha=lora.get("alpha", 2 * r), lora_dropout=lora.get("dropout", 0.0),
-                      target_modules=lora.get("target_modules", "all-linear"), task_type="CAUSAL_LM")
+    return LoraConfig(
+        r=r,
+        lora_alpha=lora.get("alpha", 2 * r),
+        lora_dropout=lora.get("dropout", 0.0),
+        target_modules=lora.get("target_modules", "all-linear"),
+        task_type="CAUSAL_LM",
+    )
 
 
 def lora_info(model: Any, lora: Optional[dict]) -> dict:

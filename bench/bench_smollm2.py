@@ -48,14 +48,29 @@ def main() -> None:
 
     def harness_side() -> tuple[float, list[dict]]:
         t = time.perf_counter()
-        path, _ = run_eval(task="gsm8k", model=ref, limit=a.limit, max_new_tokens=a.max_new_tokens,
-                           batch_size=a.batch_size, dtype="float32", engine="transformers", runs_dir=tmp / "runs")
+        path, _ = run_eval(
+            task="gsm8k",
+            model=ref,
+            limit=a.limit,
+            max_new_tokens=a.max_new_tokens,
+            batch_size=a.batch_size,
+            dtype="float32",
+            engine="transformers",
+            runs_dir=tmp / "runs",
+        )
         return time.perf_counter() - t, rows(path)
 
     def lm_eval_side() -> tuple[float, list[dict]]:
         t = time.perf_counter()
-        path, _ = run_lm_eval(tasks=entry["name"], model=ref, include_paths=[tmp / "lm"], batch_size=a.batch_size,
-                              dtype="float32", runs_dir=tmp / "runs", harness_task="gsm8k")
+        path, _ = run_lm_eval(
+            tasks=entry["name"],
+            model=ref,
+            include_paths=[tmp / "lm"],
+            batch_size=a.batch_size,
+            dtype="float32",
+            runs_dir=tmp / "runs",
+            harness_task="gsm8k",
+        )
         return time.perf_counter() - t, rows(path)
 
     walls: dict[str, list[float]] = {"harness": [], "lm-eval": []}
@@ -72,8 +87,11 @@ def main() -> None:
     lm = {r["doc"]["id"]: r for r in outputs["lm-eval"]}
     assert h.keys() == lm.keys(), "the two sides saw different problems"
     same_text = sum(lm[i]["filtered_resps"][0] == h[i]["responses"][0] for i in h)
-    same_verdict = sum((lm[i]["acc"], lm[i]["reason"], lm[i]["extracted"]) ==
-                       tuple(h[i]["verdicts"][0][k] for k in ("score", "reason", "extracted")) for i in h)
+    same_verdict = sum(
+        (lm[i]["acc"], lm[i]["reason"], lm[i]["extracted"])
+        == tuple(h[i]["verdicts"][0][k] for k in ("score", "reason", "extracted"))
+        for i in h
+    )
     n = len(h)
     right = sum(r["scores"][0] for r in h.values())
     cut = sum(r["truncated"][0] for r in h.values()) / n
@@ -81,9 +99,11 @@ def main() -> None:
     print(f"problems {n}, max_new_tokens {a.max_new_tokens}, batch {a.batch_size}, float32, greedy")
     print(f"responses identical {same_text}/{n}; verdicts identical {same_verdict}/{n}")
     print(f"harness accuracy {right / n:.3f} ({right:.0f}/{n}), truncated {cut:.1%}")
-    print(f"wall, best of {a.repeats}: harness {hw:.1f} s, lm-eval {lw:.1f} s, harness/lm-eval {hw / lw:.2f}; "
-          f"all: harness {', '.join(f'{w:.1f}' for w in walls['harness'])}, "
-          f"lm-eval {', '.join(f'{w:.1f}' for w in walls['lm-eval'])}")
+    print(
+        f"wall, best of {a.repeats}: harness {hw:.1f} s, lm-eval {lw:.1f} s, harness/lm-eval {hw / lw:.2f}; "
+        f"all: harness {', '.join(f'{w:.1f}' for w in walls['harness'])}, "
+        f"lm-eval {', '.join(f'{w:.1f}' for w in walls['lm-eval'])}"
+    )
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB (whole process)")
 
 

@@ -44,15 +44,16 @@ def copy_probe(model_path: str, n: int) -> None:
     enc = tok(prompts, return_tensors="pt", padding=True)
     with torch.no_grad():
         out = model.generate(**enc, max_new_tokens=16, do_sample=False, pad_token_id=tok.pad_token_id)
-    got = [tok.decode(o[enc["input_ids"].shape[1]:], skip_special_tokens=True) for o in out]
+    got = [tok.decode(o[enc["input_ids"].shape[1] :], skip_special_tokens=True) for o in out]
     right = sum(g.startswith(w) for g, w in zip(got, wants))
     print(f"copy probe: {right}/{n} claims copied exactly")
     for g, w in list(zip(got, wants))[:3]:
         print(f"  want{w!r} got {g!r}")
 
 
-def synthetic(kind: str, alphabet: int, length: int, steps: int, lr: float, heads: int, kv_heads: int,
-              keys: int = 3) -> None:
+def synthetic(
+    kind: str, alphabet: int, length: int, steps: int, lr: float, heads: int, kv_heads: int, keys: int = 3
+) -> None:
     """A fresh model of the tiny base's shape on random symbol sequences. `offset`: a sequence, a separator, the same
     sequence again (the copy sits a fixed distance back). `lookup`: `keys` lines, each a key symbol and random
     symbols, in random order, then one key asked again and its line (the copy sits wherever that key's line is:
@@ -63,9 +64,18 @@ def synthetic(kind: str, alphabet: int, length: int, steps: int, lr: float, head
     torch.manual_seed(0)
     key0, sep = alphabet, alphabet + keys
     vocab = alphabet + keys + 1
-    model = Qwen2ForCausalLM(Qwen2Config(vocab_size=vocab, hidden_size=128, intermediate_size=384,
-                                         num_hidden_layers=4, num_attention_heads=heads, num_key_value_heads=kv_heads,
-                                         max_position_embeddings=512, tie_word_embeddings=True))
+    model = Qwen2ForCausalLM(
+        Qwen2Config(
+            vocab_size=vocab,
+            hidden_size=128,
+            intermediate_size=384,
+            num_hidden_layers=4,
+            num_attention_heads=heads,
+            num_key_value_heads=kv_heads,
+            max_position_embeddings=512,
+            tie_word_embeddings=True,
+        )
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     gen = torch.Generator().manual_seed(0)
 
@@ -90,16 +100,20 @@ def synthetic(kind: str, alphabet: int, length: int, steps: int, lr: float, head
     for step in range(1, steps + 1):
         seq, copied = batch()
         logits = model(input_ids=seq).logits[:, :-1]
-        per = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), seq[:, 1:].reshape(-1),
-                                                reduction="none").view(seq.shape[0], -1)
+        per = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, vocab), seq[:, 1:].reshape(-1), reduction="none"
+        ).view(seq.shape[0], -1)
         per.mean().backward()
         opt.step()
         opt.zero_grad()
         if step % 50 == 0:
             # per[:, i] predicts seq[:, i + 1]: the copied symbols after the first (the first needs the key only)
-            loss = per[:, copied.start - 1:copied.stop - 1].mean().item()
-            print(f"{kind} step {step}: loss on the copied symbols {loss:.3f} (chance {math.log(alphabet):.2f}) "
-                  f"{time.perf_counter() - t0:.0f}s", flush=True)
+            loss = per[:, copied.start - 1 : copied.stop - 1].mean().item()
+            print(
+                f"{kind} step {step}: loss on the copied symbols {loss:.3f} (chance {math.log(alphabet):.2f}) "
+                f"{time.perf_counter() - t0:.0f}s",
+                flush=True,
+            )
 
 
 def main() -> None:

@@ -31,10 +31,7 @@ def realistic(rng: random.Random) -> tuple[str, str]:
             f"Assume {p} is a knight. Then {p}'s claim that {other} is a {rng.choice(['knight', 'knave'])} "
             f"holds, so {other} cannot be a knave, because this would contradict the claim of {p}. "
         )
-    cot = (
-        "Let's think step by step, by considering whether each person is lying and if that leads "
-        "to contradiction. "
-    )
+    cot = "Let's think step by step, by considering whether each person is lying and if that leads to contradiction. "
     cot += "".join(steps) + "This leads to a feasible solution. "
     parts = answer.split(", ")
     rng.shuffle(parts)
@@ -122,8 +119,14 @@ def math_items(rng: random.Random) -> list[tuple[str, str, str]]:
     import json
 
     rows = [json.loads(line) for f in ("train.jsonl", "test.jsonl") for line in (MATH_SAMPLE / f).open()]
-    forms = {"\\frac{1}{2}": "0.5", "\\frac{1}{3}": "\\dfrac{1}{3}", "5\\sqrt{2}": "\\sqrt{50}",
-             "(4,\\infty)": "(4, \\infty)", "14\\pi": "14 \\pi", "\\frac{11}{12}": "\\frac{22}{24}"}
+    forms = {
+        "\\frac{1}{2}": "0.5",
+        "\\frac{1}{3}": "\\dfrac{1}{3}",
+        "5\\sqrt{2}": "\\sqrt{50}",
+        "(4,\\infty)": "(4, \\infty)",
+        "14\\pi": "14 \\pi",
+        "\\frac{11}{12}": "\\frac{22}{24}",
+    }
     items = []
     for _ in range(400):
         r = rng.choice(rows)
@@ -135,8 +138,13 @@ def math_items(rng: random.Random) -> list[tuple[str, str, str]]:
             box = forms.get(r["answer"], r["answer"] + " ")
         elif kind == "wrong":
             box = rng.choice([x["answer"] for x in rows if x["answer"] != r["answer"]])
-        items.append((kind, cot + ("So the answer is 7." if kind == "no box" else f"The answer is $\\boxed{{{box}}}$."),
-                      r["answer"]))
+        items.append(
+            (
+                kind,
+                cot + ("So the answer is 7." if kind == "no box" else f"The answer is $\\boxed{{{box}}}$."),
+                r["answer"],
+            )
+        )
     return items
 
 

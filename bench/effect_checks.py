@@ -1,10 +1,11 @@
-"""Checks of the sample effect on a trained model, with a real g* (sampled responses scored by the verifier):
+r"""Checks of the sample effect on a trained model, with a real g* (sampled responses scored by the verifier):
 
 1. sanity: correct reference demonstrations (traces:compact, the sft split) have a higher mean effect than the same
    demonstrations with their final boxed answer corrupted (every role flipped);
 2. projection fidelity: Pearson r between CountSketch effects and exact ones, for several D.
 
-    .venv/bin/python bench/effect_checks.py --model RUN_ID|PATH [--runs-dir runs] [--samples 100] [--eval-count 32] [--k 8]
+    .venv/bin/python bench/effect_checks.py --model RUN_ID|PATH [--runs-dir runs] [--samples 100] \
+        [--eval-count 32] [--k 8]
 """
 
 from __future__ import annotations
@@ -31,23 +32,34 @@ def main() -> None:
 
     if a.threads:
         torch.set_num_threads(a.threads)
-    from harness.effect import (EffectSettings, corrupt_answer, estimate_gstar, load_model, load_source,
-                                mean_ci, resolve_setup, subsample)
+    from harness.effect import (
+        EffectSettings,
+        corrupt_answer,
+        estimate_gstar,
+        load_model,
+        load_source,
+        mean_ci,
+        resolve_setup,
+        subsample,
+    )
     from harness.effect_grads import encode_pair, sample_effects, select_params
     from harness.projection import CountSketch
     from harness.records import runs_dir
 
-    s = EffectSettings(task=a.task, model=a.model, data=("traces:compact",), eval_count=a.eval_count, k=a.k, seed=a.seed,
-                       scale=a.scale)
+    s = EffectSettings(
+        task=a.task, model=a.model, data=("traces:compact",), eval_count=a.eval_count, k=a.k, seed=a.seed, scale=a.scale
+    )
     root = runs_dir(a.runs_dir)
     spec, recipe, _, path = resolve_setup(s, root)
     t0 = time.perf_counter()
     model, tok = load_model(path, "float32")
     model, _, params, _ = select_params(model, "all")
     g, ginfo = estimate_gstar(model, tok, params, spec, s)
-    print(f"model {path}\ng*: {ginfo['n_prompts']} {s.eval_split} prompts x {s.k} samples at T={s.temperature}, mean reward "
-          f"{ginfo['mean_reward']:.3f}, {ginfo['prompts_with_signal']} prompts with reward variance, |g*| {ginfo['norm']:.4g} "
-          f"({time.perf_counter() - t0:.0f}s)")
+    print(
+        f"model {path}\ng*: {ginfo['n_prompts']} {s.eval_split} prompts x {s.k} samples at T={s.temperature}, "
+        f"mean reward {ginfo['mean_reward']:.3f}, {ginfo['prompts_with_signal']} prompts with reward variance, "
+        f"|g*| {ginfo['norm']:.4g} ({time.perf_counter() - t0:.0f}s)"
+    )
     good = load_source("traces:compact", spec, recipe, root)
     rows = subsample(good.rows, a.samples, a.seed)
     bad = [{**r, "completion": corrupt_answer(r["completion"])} for r in rows]
@@ -62,12 +74,16 @@ def main() -> None:
     for name in res:
         m, ci = mean_ci([x["effect"] for x in res[name]])
         mc, cci = mean_ci([x["effect"] / (x["grad_norm"] * ginfo["norm"]) for x in res[name]])
-        print(f"{name:9} traces:compact n={len(res[name])}: mean effect {m:.5g} (95% CI {ci[0]:.5g} to {ci[1]:.5g}); "
-              f"mean cosine {mc:.4f} ({cci[0]:.4f} to {cci[1]:.4f})")
+        print(
+            f"{name:9} traces:compact n={len(res[name])}: mean effect {m:.5g} (95% CI {ci[0]:.5g} to {ci[1]:.5g}); "
+            f"mean cosine {mc:.4f} ({cci[0]:.4f} to {cci[1]:.4f})"
+        )
     diff = [x["effect"] - y["effect"] for x, y in zip(res["correct"], res["corrupted"])]
     m, ci = mean_ci(diff)
-    print(f"paired difference correct - corrupted: {m:.5g} (95% CI {ci[0]:.5g} to {ci[1]:.5g}); "
-          f"correct higher for {sum(d > 0 for d in diff)}/{len(diff)} samples")
+    print(
+        f"paired difference correct - corrupted: {m:.5g} (95% CI {ci[0]:.5g} to {ci[1]:.5g}); "
+        f"correct higher for {sum(d > 0 for d in diff)}/{len(diff)} samples"
+    )
     exact = torch.tensor([x["effect"] for name in res for x in res[name]])
     for d in dims:
         proj = torch.tensor([x[f"effect_d{d}"] for name in res for x in res[name]])

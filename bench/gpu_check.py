@@ -20,14 +20,48 @@ import tempfile
 import time
 from pathlib import Path
 
-SHAPES = {"full": {"hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24, "num_attention_heads": 14,
-                   "num_key_value_heads": 2, "vocab_size": 32000, "max_position_embeddings": 4096},
-          "smoke": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-                    "num_key_value_heads": 2, "vocab_size": 512, "max_position_embeddings": 1024}}
-SIZES = {"full": {"gen_prompts": 64, "new_tokens": 256, "rl_steps": 3, "prompts_per_step": 8, "generations": 8,
-                  "sft_steps": 5, "sft_batch": 8, "effect_samples": 16},
-         "smoke": {"gen_prompts": 4, "new_tokens": 8, "rl_steps": 1, "prompts_per_step": 2, "generations": 2,
-                   "sft_steps": 1, "sft_batch": 2, "effect_samples": 2}}
+SHAPES = {
+    "full": {
+        "hidden_size": 896,
+        "intermediate_size": 4864,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 14,
+        "num_key_value_heads": 2,
+        "vocab_size": 32000,
+        "max_position_embeddings": 4096,
+    },
+    "smoke": {
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "vocab_size": 512,
+        "max_position_embeddings": 1024,
+    },
+}
+SIZES = {
+    "full": {
+        "gen_prompts": 64,
+        "new_tokens": 256,
+        "rl_steps": 3,
+        "prompts_per_step": 8,
+        "generations": 8,
+        "sft_steps": 5,
+        "sft_batch": 8,
+        "effect_samples": 16,
+    },
+    "smoke": {
+        "gen_prompts": 4,
+        "new_tokens": 8,
+        "rl_steps": 1,
+        "prompts_per_step": 2,
+        "generations": 2,
+        "sft_steps": 1,
+        "sft_batch": 2,
+        "effect_samples": 2,
+    },
+}
 
 
 def _peak_gb(torch) -> float:
@@ -70,8 +104,9 @@ def main() -> None:
         _, tok = load(str(build_tiny(spec)))
         torch.manual_seed(0)
         shape = {**SHAPES[size], "vocab_size": max(SHAPES[size]["vocab_size"], len(tok))}
-        model = Qwen2ForCausalLM(Qwen2Config(tie_word_embeddings=True, eos_token_id=tok.eos_token_id,
-                                             pad_token_id=tok.pad_token_id, **shape))
+        model = Qwen2ForCausalLM(
+            Qwen2Config(tie_word_embeddings=True, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **shape)
+        )
         n_params = sum(p.numel() for p in model.parameters())
         model.to(torch.bfloat16 if gpu else torch.float32).save_pretrained(folder)
         tok.save_pretrained(folder)
@@ -87,39 +122,92 @@ def main() -> None:
         gens = engine.generate(prompts, SamplingParams(n=1, temperature=1.0, max_new_tokens=z["new_tokens"]))
         wall = time.perf_counter() - t0
         tokens = sum(g.n_tokens for gs in gens for g in gs)
-        rows.append({"stage": "generation", "rate": tokens / wall, "unit": "tokens/s", "seconds": wall,
-                     "peak_gb": _peak_gb(torch), "detail": f"{len(prompts)} prompts x {z['new_tokens']} new tokens"})
+        rows.append(
+            {
+                "stage": "generation",
+                "rate": tokens / wall,
+                "unit": "tokens/s",
+                "seconds": wall,
+                "peak_gb": _peak_gb(torch),
+                "detail": f"{len(prompts)} prompts x {z['new_tokens']} new tokens",
+            }
+        )
         del engine
 
         from backends.grpo import train as grpo
 
         _reset(torch)
-        rl_rows = [{"id": s["id"], "prompt": render_prompt(spec, s), "answer": s["answer"]}
-                   for s in load_split(spec, "rl", limit=z["rl_steps"] * z["prompts_per_step"])]
-        rl = {"steps": z["rl_steps"], "prompts_per_step": z["prompts_per_step"], "num_generations": z["generations"],
-              "max_completion_length": z["new_tokens"], "micro_batch_size": z["generations"] * 2 if gpu else 2,
-              "precision": precision, "learning_rate": 1e-6, "temperature": 1.0}
+        rl_rows = [
+            {"id": s["id"], "prompt": render_prompt(spec, s), "answer": s["answer"]}
+            for s in load_split(spec, "rl", limit=z["rl_steps"] * z["prompts_per_step"])
+        ]
+        rl = {
+            "steps": z["rl_steps"],
+            "prompts_per_step": z["prompts_per_step"],
+            "num_generations": z["generations"],
+            "max_completion_length": z["new_tokens"],
+            "micro_batch_size": z["generations"] * 2 if gpu else 2,
+            "precision": precision,
+            "learning_rate": 1e-6,
+            "temperature": 1.0,
+        }
         t0 = time.perf_counter()
-        res = grpo(TrainSpec(init_model=str(folder), output_dir=Path(tmp) / "rl", data=rl_rows, recipe=rl,
-                             verifier=spec.build_verifier()))
+        res = grpo(
+            TrainSpec(
+                init_model=str(folder),
+                output_dir=Path(tmp) / "rl",
+                data=rl_rows,
+                recipe=rl,
+                verifier=spec.build_verifier(),
+            )
+        )
         wall = time.perf_counter() - t0
-        rows.append({"stage": "grpo", "rate": wall / z["rl_steps"], "unit": "s/step", "seconds": wall,
-                     "peak_gb": _peak_gb(torch), "detail": f"{z['prompts_per_step']} prompts x {z['generations']} "
-                     f"rollouts x {z['new_tokens']} tokens; {res.counts.get('tokens_trained', 0):,} tokens trained"})
+        rows.append(
+            {
+                "stage": "grpo",
+                "rate": wall / z["rl_steps"],
+                "unit": "s/step",
+                "seconds": wall,
+                "peak_gb": _peak_gb(torch),
+                "detail": f"{z['prompts_per_step']} prompts x {z['generations']} "
+                f"rollouts x {z['new_tokens']} tokens; {res.counts.get('tokens_trained', 0):,} tokens trained",
+            }
+        )
 
         from backends.sft import train as sft
 
         _reset(torch)
-        data = [{"id": s["id"], "prompt": render_prompt(spec, s), "completion": s["traces"]["grid"]}
-                for s in load_split(spec, "sft", limit=z["sft_steps"] * z["sft_batch"])]
+        data = [
+            {"id": s["id"], "prompt": render_prompt(spec, s), "completion": s["traces"]["grid"]}
+            for s in load_split(spec, "sft", limit=z["sft_steps"] * z["sft_batch"])
+        ]
         t0 = time.perf_counter()
-        res = sft(TrainSpec(init_model=str(folder), output_dir=Path(tmp) / "sft", data=data,
-                            recipe={"max_steps": z["sft_steps"], "batch_size": z["sft_batch"], "precision": precision,
-                                    "max_length": 1024, "learning_rate": 1e-6}))
+        res = sft(
+            TrainSpec(
+                init_model=str(folder),
+                output_dir=Path(tmp) / "sft",
+                data=data,
+                recipe={
+                    "max_steps": z["sft_steps"],
+                    "batch_size": z["sft_batch"],
+                    "precision": precision,
+                    "max_length": 1024,
+                    "learning_rate": 1e-6,
+                },
+            )
+        )
         wall = time.perf_counter() - t0
-        rows.append({"stage": "sft", "rate": wall / z["sft_steps"], "unit": "s/step", "seconds": wall,
-                     "peak_gb": _peak_gb(torch), "detail": f"batch {z['sft_batch']}; "
-                     f"{res.counts.get('tokens_trained', 0) / wall:,.0f} tokens trained/s"})
+        rows.append(
+            {
+                "stage": "sft",
+                "rate": wall / z["sft_steps"],
+                "unit": "s/step",
+                "seconds": wall,
+                "peak_gb": _peak_gb(torch),
+                "detail": f"batch {z['sft_batch']}; "
+                f"{res.counts.get('tokens_trained', 0) / wall:,.0f} tokens trained/s",
+            }
+        )
 
         from harness.effect import load_model
         from harness.effect_grads import encode_pair, sample_effects, select_params, weighted_grad
@@ -127,23 +215,40 @@ def main() -> None:
         _reset(torch)
         model, tok = load_model(str(folder), dtype)
         model, _, params, _ = select_params(model, "all")
-        seqs = [encode_pair(tok, render_prompt(spec, s), s["traces"]["grid"])
-                for s in load_split(spec, "sft", limit=z["effect_samples"] + 4)]
+        seqs = [
+            encode_pair(tok, render_prompt(spec, s), s["traces"]["grid"])
+            for s in load_split(spec, "sft", limit=z["effect_samples"] + 4)
+        ]
         g = weighted_grad(model, params, seqs[:4], [0.25] * 4, batch_size=4, mean=True)
         sample_effects(model, params, seqs[4:5], g)  # warm-up
         t0 = time.perf_counter()
         sample_effects(model, params, seqs[4:], g)
         wall = time.perf_counter() - t0
-        rows.append({"stage": "effect", "rate": z["effect_samples"] / wall, "unit": "samples/s", "seconds": wall,
-                     "peak_gb": _peak_gb(torch), "detail": "exact, all parameters"})
-    print(f"gpu_check: {n_params / 1e6:.1f}M-parameter random-init Qwen2 ({size}), {precision}, {device}; "
-          f"{time.perf_counter() - t_all:.0f} s in all")
+        rows.append(
+            {
+                "stage": "effect",
+                "rate": z["effect_samples"] / wall,
+                "unit": "samples/s",
+                "seconds": wall,
+                "peak_gb": _peak_gb(torch),
+                "detail": "exact, all parameters",
+            }
+        )
+    print(
+        f"gpu_check: {n_params / 1e6:.1f}M-parameter random-init Qwen2 ({size}), {precision}, {device}; "
+        f"{time.perf_counter() - t_all:.0f} s in all"
+    )
     print(f"{'stage':11} {'rate':>12} {'unit':10} {'seconds':>8} {'peak GB':>8}  detail")
     for r in rows:
-        print(f"{r['stage']:11} {r['rate']:12.2f} {r['unit']:10} {r['seconds']:8.1f} {r['peak_gb']:8.2f}  {r['detail']}")
+        print(
+            f"{r['stage']:11} {r['rate']:12.2f} {r['unit']:10} {r['seconds']:8.1f} {r['peak_gb']:8.2f}  "
+            f"{r['detail']}"
+        )
     if a.json:
-        a.json.write_text(json.dumps({"parameters": n_params, "device": device, "precision": precision, "rows": rows},
-                                     indent=1) + "\n")
+        a.json.write_text(
+            json.dumps({"parameters": n_params, "device": device, "precision": precision, "rows": rows}, indent=1)
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

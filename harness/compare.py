@@ -27,27 +27,70 @@ def _split_list(text: str, what: str) -> list[str]:
     return items
 
 
-def cell_key(task: str, model: str, method: str, budget: int, seed: int, recipe: dict, init: Optional[str],
-             teacher: Optional[str]) -> str:
-    return config_hash({"task": task, "model": model, "method": method, "budget": budget, "seed": seed,
-                        "recipe": config_hash(recipe), "init": init, "teacher": teacher})
+def cell_key(
+    task: str,
+    model: str,
+    method: str,
+    budget: int,
+    seed: int,
+    recipe: dict,
+    init: Optional[str],
+    teacher: Optional[str],
+) -> str:
+    return config_hash(
+        {
+            "task": task,
+            "model": model,
+            "method": method,
+            "budget": budget,
+            "seed": seed,
+            "recipe": config_hash(recipe),
+            "init": init,
+            "teacher": teacher,
+        }
+    )
 
 
 def record_key(rec: dict) -> Optional[str]:
     c = rec.get("config", {})
     if rec.get("kind") != "run":
         return None
-    return cell_key(c.get("task"), c.get("model"), c.get("method"), c.get("budget"), c.get("seed"), c.get("recipe", {}),
-                    c.get("init"), c.get("teacher"))
+    return cell_key(
+        c.get("task"),
+        c.get("model"),
+        c.get("method"),
+        c.get("budget"),
+        c.get("seed"),
+        c.get("recipe", {}),
+        c.get("init"),
+        c.get("teacher"),
+    )
 
 
-def compare(*, task: str, methods: str, budgets: str, seeds: str, model: str = "tiny", config: Optional[Path] = None,
-            sets: Iterable[str] = (), init: Optional[str] = None, teacher: Optional[str] = None,
-            runs_dir: Optional[Path] = None, tasks_dirs: Optional[Iterable[Path]] = None, plugins: Iterable[str] = (),
-            progress_factory: Optional[Callable] = None, log: Callable[[str], None] = lambda s: None,
-            launcher: str = "local", emit_commands: bool = False,
-            slurm: Optional[dict] = None, emit: Callable[[str], None] = print, dry_run: bool = False,
-            assume_accuracy: float = 0.5, device: Optional[str] = None) -> list[dict]:
+def compare(
+    *,
+    task: str,
+    methods: str,
+    budgets: str,
+    seeds: str,
+    model: str = "tiny",
+    config: Optional[Path] = None,
+    sets: Iterable[str] = (),
+    init: Optional[str] = None,
+    teacher: Optional[str] = None,
+    runs_dir: Optional[Path] = None,
+    tasks_dirs: Optional[Iterable[Path]] = None,
+    plugins: Iterable[str] = (),
+    progress_factory: Optional[Callable] = None,
+    log: Callable[[str], None] = lambda s: None,
+    launcher: str = "local",
+    emit_commands: bool = False,
+    slurm: Optional[dict] = None,
+    emit: Callable[[str], None] = print,
+    dry_run: bool = False,
+    assume_accuracy: float = 0.5,
+    device: Optional[str] = None,
+) -> list[dict]:
     """Run every missing cell (here, one after another, or as separate jobs: harness/launch.py); return the records
     of the whole grid. emit_commands: print the missing cells' commands and run nothing. dry_run: return the plans of
     the missing cells (harness/plan.py) and run nothing. plugins: the --plugin values each separate job loads (the
@@ -69,29 +112,65 @@ def compare(*, task: str, methods: str, budgets: str, seeds: str, model: str = "
     scale = "tiny" if models.is_tiny(model) else "paper"
     _, recipe = recipes.resolve(spec.id, scale, config, list(sets))
     root = default_runs_dir(runs_dir)
-    cells = list(dict.fromkeys((m, b, s) for s in seed_list for m in method_list
-                               for b in (budget_list if METHODS.get(m).trains else [0])))
+    cells = list(
+        dict.fromkeys(
+            (m, b, s) for s in seed_list for m in method_list for b in (budget_list if METHODS.get(m).trains else [0])
+        )
+    )
     done: dict[str, dict] = {}
     for r in read_records(root):  # run ids sort by time: the latest record of a cell wins
         k = record_key(r)
         if k is not None:
             done[k] = r
+
     def key_of(m: str, b: int, s: int) -> str:
         return cell_key(spec.id, model, m, b, s, recipe, *grid_args(m, init, teacher))
 
     def run_cell(m: str, b: int, s: int, **kw) -> tuple[Path, dict]:
         cell_init, cell_teacher = grid_args(m, init, teacher)
-        return run(task=task, method=m, budget=str(b) if b else None, model=model, seed=s, config=config, sets=sets,
-                   init=cell_init, teacher=cell_teacher, runs_dir=runs_dir, tasks_dirs=tasks_dirs, **kw)
+        return run(
+            task=task,
+            method=m,
+            budget=str(b) if b else None,
+            model=model,
+            seed=s,
+            config=config,
+            sets=sets,
+            init=cell_init,
+            teacher=cell_teacher,
+            runs_dir=runs_dir,
+            tasks_dirs=tasks_dirs,
+            **kw,
+        )
 
     if dry_run:
-        return [run_cell(m, b, s, dry_run=True, assume_accuracy=assume_accuracy, device=device)[1]
-                for m, b, s in cells if key_of(m, b, s) not in done]
+        return [
+            run_cell(m, b, s, dry_run=True, assume_accuracy=assume_accuracy, device=device)[1]
+            for m, b, s in cells
+            if key_of(m, b, s) not in done
+        ]
     if launcher != "local" or emit_commands:
-        missing = [(m, launch.cell_command(task=task, method=m, budget=b, seed=s, model=model, runs_dir=root,
-                                           config=config, sets=list(sets), init=init, teacher=teacher,
-                                           tasks_dirs=list(tasks_dirs or []), plugins=list(plugins)))
-                   for m, b, s in cells if key_of(m, b, s) not in done]
+        missing = [
+            (
+                m,
+                launch.cell_command(
+                    task=task,
+                    method=m,
+                    budget=b,
+                    seed=s,
+                    model=model,
+                    runs_dir=root,
+                    config=config,
+                    sets=list(sets),
+                    init=init,
+                    teacher=teacher,
+                    tasks_dirs=list(tasks_dirs or []),
+                    plugins=list(plugins),
+                ),
+            )
+            for m, b, s in cells
+            if key_of(m, b, s) not in done
+        ]
         if emit_commands:
             emit(launch.emit(missing) if missing else "# every cell of this grid has a record already\n")
             return [done[key_of(*c)] for c in cells if key_of(*c) in done]
@@ -100,8 +179,10 @@ def compare(*, task: str, methods: str, budgets: str, seeds: str, model: str = "
         found = {record_key(r): r for r in read_records(root)}
         lost = [c for c in cells if key_of(*c) not in found]
         if lost:
-            raise HarnessError(f"{len(lost)} cell(s) finished without a run record ({lost[0]}, ...); their logs are "
-                               f"under {root / '_launch'}")
+            raise HarnessError(
+                f"{len(lost)} cell(s) finished without a run record ({lost[0]}, ...); their logs are "
+                f"under {root / '_launch'}"
+            )
         return [found[key_of(*c)] for c in cells]
     out = []
     for i, (m, b, s) in enumerate(cells):

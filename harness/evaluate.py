@@ -21,14 +21,16 @@ from harness.verifiers import Verifier
 
 def summarize(rows: list[dict], n: int) -> dict:
     """Metrics from per-sample rows (each with `scores`, `level`, `n_tokens`, `truncated` lists)."""
+
     def block(rs: list[dict]) -> dict:
         per_problem = [sum(r["scores"]) / len(r["scores"]) for r in rs]
         lo, hi = mean_interval(per_problem)
         out = {"n": len(rs), "accuracy": sum(per_problem) / max(1, len(rs)), "ci95": [lo, hi]}
         ks = sorted({k for k in (1, 2, 4, 8, 16, 32, 64, 128, n) if k <= n})
         if n > 1:
-            out["pass_at_k"] = {str(k): sum(pass_at_k(n, int(sum(r["scores"])), k) for r in rs) / max(1, len(rs))
-                                for k in ks}
+            out["pass_at_k"] = {
+                str(k): sum(pass_at_k(n, int(sum(r["scores"])), k) for r in rs) / max(1, len(rs)) for k in ks
+            }
         out.update(faithful_rates(rs) or {})  # K&K explicit traces: right answer from a right search, or lucky
         return out
 
@@ -56,9 +58,18 @@ def score_generations(verifier: Verifier, sample: dict, gens: list[Generation]) 
     return [verifier(g.text, sample["answer"], truncated=g.truncated).to_dict() for g in gens]
 
 
-def evaluate(task: TaskSpec, engine: Engine, split: str = "test", limit: Optional[int] = None, samples: int = 1,
-             temperature: Optional[float] = None, max_new_tokens: Optional[int] = None, seed: int = 0,
-             progress: Any = None, data: Optional[list[dict]] = None) -> tuple[dict, list[dict]]:
+def evaluate(
+    task: TaskSpec,
+    engine: Engine,
+    split: str = "test",
+    limit: Optional[int] = None,
+    samples: int = 1,
+    temperature: Optional[float] = None,
+    max_new_tokens: Optional[int] = None,
+    seed: int = 0,
+    progress: Any = None,
+    data: Optional[list[dict]] = None,
+) -> tuple[dict, list[dict]]:
     """Returns (metrics, per-sample rows). `progress` is an optional callable(done, total, "acc 0.123"). `data`: these
     samples instead of the split's (e.g. perturbed puzzles; a perturbed sample's row says what it was made from)."""
     if samples < 1:
@@ -70,8 +81,13 @@ def evaluate(task: TaskSpec, engine: Engine, split: str = "test", limit: Optiona
         raise HarnessError("--samples > 1 with temperature 0 gives identical samples; pass --temperature, e.g. 0.7")
     data = load_split(task, split, limit) if data is None else data
     verifier = task.build_verifier()
-    params = SamplingParams(n=samples, temperature=temp, stop=tuple(task.generation.stop), seed=seed,
-                            max_new_tokens=max_new_tokens or task.generation.max_new_tokens)
+    params = SamplingParams(
+        n=samples,
+        temperature=temp,
+        stop=tuple(task.generation.stop),
+        seed=seed,
+        max_new_tokens=max_new_tokens or task.generation.max_new_tokens,
+    )
     prompts = [render_prompt(task, s) for s in data]
     rows: list[Optional[dict]] = [None] * len(data)
     correct = [0.0]
@@ -81,15 +97,26 @@ def evaluate(task: TaskSpec, engine: Engine, split: str = "test", limit: Optiona
         for i, gens in zip(idx, batch):
             verdicts = score_generations(verifier, data[i], gens)
             s = data[i]
-            rows[i] = {"id": s["id"], "level": s["level"], "prompt": prompts[i], "answer": s["answer"],
-                       "responses": [g.text for g in gens], "verdicts": verdicts,
-                       "scores": [v["score"] for v in verdicts], "n_tokens": [g.n_tokens for g in gens],
-                       "truncated": [g.truncated for g in gens]}
+            rows[i] = {
+                "id": s["id"],
+                "level": s["level"],
+                "prompt": prompts[i],
+                "answer": s["answer"],
+                "responses": [g.text for g in gens],
+                "verdicts": verdicts,
+                "scores": [v["score"] for v in verdicts],
+                "n_tokens": [g.n_tokens for g in gens],
+                "truncated": [g.truncated for g in gens],
+            }
             meta = s.get("metadata") or {}
             if "perturbation" in meta:
-                rows[i]["perturbation"] = {"kind": meta["perturbation"], "seed": meta.get("perturb_seed"),
-                                           "original_id": meta.get("original_id"),
-                                           "original_key": meta.get("original_key"), "key": meta.get("key")}
+                rows[i]["perturbation"] = {
+                    "kind": meta["perturbation"],
+                    "seed": meta.get("perturb_seed"),
+                    "original_id": meta.get("original_id"),
+                    "original_key": meta.get("original_key"),
+                    "key": meta.get("key"),
+                }
             correct[0] += sum(rows[i]["scores"]) / len(gens)
             done[0] += 1
         if progress:
@@ -104,7 +131,15 @@ def evaluate(task: TaskSpec, engine: Engine, split: str = "test", limit: Optiona
     gen_tokens = sum(sum(r["n_tokens"]) for r in final)
     if hasattr(engine, "info"):  # stop token ids and the neutralized generation settings
         metrics["engine_info"] = engine.info()
-    metrics.update({"split": split, "engine": engine.name, "temperature": temp, "max_new_tokens": params.max_new_tokens,
-                    "wall_seconds": wall, "tokens_generated": gen_tokens,
-                    "tokens_per_second": gen_tokens / wall if wall > 0 else None})
+    metrics.update(
+        {
+            "split": split,
+            "engine": engine.name,
+            "temperature": temp,
+            "max_new_tokens": params.max_new_tokens,
+            "wall_seconds": wall,
+            "tokens_generated": gen_tokens,
+            "tokens_per_second": gen_tokens / wall if wall > 0 else None,
+        }
+    )
     return metrics, final

@@ -37,8 +37,16 @@ from typing import Any, Optional
 
 from harness.generators.kk import _is_leaf, _mentions, _search, evaluate, render, render_terse
 
-KINDS = ("unparseable", "wrong_roles", "wrong_search", "wrong_copy", "wrong_truth_value", "wrong_value",
-         "wrong_verdict", "wrong_answer")
+KINDS = (
+    "unparseable",
+    "wrong_roles",
+    "wrong_search",
+    "wrong_copy",
+    "wrong_truth_value",
+    "wrong_value",
+    "wrong_verdict",
+    "wrong_answer",
+)
 FINAL = "The final answer is: "
 _FINAL_RE = re.compile(r"The final answer is: \\boxed\{([^{}]*)\}\.?")
 _BOX = re.compile(r"\\boxed\{([^{}]*)\}")
@@ -52,6 +60,7 @@ _EXPLICIT = re.compile(r"\s*\S+ (?:knight|knave)(?: \S+ (?:knight|knave))*: \S+ 
 class Reference:
     """A puzzle's reference search: its visible steps (`("back", person)` or `("try", roles)`), the claims as the
     prompt words them, and the claims due when each person is assigned. `checks` memoises expected checks per roles."""
+
     names: tuple[str, ...]
     statements: list
     claims: tuple[str, ...]
@@ -65,8 +74,15 @@ class Reference:
     shapes: tuple = ()  # per claim: its shape with a `{}` per part (None: one part), and each part's (person, knight)
 
 
-def reference(statements: list, names: list[str], *, style: str = "terse", claims: Optional[list[str]] = None,
-              solution: Optional[list[bool]] = None, answer: Optional[str] = None) -> Reference:
+def reference(
+    statements: list,
+    names: list[str],
+    *,
+    style: str = "terse",
+    claims: Optional[list[str]] = None,
+    solution: Optional[list[bool]] = None,
+    answer: Optional[str] = None,
+) -> Reference:
     """The reference for one puzzle; `claims` default to the generator's rendering in `style` ("terse" or "prose")."""
     n = len(statements)
     if claims is None:
@@ -81,15 +97,24 @@ def reference(statements: list, names: list[str], *, style: str = "terse", claim
         if ev[0] == "back":
             steps.append(("back", ev[2]))
         elif ev[3]:  # an assumption with nothing to check is not written; it shows in the next step's roles
-            roles = tuple(ev[5][:ev[1] + 1])
+            roles = tuple(ev[5][: ev[1] + 1])
             steps.append(("try", roles))
             checks[roles] = [(s, _leaves(shapes[s], roles), value, value == roles[s]) for s, value in ev[3]]
     if answer is None:
         if solution is None:  # the last step of the search holds the solution
             solution = list(steps[-1][1])
         answer = ", ".join(f"{nm} is {'a knight' if k else 'a knave'}" for nm, k in zip(names, solution))
-    return Reference(tuple(names), statements, tuple(claims), answer, tuple(tuple(d) for d in due), tuple(steps),
-                     {nm: i for i, nm in enumerate(names)}, checks=checks, shapes=shapes)
+    return Reference(
+        tuple(names),
+        statements,
+        tuple(claims),
+        answer,
+        tuple(tuple(d) for d in due),
+        tuple(steps),
+        {nm: i for i, nm in enumerate(names)},
+        checks=checks,
+        shapes=shapes,
+    )
 
 
 def _shape(tree: list, names: list[str]) -> tuple[Optional[str], tuple[tuple[int, bool], ...]]:
@@ -124,8 +149,10 @@ def step_text(ref: Reference, i: int) -> str:
         parts = []
         for s, leaves, value, ok in expected_checks(ref, step[1]):
             middle = "" if leaves is None else f" = {leaves}"
-            parts.append(f"{ref.names[s]} says {ref.claims[s]}{middle} = {'T' if value else 'F'}, "
-                         f"{'ok' if ok else 'contradiction'}")
+            parts.append(
+                f"{ref.names[s]} says {ref.claims[s]}{middle} = {'T' if value else 'F'}, "
+                f"{'ok' if ok else 'contradiction'}"
+            )
         ref.texts.append(f"{_roles(ref.names, step[1])}: {'; '.join(parts)}")
     return ref.texts[i]
 
@@ -141,8 +168,13 @@ def reference_for_sample(sample: dict) -> Optional[Reference]:
     if ref is None:
         if len(_REFS) >= 4096:
             _REFS.clear()
-        ref = _REFS[key] = reference(md["statements"], md["names"], style="prose" if style == "prose" else "terse",
-                                     solution=md.get("solution"), answer=sample.get("answer"))
+        ref = _REFS[key] = reference(
+            md["statements"],
+            md["names"],
+            style="prose" if style == "prose" else "terse",
+            solution=md.get("solution"),
+            answer=sample.get("answer"),
+        )
         ref.width = int(md.get("width", 2))
     return ref
 
@@ -198,8 +230,11 @@ def check_grid(text: str, ref: Reference, correct: bool) -> dict:
         cells, wcells = line.split(" | "), (rows[i].split(" | ") if i < len(rows) else None)
         roles = cells[0].split()
         if len(roles) != len(names) or any(r[:-1] != nm or r[-1] not in "KV" for r, nm in zip(roles, names)):
-            return bad(i, "unparseable" if not _GRID.match(line) else "wrong_roles",
-                       "roles are not an assignment of " + ", ".join(names) + " in order")
+            return bad(
+                i,
+                "unparseable" if not _GRID.match(line) else "wrong_roles",
+                "roles are not an assignment of " + ", ".join(names) + " in order",
+            )
         if wcells is None:
             return bad(i, "wrong_search", "goes on after a consistent assignment")
         if len(cells) != len(wcells):
@@ -213,11 +248,18 @@ def check_grid(text: str, ref: Reference, correct: bool) -> dict:
             k = len(ww) - 2
             strip, wstrip = ([x[:-1] if _GRID_LEAF.fullmatch(x) else x for x in ws[:k]] for ws in (cw, ww))
             if strip != wstrip:
-                return bad(i, "wrong_copy", f"{names[s]} says {' '.join(wstrip)!r}, written {' '.join(strip)!r} "
-                                            "(values stripped)")
+                return bad(
+                    i,
+                    "wrong_copy",
+                    f"{names[s]} says {' '.join(wstrip)!r}, written {' '.join(strip)!r} (values stripped)",
+                )
             if cw[:k] != ww[:k]:
-                return bad(i, "wrong_truth_value", f"parts of {names[s]}'s claim under {cells[0]} are "
-                                                   f"{' '.join(ww[:k])!r}, written {' '.join(cw[:k])!r}")
+                return bad(
+                    i,
+                    "wrong_truth_value",
+                    f"parts of {names[s]}'s claim under {cells[0]} are "
+                    f"{' '.join(ww[:k])!r}, written {' '.join(cw[:k])!r}",
+                )
             if cw[k] != ww[k]:
                 return bad(i, "wrong_value", f"{names[s]}'s claim is {ww[k]}, written {cw[k]}")
             return bad(i, "wrong_verdict", f"{names[s]}'s claim {ww[k]} under {cells[0]} is {ww[k + 1]}")
@@ -236,12 +278,27 @@ def looks_explicit(text: str) -> bool:
     return _EXPLICIT.match(text) is not None
 
 
-def _verdict(correct: bool, parses: bool, n_steps: int, step: Optional[int] = None, kind: Optional[str] = None,
-             detail: Optional[str] = None, text: Optional[str] = None) -> dict:
+def _verdict(
+    correct: bool,
+    parses: bool,
+    n_steps: int,
+    step: Optional[int] = None,
+    kind: Optional[str] = None,
+    detail: Optional[str] = None,
+    text: Optional[str] = None,
+) -> dict:
     ok = kind is None
-    return {"faithful": bool(correct and ok), "lucky": bool(correct and not ok), "correct": bool(correct),
-            "parses": parses, "steps": n_steps, "step": step, "kind": kind, "detail": detail,
-            "text": None if text is None else text[:200]}
+    return {
+        "faithful": bool(correct and ok),
+        "lucky": bool(correct and not ok),
+        "correct": bool(correct),
+        "parses": parses,
+        "steps": n_steps,
+        "step": step,
+        "kind": kind,
+        "detail": detail,
+        "text": None if text is None else text[:200],
+    }
 
 
 def _parse_step(raw: str, ref: Reference) -> Optional[tuple]:
@@ -316,8 +373,10 @@ def _local(ref: Reference, roles: tuple[bool, ...], checks: list) -> Optional[tu
         if claim != ref.claims[s]:
             return "wrong_copy", f"{names[s]} says {ref.claims[s]!r}, written {claim!r}"
         if middle != ([] if leaves is None else [leaves]):
-            return "wrong_truth_value", (f"parts of {names[s]}'s claim are {leaves or '(one part)'}, "
-                                         f"written {' = '.join(middle) or '(none)'}")
+            return "wrong_truth_value", (
+                f"parts of {names[s]}'s claim are {leaves or '(one part)'}, "
+                f"written {' = '.join(middle) or '(none)'}"
+            )
         if value != v:
             return "wrong_value", f"{names[s]}'s claim is {'T' if v else 'F'}, written {'T' if value else 'F'}"
         if ok != o:
@@ -379,8 +438,11 @@ def check(text: str, ref: Reference, correct: Optional[bool] = None) -> dict:
         if roles is None:
             return bad(i, "wrong_roles", "roles are not an assignment of " + ", ".join(names) + " in order")
         if len(roles) <= front or roles[:front] != prev[:front]:
-            return bad(i, "wrong_roles", f"{_roles(names, roles)} is not a next assumption after "
-                                         f"{_roles(names, prev) or 'the start'}")
+            return bad(
+                i,
+                "wrong_roles",
+                f"{_roles(names, roles)} is not a next assumption after {_roles(names, prev) or 'the start'}",
+            )
         local = _local(ref, roles, step[2])
         if local:
             return bad(i, *local)
@@ -438,5 +500,7 @@ def rates(rows: list[dict]) -> Optional[dict[str, Any]]:
     if not any(per):
         return None
     per = [p for p in per if p]
-    return {"faithful_accuracy": sum(sum(x["faithful"] for x in p) / len(p) for p in per) / len(per),
-            "lucky": sum(sum(x["lucky"] for x in p) / len(p) for p in per) / len(per)}
+    return {
+        "faithful_accuracy": sum(sum(x["faithful"] for x in p) / len(p) for p in per) / len(per),
+        "lucky": sum(sum(x["lucky"] for x in p) / len(p) for p in per) / len(per),
+    }

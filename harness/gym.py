@@ -70,8 +70,10 @@ def key_problems(name: str, config: Any, where: str) -> list[str]:
     except HarnessError as e:
         return [f"{where}: {e}"]
     if name not in registry:
-        return [f"source.reasoning_gym.name: unknown reasoning-gym dataset '{name}'; "
-                f"{did_you_mean(name, sorted(registry))}"]
+        return [
+            f"source.reasoning_gym.name: unknown reasoning-gym dataset '{name}'; "
+            f"{did_you_mean(name, sorted(registry))}"
+        ]
     if not isinstance(config, dict):
         return [f"{where}: must be a mapping of config fields, got {type(config).__name__}"]
     valid = config_fields(name)
@@ -82,7 +84,9 @@ def key_problems(name: str, config: Any, where: str) -> list[str]:
         elif key not in valid:
             hint = did_you_mean(str(key), valid)
             hint = f"{hint} " if hint.startswith("did you mean") else ""
-            errors.append(f"{where}.{key}: '{name}' has no config field '{key}'; {hint}valid fields: {', '.join(valid)}")
+            errors.append(
+                f"{where}.{key}: '{name}' has no config field '{key}'; {hint}valid fields: {', '.join(valid)}"
+            )
     return errors
 
 
@@ -116,14 +120,20 @@ def check_task(spec: Any, path: Any, lines: dict) -> list[str]:
     vline = lines.get(("verifier",), 1)
     if spec.verifier.name == "reasoning_gym":
         if src is None:
-            errors.append(f"{path}:{vline}: verifier: 'reasoning_gym' scores reasoning-gym entries; use it with "
-                          "source.reasoning_gym (or pick another verifier)")
+            errors.append(
+                f"{path}:{vline}: verifier: 'reasoning_gym' scores reasoning-gym entries; use it with "
+                "source.reasoning_gym (or pick another verifier)"
+            )
         elif spec.answer_field != "answer":
-            errors.append(f"{path}:{lines.get(('answer_field',), 1)}: answer_field: the reasoning_gym verifier reads "
-                          "the rg entry in the 'answer' field; remove answer_field")
+            errors.append(
+                f"{path}:{lines.get(('answer_field',), 1)}: answer_field: the reasoning_gym verifier reads "
+                "the rg entry in the 'answer' field; remove answer_field"
+            )
     elif src is not None and spec.answer_field == "answer":
-        errors.append(f"{path}:{vline}: verifier: '{spec.verifier.name}' would read the rg entry (JSON) in 'answer'; "
-                      "use verifier reasoning_gym, or set answer_field: oracle_answer")
+        errors.append(
+            f"{path}:{vline}: verifier: '{spec.verifier.name}' would read the rg entry (JSON) in 'answer'; "
+            "use verifier reasoning_gym, or set answer_field: oracle_answer"
+        )
     return errors
 
 
@@ -138,8 +148,9 @@ def make_dataset(name: str, config_key: str, seed: int, size: int) -> Any:
     try:
         return rg_module().create_dataset(name, seed=seed, size=size, **config)
     except Exception as e:  # config dataclass TypeError, validate() AssertionError, or the dataset's own checks
-        raise HarnessError(f"reasoning-gym rejected {name} config {config}: {e or type(e).__name__}; "
-                           "fix the config values") from None
+        raise HarnessError(
+            f"reasoning-gym rejected {name} config {config}: {e or type(e).__name__}; fix the config values"
+        ) from None
 
 
 def json_safe(x: Any, tagged: bool = False) -> Any:
@@ -186,10 +197,20 @@ def _level(metadata: dict) -> Optional[str]:
 
 def sample_fields(name: str, config: dict, entry: dict) -> dict:
     answer = entry.get("answer")
-    envelope = {"rg": name, "config": config, "answer": answer, "metadata": json_safe(entry.get("metadata", {}), tagged=True)}
+    envelope = {
+        "rg": name,
+        "config": config,
+        "answer": answer,
+        "metadata": json_safe(entry.get("metadata", {}), tagged=True),
+    }
     metadata = json_safe(entry.get("metadata", {}))
-    return {"question": str(entry["question"]), "answer": json.dumps(envelope, ensure_ascii=False),
-            "oracle_answer": "" if answer is None else str(answer), "metadata": metadata, "level": _level(metadata)}
+    return {
+        "question": str(entry["question"]),
+        "answer": json.dumps(envelope, ensure_ascii=False),
+        "oracle_answer": "" if answer is None else str(answer),
+        "metadata": metadata,
+        "level": _level(metadata),
+    }
 
 
 def _bucket(question: str, n: int) -> int:
@@ -237,10 +258,15 @@ def split_fields(spec: Any, split: str, n: int) -> list[dict]:
     except HarnessError:
         raise
     except Exception as e:  # rg generators are third-party code
-        raise HarnessError(f"task '{spec.id}': reasoning-gym '{src.name}' failed to generate split '{split}' "
-                           f"(seed {sp.seed}, config {config}): {type(e).__name__}: {e}") from None
+        raise HarnessError(
+            f"task '{spec.id}': reasoning-gym '{src.name}' failed to generate split '{split}' "
+            f"(seed {sp.seed}, config {config}): {type(e).__name__}: {e}"
+        ) from None
     if len(entries) < n:
-        raise HarnessError(f"task '{spec.id}': reasoning-gym '{src.name}' with config {config} gave only "
-                           f"{len(entries)} distinct questions for split '{split}' (its bucket {part + 1} of {n_parts}) "
-                           f"in {cap} draws; lower splits.{split}.size or widen the config")
+        raise HarnessError(
+            f"task '{spec.id}': reasoning-gym '{src.name}' with config {config} gave only "
+            f"{len(entries)} distinct questions for split '{split}' "
+            f"(its bucket {part + 1} of {n_parts}) in {cap} draws; lower splits.{split}.size or widen "
+            "the config"
+        )
     return [sample_fields(src.name, config, e) for e in entries]

@@ -21,15 +21,40 @@ from harness.methods import METHODS, grid_args
 LAUNCHERS = ("local", "slurm", "submitit-local")
 
 
-def cell_command(*, task: str, method: str, budget: int, seed: int, model: str, runs_dir: Path,
-                 config: Optional[Path] = None, sets: Sequence[str] = (), init: Optional[str] = None,
-                 teacher: Optional[str] = None, tasks_dirs: Sequence[Path] = (),
-                 plugins: Sequence[str] = ()) -> list[str]:
+def cell_command(
+    *,
+    task: str,
+    method: str,
+    budget: int,
+    seed: int,
+    model: str,
+    runs_dir: Path,
+    config: Optional[Path] = None,
+    sets: Sequence[str] = (),
+    init: Optional[str] = None,
+    teacher: Optional[str] = None,
+    tasks_dirs: Sequence[Path] = (),
+    plugins: Sequence[str] = (),
+) -> list[str]:
     """The `harness run` command of one cell (the harness of this interpreter, so a job runs the same install), with
     the grid's plugins as --plugin values (files by absolute path): a job elsewhere loads them without the grid's
     environment."""
-    cmd = [sys.executable, "-m", "harness.cli", "run", "--task", task, "--method", method, "--model", model,
-           "--seed", str(seed), "--runs-dir", str(Path(runs_dir).resolve())]
+    cmd = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "run",
+        "--task",
+        task,
+        "--method",
+        method,
+        "--model",
+        model,
+        "--seed",
+        str(seed),
+        "--runs-dir",
+        str(Path(runs_dir).resolve()),
+    ]
     if budget:
         cmd += ["--budget", str(budget)]
     if config is not None:
@@ -57,8 +82,11 @@ def waves(cells: Sequence[tuple[str, list[str]]]) -> list[list[tuple[str, list[s
 def emit(cells: Sequence[tuple[str, list[str]]]) -> str:
     lines = []
     for i, wave in enumerate(waves(cells), 1):
-        lines.append(f"# wave {i} ({', '.join(sorted({m for m, _ in wave}))}): run these at once, after wave {i - 1}"
-                     if i > 1 else f"# wave 1 ({', '.join(sorted({m for m, _ in wave}))}): run these at once")
+        lines.append(
+            f"# wave {i} ({', '.join(sorted({m for m, _ in wave}))}): run these at once, after wave {i - 1}"
+            if i > 1
+            else f"# wave 1 ({', '.join(sorted({m for m, _ in wave}))}): run these at once"
+        )
         lines += [shlex.join(["harness", *cmd[3:]]) for _, cmd in wave]
     return "\n".join(lines) + "\n"
 
@@ -67,15 +95,22 @@ def executor(launcher: str, folder: Path, slurm: dict[str, Any]) -> Any:
     try:
         import submitit
     except ImportError:
-        raise HarnessError(f"--launcher {launcher} needs submitit; install it with "
-                           "`.venv/bin/pip install submitit` (or use --emit-commands for another scheduler)") from None
+        raise HarnessError(
+            f"--launcher {launcher} needs submitit; install it with "
+            "`.venv/bin/pip install submitit` (or use --emit-commands for another scheduler)"
+        ) from None
     if launcher == "submitit-local":
         ex = submitit.LocalExecutor(folder=str(folder))
         ex.update_parameters(timeout_min=slurm.get("time", 60 * 24))
         return ex
     ex = submitit.AutoExecutor(folder=str(folder), cluster="slurm")
-    params: dict[str, Any] = {"timeout_min": slurm.get("time", 60 * 24), "gpus_per_node": slurm.get("gpus", 1),
-                              "nodes": 1, "tasks_per_node": 1, "name": "harness-cell"}
+    params: dict[str, Any] = {
+        "timeout_min": slurm.get("time", 60 * 24),
+        "gpus_per_node": slurm.get("gpus", 1),
+        "nodes": 1,
+        "tasks_per_node": 1,
+        "name": "harness-cell",
+    }
     if slurm.get("partition"):
         params["slurm_partition"] = slurm["partition"]
     if slurm.get("extra"):
@@ -84,8 +119,9 @@ def executor(launcher: str, folder: Path, slurm: dict[str, Any]) -> Any:
     return ex
 
 
-def submit(cells: Sequence[tuple[str, list[str]]], launcher: str, folder: Path, slurm: dict[str, Any],
-           log=lambda s: None) -> None:
+def submit(
+    cells: Sequence[tuple[str, list[str]]], launcher: str, folder: Path, slurm: dict[str, Any], log=lambda s: None
+) -> None:
     """Submit the cells wave by wave and wait for each wave; a failed cell is one error naming its log."""
     ex = executor(launcher, folder, slurm)  # first: it says how to install submitit when it is missing
     from submitit.helpers import CommandFunction
@@ -97,6 +133,8 @@ def submit(cells: Sequence[tuple[str, list[str]]], launcher: str, folder: Path, 
             try:
                 job.result()
             except Exception as e:  # submitit re-raises the job's failure with its output
-                raise HarnessError(f"grid cell failed: {shlex.join(['harness', *cmd[3:]])}\n{str(e)[-2000:]}\n"
-                                   f"its logs: {folder}; fix the cause and re-run the grid (finished cells are "
-                                   "reused)") from None
+                raise HarnessError(
+                    f"grid cell failed: {shlex.join(['harness', *cmd[3:]])}\n{str(e)[-2000:]}\n"
+                    f"its logs: {folder}; fix the cause and re-run the grid (finished cells are "
+                    "reused)"
+                ) from None

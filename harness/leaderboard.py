@@ -26,29 +26,67 @@ from typing import Any, Iterable, Optional
 
 from harness import methods
 from harness.budget import format_budget, parse_budget
-from harness.records import config_hash
 from harness.errors import HarnessError
-from harness.stats import (Z95, holm, interval_name, mean_interval, paired_test, problem_outcomes, seed_average,
-                           two_proportion_z, wilson)
+from harness.records import config_hash
+from harness.stats import (
+    Z95,
+    holm,
+    interval_name,
+    mean_interval,
+    paired_test,
+    problem_outcomes,
+    seed_average,
+    two_proportion_z,
+    wilson,
+)
 
 ALPHA = 0.05
-INTERVAL = ("95% interval over distinct problems of the per-problem outcome averaged over samples and seeds: Wilson "
-            "when every such outcome is 0 or 1 (one seed and one sample, or seeds that agree), else normal "
-            "(mean +- 1.96 sd / sqrt(problems)); records without per-problem outcomes: Wilson over one seed's problems "
-            "at the mean accuracy")
-TEST = ("paired on the problems both rows answered: McNemar exact on 0/1 outcomes, else a sign-flip permutation test "
-        "on per-problem differences (unpaired two-proportion z-test over problems where records lack per-problem "
-        "outcomes); Holm-adjusted over the comparisons of a set-up, two-sided, alpha 0.05")
-MATCH_RULE = ("smallest budget whose accuracy is at least the target's, or that the paired test (two-sided, "
-              "unadjusted, alpha 0.05) does not find lower than it")
+INTERVAL = (
+    "95% interval over distinct problems of the per-problem outcome averaged over samples and seeds: Wilson "
+    "when every such outcome is 0 or 1 (one seed and one sample, or seeds that agree), else normal "
+    "(mean +- 1.96 sd / sqrt(problems)); records without per-problem outcomes: Wilson over one seed's problems "
+    "at the mean accuracy"
+)
+TEST = (
+    "paired on the problems both rows answered: McNemar exact on 0/1 outcomes, else a sign-flip permutation test "
+    "on per-problem differences (unpaired two-proportion z-test over problems where records lack per-problem "
+    "outcomes); Holm-adjusted over the comparisons of a set-up, two-sided, alpha 0.05"
+)
+MATCH_RULE = (
+    "smallest budget whose accuracy is at least the target's, or that the paired test (two-sided, "
+    "unadjusted, alpha 0.05) does not find lower than it"
+)
 EXTRA_METRICS = ("faithful_accuracy", "lucky", "limem")  # shown only when some record has them
 SAMPLED_COLUMNS = ("sampled", "vs_start_sampled")  # sampled pass@1 (eval.samples), shown only when some record has it
-COST_KEYS = ("training_examples", "rollouts_generated", "sequences_trained", "tokens_generated", "tokens_trained",
-             "flops_estimate")
+COST_KEYS = (
+    "training_examples",
+    "rollouts_generated",
+    "sequences_trained",
+    "tokens_generated",
+    "tokens_trained",
+    "flops_estimate",
+)
 PROVENANCE = ("recipe", "task_sha", "split_def", "verifier", "harness")
-MAIN_COLUMNS = ["task", "model", "method", "budget", "seeds", "accuracy", "ci95", *EXTRA_METRICS, "per_level",
-                "pass_at_k", "sampled", "truncation", "mean_len", "start", "vs_start", "vs_start_sampled", "vs_base",
-                "significant"]
+MAIN_COLUMNS = [
+    "task",
+    "model",
+    "method",
+    "budget",
+    "seeds",
+    "accuracy",
+    "ci95",
+    *EXTRA_METRICS,
+    "per_level",
+    "pass_at_k",
+    "sampled",
+    "truncation",
+    "mean_len",
+    "start",
+    "vs_start",
+    "vs_start_sampled",
+    "vs_base",
+    "significant",
+]
 COLUMNS = [*MAIN_COLUMNS, *COST_KEYS, "wall_s", *PROVENANCE, "runs"]
 
 
@@ -61,8 +99,11 @@ def variants() -> dict[str, tuple[str, dict[str, Any]]]:
     """Method -> (its recipe section, {key: default}) for the keys that make a variant of it (harness/methods:
     Section.variants): a run with another value is its own row, labelled with it (`redistill@1k (filter faithful)`),
     in the same set-up as the rest, so it is tested against them."""
-    return {m.name: (m.section.name, {k: m.section.defaults[k] for k in m.section.variants})
-            for m in methods.all_methods() if m.section is not None and m.section.variants}
+    return {
+        m.name: (m.section.name, {k: m.section.defaults[k] for k in m.section.variants})
+        for m in methods.all_methods()
+        if m.section is not None and m.section.variants
+    }
 
 
 def setup_recipe_hash(recipe: dict) -> str:
@@ -79,10 +120,15 @@ def setup_recipe_hash(recipe: dict) -> str:
 def _setup(rec: dict) -> dict:
     c, p = rec.get("config", {}), rec.get("provenance", {})
     recipe = setup_recipe_hash(c["recipe"]) if isinstance(c.get("recipe"), dict) else p.get("recipe_hash")
-    return {"task": c.get("task"), "model": c.get("model"), "recipe": recipe,
-            "task_sha": (p.get("task_sha256") or "")[:12], "split_def": config_hash(p.get("splits", {})),
-            "verifier": config_hash(p.get("verifier", {})) if p.get("verifier") else None,
-            "verifier_name": (p.get("verifier") or {}).get("name")}
+    return {
+        "task": c.get("task"),
+        "model": c.get("model"),
+        "recipe": recipe,
+        "task_sha": (p.get("task_sha256") or "")[:12],
+        "split_def": config_hash(p.get("splits", {})),
+        "verifier": config_hash(p.get("verifier", {})) if p.get("verifier") else None,
+        "verifier_name": (p.get("verifier") or {}).get("name"),
+    }
 
 
 def _chain_seconds(rec: dict) -> float:
@@ -116,8 +162,9 @@ def load_outcomes(records: Iterable[dict], runs_root: Optional[Path] = None) -> 
                 sampled = problem_outcomes({"id": x.get("id"), "scores": x.get("sampled_scores")} for x in lines)
             except (ValueError, TypeError, AttributeError):
                 outcomes = sampled = None
-        out.append({**rec, "outcomes": outcomes, **({"sampled_outcomes": sampled} if sampled else {})}
-                   if outcomes else rec)
+        out.append(
+            {**rec, "outcomes": outcomes, **({"sampled_outcomes": sampled} if sampled else {})} if outcomes else rec
+        )
     return out
 
 
@@ -158,8 +205,9 @@ def _variant(rec: dict) -> Optional[str]:
 def _reference(rows: list[dict], method: str) -> Optional[dict]:
     """A method's row at its largest budget, as its recipe runs it (a variant row, e.g. rl with another --init, only if
     there is no other)."""
-    return max((r for r in rows if r["_method"] == method), key=lambda r: (r["_budget"], r["_variant"] is None),
-               default=None)
+    return max(
+        (r for r in rows if r["_method"] == method), key=lambda r: (r["_budget"], r["_variant"] is None), default=None
+    )
 
 
 def _start(rec: dict, rows: list[dict]) -> tuple[Optional[str], Optional[dict]]:
@@ -206,8 +254,13 @@ def _compare(a: dict, b: dict) -> dict:
             return paired
     pa, pb, na, nb = a["_acc"], b["_acc"], a["_n"], b["_n"]
     se = math.sqrt(pa * (1 - pa) / max(1, na) + pb * (1 - pb) / max(1, nb))
-    return {"test": "two-proportion z-test (unpaired)", "n": min(na, nb), "diff": pa - pb,
-            "ci95": [pa - pb - Z95 * se, pa - pb + Z95 * se], "p": two_proportion_z(pa, na, pb, nb)}
+    return {
+        "test": "two-proportion z-test (unpaired)",
+        "n": min(na, nb),
+        "diff": pa - pb,
+        "ci95": [pa - pb - Z95 * se, pa - pb + Z95 * se],
+        "p": two_proportion_z(pa, na, pb, nb),
+    }
 
 
 def _comparisons(rows: list[dict]) -> list[dict]:
@@ -241,16 +294,33 @@ def _comparisons(rows: list[dict]) -> list[dict]:
         found = [(a, b, roles, _compare(a, b)) for a, b, roles in pairs.values()]
         adjusted = holm([t["p"] for *_, t in found])
         # sampled pass@1 (eval.samples) on the same pairs, where both rows have it; its own Holm family
-        sampled = [(i, t) for i, (a, b, *_) in enumerate(found) if a["_sampled"] and b["_sampled"]
-                   for t in [_paired(a["_sampled"], b["_sampled"])] if t]
+        sampled = [
+            (i, t)
+            for i, (a, b, *_) in enumerate(found)
+            if a["_sampled"] and b["_sampled"]
+            for t in [_paired(a["_sampled"], b["_sampled"])]
+            if t
+        ]
         s_adjusted = dict(zip([i for i, _ in sampled], holm([t["p"] for _, t in sampled])))
         s_tests = dict(sampled)
         for i, ((a, b, roles, t), p_holm) in enumerate(zip(found, adjusted)):
             extra = {}
             if i in s_tests:
                 extra["sampled"] = {**s_tests[i], "p_holm": s_adjusted[i], "significant": s_adjusted[i] < ALPHA}
-            out.append({"setup": list(setup), "row": a["_label"], "against": b["_label"], "roles": roles, **t,
-                        "p_holm": p_holm, "significant": p_holm < ALPHA, **extra, "_a": a, "_b": b})
+            out.append(
+                {
+                    "setup": list(setup),
+                    "row": a["_label"],
+                    "against": b["_label"],
+                    "roles": roles,
+                    **t,
+                    "p_holm": p_holm,
+                    "significant": p_holm < ALPHA,
+                    **extra,
+                    "_a": a,
+                    "_b": b,
+                }
+            )
     return out
 
 
@@ -266,8 +336,17 @@ def build_table(records: list[dict]) -> dict:
         if r.get("kind") != "run" or "metrics" not in r:
             continue
         s = _setup(r)
-        key = (s["task"], s["model"], s["recipe"], s["task_sha"], s["split_def"], s["verifier"], r.get("method"),
-               int(r.get("budget") or 0), _variant(r) or "")
+        key = (
+            s["task"],
+            s["model"],
+            s["recipe"],
+            s["task_sha"],
+            s["split_def"],
+            s["verifier"],
+            r.get("method"),
+            int(r.get("budget") or 0),
+            _variant(r) or "",
+        )
         groups[key].append(r)
     extras = [k for k in EXTRA_METRICS if any(r["metrics"].get(k) is not None for g in groups.values() for r in g)]
 
@@ -304,10 +383,15 @@ def build_table(records: list[dict]) -> dict:
         with_s = [r for r in recs if r["metrics"].get("sampled")]
         sm = [r["metrics"]["sampled"] for r in with_s]
         if len({(x["temperature"], x["samples"]) for x in sm}) > 1:
-            raise HarnessError(f"runs {runs} mix sampled evaluations at different temperatures or sample counts; "
-                               "evaluate them alike (eval.samples, eval.temperature) or keep them apart")
-        s_out = (seed_average([r["sampled_outcomes"] for r in with_s])
-                 if with_s and all(r.get("sampled_outcomes") for r in with_s) else None)
+            raise HarnessError(
+                f"runs {runs} mix sampled evaluations at different temperatures or sample counts; "
+                "evaluate them alike (eval.samples, eval.temperature) or keep them apart"
+            )
+        s_out = (
+            seed_average([r["sampled_outcomes"] for r in with_s])
+            if with_s and all(r.get("sampled_outcomes") for r in with_s)
+            else None
+        )
         s_acc = sum(x["pass_at_1"] for x in sm) / len(sm) if sm else None
         s_seeds = "" if len(sm) == len(ms) else f", {len(sm)} of {len(ms)} seeds"
         wall = sum(_chain_seconds(r) for r in recs) / len(recs)
@@ -318,7 +402,8 @@ def build_table(records: list[dict]) -> dict:
             v = sum(vals) / len(vals) if vals else None
             extra_cells[k] = _cell(v, "-" if v is None else f"{v:.3f}", runs)
         row = {
-            "task": _cell(s["task"], s["task"], runs), "model": _cell(s["model"], s["model"], runs),
+            "task": _cell(s["task"], s["task"], runs),
+            "model": _cell(s["model"], s["model"], runs),
             "method": _cell(method, _label(method, 0, key[8] or None), runs),
             "budget": _cell(budget, format_budget(budget) if budget else "-", runs),
             "start": _cell(None, "-", runs),
@@ -328,28 +413,55 @@ def build_table(records: list[dict]) -> dict:
             **extra_cells,
             "per_level": _cell(per_level, " ".join(f"L{lv}:{a:.2f}" for lv, a in per_level.items()), runs),
             "pass_at_k": _cell(pass_k, " ".join(f"@{k}:{v:.2f}" for k, v in pass_k.items()) or "-", runs),
-            "sampled": _cell(None if s_acc is None else {"pass_at_1": s_acc, "temperature": sm[0]["temperature"],
-                                                         "samples": sm[0]["samples"], "seeds": len(sm)},
-                             "-" if s_acc is None else f"{s_acc:.3f} (T{sm[0]['temperature']:g} x{sm[0]['samples']}{s_seeds})",
-                             runs),
-            "truncation": _cell(sum(m["truncation_rate"] for m in ms) / len(ms),
-                                f"{sum(m['truncation_rate'] for m in ms) / len(ms):.1%}", runs),
-            "mean_len": _cell(sum(m["mean_response_tokens"] for m in ms) / len(ms),
-                              f"{sum(m['mean_response_tokens'] for m in ms) / len(ms):.0f}", runs),
-            "vs_start": _cell(None, "-", runs), "vs_start_sampled": _cell(None, "-", runs),
+            "sampled": _cell(
+                None
+                if s_acc is None
+                else {
+                    "pass_at_1": s_acc,
+                    "temperature": sm[0]["temperature"],
+                    "samples": sm[0]["samples"],
+                    "seeds": len(sm),
+                },
+                "-" if s_acc is None else f"{s_acc:.3f} (T{sm[0]['temperature']:g} x{sm[0]['samples']}{s_seeds})",
+                runs,
+            ),
+            "truncation": _cell(
+                sum(m["truncation_rate"] for m in ms) / len(ms),
+                f"{sum(m['truncation_rate'] for m in ms) / len(ms):.1%}",
+                runs,
+            ),
+            "mean_len": _cell(
+                sum(m["mean_response_tokens"] for m in ms) / len(ms),
+                f"{sum(m['mean_response_tokens'] for m in ms) / len(ms):.0f}",
+                runs,
+            ),
+            "vs_start": _cell(None, "-", runs),
+            "vs_start_sampled": _cell(None, "-", runs),
             "vs_base": _cell(None, "-", runs),
             "significant": _cell([], "", runs),
             **{k: _cell(v, f"{v:.3g}" if k == "flops_estimate" else _fmt_int(v), runs) for k, v in costs.items()},
             "wall_s": _cell(wall, f"{wall:.0f}", runs),
-            "recipe": _cell(s["recipe"], s["recipe"], runs), "task_sha": _cell(s["task_sha"], s["task_sha"], runs),
+            "recipe": _cell(s["recipe"], s["recipe"], runs),
+            "task_sha": _cell(s["task_sha"], s["task_sha"], runs),
             "split_def": _cell(s["split_def"], s["split_def"], runs),
             "verifier": _cell(s["verifier_name"], s["verifier_name"] or "-", runs),
-            "harness": _cell(recs[0]["provenance"].get("harness_version"), recs[0]["provenance"].get("harness_version"), runs),
+            "harness": _cell(
+                recs[0]["provenance"].get("harness_version"), recs[0]["provenance"].get("harness_version"), runs
+            ),
             "runs": _cell(runs, " ".join(runs), runs),
             # working fields, removed below
-            "_setup": key[:6], "_method": method, "_budget": budget, "_label": _label(method, budget, key[8] or None),
-            "_variant": key[8] or None, "_recs": recs,
-            "_runs": runs, "_outcomes": outcomes, "_sampled": s_out, "_acc": acc, "_n": n, "_start_row": None,
+            "_setup": key[:6],
+            "_method": method,
+            "_budget": budget,
+            "_label": _label(method, budget, key[8] or None),
+            "_variant": key[8] or None,
+            "_recs": recs,
+            "_runs": runs,
+            "_outcomes": outcomes,
+            "_sampled": s_out,
+            "_acc": acc,
+            "_n": n,
+            "_start_row": None,
         }
         rows.append(row)
 
@@ -364,11 +476,15 @@ def build_table(records: list[dict]) -> dict:
         a, b = c["_a"], c["_b"]
         for role, cell in (("start", "vs_start"), ("base", "vs_base")):
             if role in c["roles"]:
-                a[cell] = _cell({k: c[k] for k in ("against", "diff", "test", "p", "p_holm", "significant")},
-                                _vs_display(c), a["runs"]["value"])
+                a[cell] = _cell(
+                    {k: c[k] for k in ("against", "diff", "test", "p", "p_holm", "significant")},
+                    _vs_display(c),
+                    a["runs"]["value"],
+                )
         if "start" in c["roles"] and c.get("sampled"):
-            a["vs_start_sampled"] = _cell({"against": c["against"], **c["sampled"]}, _vs_display(c["sampled"]),
-                                          a["runs"]["value"])
+            a["vs_start_sampled"] = _cell(
+                {"against": c["against"], **c["sampled"]}, _vs_display(c["sampled"]), a["runs"]["value"]
+            )
         if c["significant"]:
             up, down = (a, b) if c["diff"] > 0 else (b, a)
             up["significant"]["value"].append(f">{down['_label']}")
@@ -379,11 +495,22 @@ def build_table(records: list[dict]) -> dict:
     effects = _effects(records, rows)
     comparisons = [{k: v for k, v in c.items() if not k.startswith("_")} for c in comparisons]
     has_sampled = any(r["sampled"]["value"] is not None for r in rows)
-    rows = [{k: v for k, v in r.items() if not k.startswith("_") and (has_sampled or k not in SAMPLED_COLUMNS)}
-            for r in rows]
-    columns = [c for c in COLUMNS if (c not in EXTRA_METRICS or c in extras) and (c not in SAMPLED_COLUMNS or has_sampled)]
-    table = {"columns": columns, "rows": rows, "interval": INTERVAL, "significance_test": TEST,
-             "comparisons": comparisons, "match_rule": MATCH_RULE, "samples_to_match": matches}
+    rows = [
+        {k: v for k, v in r.items() if not k.startswith("_") and (has_sampled or k not in SAMPLED_COLUMNS)}
+        for r in rows
+    ]
+    columns = [
+        c for c in COLUMNS if (c not in EXTRA_METRICS or c in extras) and (c not in SAMPLED_COLUMNS or has_sampled)
+    ]
+    table = {
+        "columns": columns,
+        "rows": rows,
+        "interval": INTERVAL,
+        "significance_test": TEST,
+        "comparisons": comparisons,
+        "match_rule": MATCH_RULE,
+        "samples_to_match": matches,
+    }
     if effects["datasets"] or effects["predictions"]:
         table["effects"] = effects  # only with `harness effect` records, so tables without them stay as they were
     return table
@@ -397,9 +524,15 @@ def _effects(records: list[dict], rows: list[dict]) -> dict:
         m, st = rec.get("metrics", {}), rec.get("config", {}).get("settings", {})
         if rec.get("method") == "effect-predict":
             rho = m.get("spearman")
-            predictions.append({"record": rec.get("run_id"), "spearman": rho, "n_runs": m.get("n_runs"),
-                                "n_datasets": m.get("n_datasets"),
-                                "display": f"{rho:.3f}" if rho is not None else "undefined"})
+            predictions.append(
+                {
+                    "record": rec.get("run_id"),
+                    "spearman": rho,
+                    "n_runs": m.get("n_runs"),
+                    "n_datasets": m.get("n_datasets"),
+                    "display": f"{rho:.3f}" if rho is not None else "undefined",
+                }
+            )
             continue
         proj = (m.get("measurement") or {}).get("projection")
         how = f"{proj['name']} D={proj['dim']}" if proj else "exact"
@@ -409,11 +542,23 @@ def _effects(records: list[dict], rows: list[dict]) -> dict:
             hits = [r for r in rows if trained & set(r["runs"]["value"])]
             matched = [f"{r['method']['display']} {r['budget']['display']}" for r in hits]
             display = f"{d['mean']:.4g} [{d['ci95'][0]:.3g}, {d['ci95'][1]:.3g}]"
-            datasets.append({"data": label, "n": d["n"], "mean": d["mean"], "ci95": d["ci95"], "display": display,
-                             "mean_cosine": d.get("mean_cosine"), "model": rec.get("config", {}).get("model"),
-                             "params": st.get("params"), "measurement": how,
-                             "g_star": f"{g.get('n_prompts')} {st.get('eval_split')} prompts x {g.get('k')}",
-                             "trained_runs": sorted(trained), "rows": matched, "record": rec.get("run_id")})
+            datasets.append(
+                {
+                    "data": label,
+                    "n": d["n"],
+                    "mean": d["mean"],
+                    "ci95": d["ci95"],
+                    "display": display,
+                    "mean_cosine": d.get("mean_cosine"),
+                    "model": rec.get("config", {}).get("model"),
+                    "params": st.get("params"),
+                    "measurement": how,
+                    "g_star": f"{g.get('n_prompts')} {st.get('eval_split')} prompts x {g.get('k')}",
+                    "trained_runs": sorted(trained),
+                    "rows": matched,
+                    "record": rec.get("run_id"),
+                }
+            )
             for r in hits:
                 r["effect"] = _cell(d["mean"], display, [rec.get("run_id")])
     return {"datasets": datasets, "predictions": predictions}
@@ -433,7 +578,9 @@ def _samples_to_match(rows: list[dict], comparisons: list[dict]) -> list[dict]:
             continue
         for method in sorted({r["_method"] for r in group}, key=methods.order):
             hit, why = None, ""
-            for r in sorted((r for r in group if r["_method"] == method and r["_variant"] is None), key=lambda r: r["_budget"]):
+            for r in sorted(
+                (r for r in group if r["_method"] == method and r["_variant"] is None), key=lambda r: r["_budget"]
+            ):
                 c = tests.get((id(r), id(target))) or tests.get((id(target), id(r)))
                 diff = r["_acc"] - target["_acc"]
                 if r is target or diff >= 0:
@@ -442,11 +589,18 @@ def _samples_to_match(rows: list[dict], comparisons: list[dict]) -> list[dict]:
                     hit, why = r, f"{diff:+.3f}, p={c['p']:.2g} ({c['test']})"
                 if hit:
                     break
-            out.append({"task": setup[0], "model": setup[1], "recipe": setup[2], "method": method,
-                        "target": f"{target['_label']} = {target['_acc']:.3f}",
-                        "budget": hit["_budget"] if hit else None,
-                        "display": (hit["budget"]["display"] if hit["_budget"] else "matched") if hit else "not reached",
-                        "evidence": why or "-"})
+            out.append(
+                {
+                    "task": setup[0],
+                    "model": setup[1],
+                    "recipe": setup[2],
+                    "method": method,
+                    "target": f"{target['_label']} = {target['_acc']:.3f}",
+                    "budget": hit["_budget"] if hit else None,
+                    "display": ((hit["budget"]["display"] if hit["_budget"] else "matched") if hit else "not reached"),
+                    "evidence": why or "-",
+                }
+            )
     return out
 
 
@@ -463,57 +617,116 @@ def _sections(table: dict) -> list[tuple[str, list[str], list[list[str]], str]]:
     """The tables below the main one, as (title, header, rows, note): shared by the Markdown and the HTML page."""
     out = []
     if table["samples_to_match"]:
-        out.append(("Samples to match rl at its largest budget", ["task", "model", "recipe", "method", "target",
-                                                                 "budget", "evidence"],
-                    [[s["task"], s["model"], s["recipe"], s["method"], s["target"], s["display"], s["evidence"]]
-                     for s in table["samples_to_match"]], f"Budget: the {table['match_rule']}."))
+        out.append(
+            (
+                "Samples to match rl at its largest budget",
+                ["task", "model", "recipe", "method", "target", "budget", "evidence"],
+                [
+                    [s["task"], s["model"], s["recipe"], s["method"], s["target"], s["display"], s["evidence"]]
+                    for s in table["samples_to_match"]
+                ],
+                f"Budget: the {table['match_rule']}.",
+            )
+        )
     if table["comparisons"]:
-        out.append(("Significance", ["row", "against", "why", "difference [95% CI]", "problems", "test", "p",
-                                     "p (Holm)", "significant"],
-                    [[c["row"], c["against"], ", ".join(c["roles"]),
-                      f"{c['diff']:+.3f} [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]", str(c["n"]), c["test"],
-                      f"{c['p']:.3g}", f"{c['p_holm']:.3g}", "yes" if c["significant"] else "no"]
-                     for c in table["comparisons"]],
-                    f"Tests: {table['significance_test']}. why: start = the model the row trained from, base = the "
-                    "untrained model, rl / sft at largest budget = the reference rows."))
+        out.append(
+            (
+                "Significance",
+                ["row", "against", "why", "difference [95% CI]", "problems", "test", "p", "p (Holm)", "significant"],
+                [
+                    [
+                        c["row"],
+                        c["against"],
+                        ", ".join(c["roles"]),
+                        f"{c['diff']:+.3f} [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]",
+                        str(c["n"]),
+                        c["test"],
+                        f"{c['p']:.3g}",
+                        f"{c['p_holm']:.3g}",
+                        "yes" if c["significant"] else "no",
+                    ]
+                    for c in table["comparisons"]
+                ],
+                f"Tests: {table['significance_test']}. why: start = the model the row trained from, base = the "
+                "untrained model, rl / sft at largest budget = the reference rows.",
+            )
+        )
     eff = table.get("effects")
     if eff and eff["datasets"]:
-        out.append(("Sample effect of the training data (mean of <grad log-lik, g*> with 95% interval; `harness effect`)",
-                    ["data", "n", "mean effect [95% CI]", "mean cosine", "rows trained on it", "measured at", "params",
-                     "measurement", "g*", "record"],
-                    [[d["data"], str(d["n"]), d["display"], f"{d['mean_cosine']:.4f}", ", ".join(d["rows"]) or "-",
-                      str(d["model"]), str(d["params"]), d["measurement"], d["g_star"], str(d["record"])]
-                     for d in eff["datasets"]], ""))
+        out.append(
+            (
+                "Sample effect of the training data (mean of <grad log-lik, g*> with 95% interval; "
+                "`harness effect`)",
+                [
+                    "data",
+                    "n",
+                    "mean effect [95% CI]",
+                    "mean cosine",
+                    "rows trained on it",
+                    "measured at",
+                    "params",
+                    "measurement",
+                    "g*",
+                    "record",
+                ],
+                [
+                    [
+                        d["data"],
+                        str(d["n"]),
+                        d["display"],
+                        f"{d['mean_cosine']:.4f}",
+                        ", ".join(d["rows"]) or "-",
+                        str(d["model"]),
+                        str(d["params"]),
+                        d["measurement"],
+                        d["g_star"],
+                        str(d["record"]),
+                    ]
+                    for d in eff["datasets"]
+                ],
+                "",
+            )
+        )
     return out
 
 
 def _predictions(table: dict) -> list[str]:
-    return [f"Does the effect predict the gain? Spearman(mean effect at the start model, accuracy gain) = "
-            f"{p['display']} over {p['n_runs']} runs ({p['n_datasets']} datasets); record {p['record']}."
-            for p in (table.get("effects") or {}).get("predictions", [])]
+    return [
+        f"Does the effect predict the gain? Spearman(mean effect at the start model, accuracy gain) = "
+        f"{p['display']} over {p['n_runs']} runs ({p['n_datasets']} datasets); record {p['record']}."
+        for p in (table.get("effects") or {}).get("predictions", [])
+    ]
 
 
 def render_markdown(table: dict, command: str = "") -> str:
     cols = _md_columns(table)
     lines = []
     if command:
-        lines += [f"<!-- generated by the harness; do not edit. Regenerate with: {command} -->",
-                  f"Regenerate with `{command}`.", ""]
+        lines += [
+            f"<!-- generated by the harness; do not edit. Regenerate with: {command} -->",
+            f"Regenerate with `{command}`.",
+            "",
+        ]
     lines.append("| " + " | ".join(cols) + " |")
     lines.append("|" + "---|" * len(cols))
     for row in table["rows"]:
         lines.append("| " + " | ".join(row[c]["display"].replace("|", "\\|") for c in cols) + " |")
-    lines += ["", f"Accuracy: mean over seeds; ci95: {table['interval']}. start: the model a row trained from. "
-              f"vs_start, vs_base: accuracy difference and Holm-adjusted p (* significant); significant: rows this "
-              f"one is significantly above (>) or below (<). Tests: {table['significance_test']}.", ""]
+    lines += [
+        "",
+        f"Accuracy: mean over seeds; ci95: {table['interval']}. start: the model a row trained from. "
+        f"vs_start, vs_base: accuracy difference and Holm-adjusted p (* significant); significant: rows this "
+        f"one is significantly above (>) or below (<). Tests: {table['significance_test']}.",
+        "",
+    ]
     for title, header, body, note in _sections(table):
         lines += [f"{title}:", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(x.replace("|", "\\|") for x in r) + " |" for r in body]
         lines += ["", note, ""] if note else [""]
     if _predictions(table):
         lines += _predictions(table) + [""]
-    lines += ["Run ids per row:", ""] + [f"- {r['method']['display']} {r['budget']['display']}: {r['runs']['display']}"
-                                           for r in table["rows"]]
+    lines += ["Run ids per row:", ""] + [
+        f"- {r['method']['display']} {r['budget']['display']}: {r['runs']['display']}" for r in table["rows"]
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -542,16 +755,27 @@ def plot_series(table: dict) -> list[dict]:
             series[(row["method"]["value"], chained, row["model"]["value"], row["recipe"]["value"])].append(row)
     one_setup = len({k[2:] for k in series}) == 1
     out = []
-    for (method, chained, model, recipe), rs in sorted(series.items(), key=lambda kv: (methods.order(kv[0][0]),
-                                                                                      tuple(map(str, kv[0])))):
+    for (method, chained, model, recipe), rs in sorted(
+        series.items(), key=lambda kv: (methods.order(kv[0][0]), tuple(map(str, kv[0])))
+    ):
         rs.sort(key=lambda r: r["budget"]["value"])
         ys = [r["accuracy"]["value"] for r in rs]
-        out.append({"label": method + (f" (from {chained})" if chained else "") + ("" if one_setup else f" ({model}, {recipe})"),
-                    "chained": chained is not None, "marker": "D" if chained else "o",
-                    "x": [r["budget"]["value"] for r in rs], "y": ys,
-                    "err": [[y - r["ci95"]["value"][0] for y, r in zip(ys, rs)],
-                            [r["ci95"]["value"][1] - y for y, r in zip(ys, rs)]],
-                    "points": [f"{method}@{r['budget']['display']} (from {chained})" if chained else "" for r in rs]})
+        out.append(
+            {
+                "label": method
+                + (f" (from {chained})" if chained else "")
+                + ("" if one_setup else f" ({model}, {recipe})"),
+                "chained": chained is not None,
+                "marker": "D" if chained else "o",
+                "x": [r["budget"]["value"] for r in rs],
+                "y": ys,
+                "err": [
+                    [y - r["ci95"]["value"][0] for y, r in zip(ys, rs)],
+                    [r["ci95"]["value"][1] - y for y, r in zip(ys, rs)],
+                ],
+                "points": [f"{method}@{r['budget']['display']} (from {chained})" if chained else "" for r in rs],
+            }
+        )
     return out
 
 
@@ -564,8 +788,16 @@ def render_plot(table: dict, fmt: str = "png") -> bytes:
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for s in plot_series(table):
-        ax.errorbar(s["x"], s["y"], yerr=s["err"], marker=s["marker"], markerfacecolor="white" if s["chained"] else None,
-                    linestyle="--" if s["chained"] else "-", capsize=3, label=s["label"])
+        ax.errorbar(
+            s["x"],
+            s["y"],
+            yerr=s["err"],
+            marker=s["marker"],
+            markerfacecolor="white" if s["chained"] else None,
+            linestyle="--" if s["chained"] else "-",
+            capsize=3,
+            label=s["label"],
+        )
         for x, y, text in zip(s["x"], s["y"], s["points"]):
             if text:
                 ax.annotate(text, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
@@ -587,8 +819,9 @@ def render_plot(table: dict, fmt: str = "png") -> bytes:
     return buf.getvalue()
 
 
-def _html_table(header: list[str], body: list[list[str]], classes: Optional[list[str]] = None,
-                table_id: Optional[str] = None) -> str:
+def _html_table(
+    header: list[str], body: list[list[str]], classes: Optional[list[str]] = None, table_id: Optional[str] = None
+) -> str:
     cls = [f' class="{c}"' if c else "" for c in (classes or [""] * len(header))]
     sort = table_id is not None
     click = [f' onclick="sortBy({i})"' if sort else "" for i in range(len(header))]
@@ -603,10 +836,14 @@ def render_html(table: dict, command: str, plot_file: Optional[str]) -> str:
     sections of the Markdown. Plain HTML and a few lines of JS, no external assets."""
     cols = table["columns"]
     group = {**{c: "cost" for c in COST_COLUMNS}, **{c: "prov" for c in (*PROVENANCE, "runs")}}
-    main = _html_table(cols, [[r[c]["display"] for c in cols] for r in table["rows"]],
-                       [group.get(c, "") for c in cols], "t")
-    sections = "".join(f"<h2>{html.escape(title)}</h2>\n{_html_table(header, body)}\n"
-                       + (f"<p>{html.escape(note)}</p>\n" if note else "") for title, header, body, note in _sections(table))
+    main = _html_table(
+        cols, [[r[c]["display"] for c in cols] for r in table["rows"]], [group.get(c, "") for c in cols], "t"
+    )
+    sections = "".join(
+        f"<h2>{html.escape(title)}</h2>\n{_html_table(header, body)}\n"
+        + (f"<p>{html.escape(note)}</p>\n" if note else "")
+        for title, header, body, note in _sections(table)
+    )
     sections += "".join(f"<p>{html.escape(p)}</p>\n" for p in _predictions(table))
     img = f'<img src="{html.escape(plot_file)}" alt="accuracy against budget">' if plot_file else ""
     return f"""<!doctype html>
@@ -633,7 +870,7 @@ function sortBy(i) {{
 }}
 </script>
 </body></html>
-"""
+"""  # noqa: E501 -- the page's own HTML and JavaScript: a line break here would change every generated page
 
 
 def write_leaderboard(table: dict, out_dir: Path, command: str) -> list[Path]:
@@ -641,8 +878,11 @@ def write_leaderboard(table: dict, out_dir: Path, command: str) -> list[Path]:
     from harness.records import write_atomic
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = {"leaderboard.md": render_markdown(table, command), "leaderboard.csv": render_csv(table),
-             "leaderboard.json": render_json(table)}
+    files = {
+        "leaderboard.md": render_markdown(table, command),
+        "leaderboard.csv": render_csv(table),
+        "leaderboard.json": render_json(table),
+    }
     written = []
     plot = None
     try:

@@ -68,7 +68,7 @@ def most_common(items):
     """Aggregation for the per-sample text fields: the run's most common value (they are read per sample)."""
     items = [i for i in items if i is not None]
     return max(sorted(set(items)), key=items.count) if items else None
-'''
+'''  # noqa: E501 -- the text of the generated utils.py: a line break here would change every exported task
 
 
 def lm_eval_name(task_id: str) -> str:
@@ -77,8 +77,9 @@ def lm_eval_name(task_id: str) -> str:
     return "harness_" + task_id.replace("/", "_").replace(".", "_")
 
 
-def export_task(spec, out_dir: Path, split: str = "test", limit: Optional[int] = None,
-                max_new_tokens: Optional[int] = None) -> dict:
+def export_task(
+    spec, out_dir: Path, split: str = "test", limit: Optional[int] = None, max_new_tokens: Optional[int] = None
+) -> dict:
     """Write the lm-eval task folder; returns its sidecar entry (with `name`, `yaml`, `n`)."""
     import yaml
 
@@ -92,13 +93,25 @@ def export_task(spec, out_dir: Path, split: str = "test", limit: Optional[int] =
         prompt = render_prompt(spec, s)
         user = prompt if isinstance(prompt, str) else prompt[-1]["content"]
         level = s.get("level")
-        docs.append({"id": s["id"], "harness_task": name, "prompt": user, "system": spec.prompt.system or "",
-                     "answer": s["answer"], "level": None if level is None else str(level)})
+        docs.append(
+            {
+                "id": s["id"],
+                "harness_task": name,
+                "prompt": user,
+                "system": spec.prompt.system or "",
+                "answer": s["answer"],
+                "level": None if level is None else str(level),
+            }
+        )
     graded = list(getattr(spec.build_verifier(), "GRADED", ()))  # declared keys
     gen = spec.generation
     greedy = gen.temperature == 0
-    gen_kwargs: dict = {"until": list(gen.stop), "max_gen_toks": max_new_tokens or gen.max_new_tokens,
-                        "do_sample": not greedy, "temperature": float(gen.temperature)}
+    gen_kwargs: dict = {
+        "until": list(gen.stop),
+        "max_gen_toks": max_new_tokens or gen.max_new_tokens,
+        "do_sample": not greedy,
+        "temperature": float(gen.temperature),
+    }
     if not greedy:
         gen_kwargs.update(top_p=1.0, top_k=0)  # as the harness samples: no top-k cut
     data_file = f"{name}_{split}.jsonl"
@@ -113,9 +126,11 @@ def export_task(spec, out_dir: Path, split: str = "test", limit: Optional[int] =
         "target_delimiter": "",
         "generation_kwargs": gen_kwargs,
         "process_results": "!function utils.process_results",
-        "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True},
-                        {"metric": "reason", "aggregation": "!function utils.most_common", "higher_is_better": True},
-                        {"metric": "extracted", "aggregation": "!function utils.most_common", "higher_is_better": True}]
+        "metric_list": [
+            {"metric": "acc", "aggregation": "mean", "higher_is_better": True},
+            {"metric": "reason", "aggregation": "!function utils.most_common", "higher_is_better": True},
+            {"metric": "extracted", "aggregation": "!function utils.most_common", "higher_is_better": True},
+        ]
         + [{"metric": k, "aggregation": "mean", "higher_is_better": True} for k in graded],
         "metadata": {"version": 1.0, "harness_task_id": spec.id, "harness_task_sha256": spec.sha256},
     }
@@ -125,9 +140,12 @@ def export_task(spec, out_dir: Path, split: str = "test", limit: Optional[int] =
     text = text.replace("'!function utils.load_docs'", "!function utils.load_docs")
     text = text.replace("'!function utils.process_results'", "!function utils.process_results")
     text = text.replace("'!function utils.most_common'", "!function utils.most_common")
-    head = (f"# Written by `harness tasks export-lm-eval {spec.id} --split {split}`: the harness's prompts and verifier.\n"
-            f"# Run: lm_eval --model hf --model_args pretrained=MODEL --include_path {out_dir} --tasks {name}"
-            f"{' --apply_chat_template' if spec.prompt.chat else ''}\n")
+    head = (
+        f"# Written by `harness tasks export-lm-eval {spec.id} --split {split}`: the harness's prompts and "
+        "verifier.\n"
+        f"# Run: lm_eval --model hf --model_args pretrained=MODEL --include_path {out_dir} --tasks {name}"
+        f"{' --apply_chat_template' if spec.prompt.chat else ''}\n"
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     sidecar = out_dir / SIDECAR
     try:
@@ -136,9 +154,17 @@ def export_task(spec, out_dir: Path, split: str = "test", limit: Optional[int] =
         entries = None
     if not isinstance(entries, dict):
         raise HarnessError(f"{sidecar} is not a harness export sidecar (corrupt); delete it, or pass another --out")
-    entry = {"task": spec.id, "task_sha256": spec.sha256, "split": split, "n": len(docs), "data": data_file,
-             "chat": spec.prompt.chat, "verifier": {"name": spec.verifier.name, "params": spec.verifier.params},
-             "generation": gen_kwargs, "graded": graded}
+    entry = {
+        "task": spec.id,
+        "task_sha256": spec.sha256,
+        "split": split,
+        "n": len(docs),
+        "data": data_file,
+        "chat": spec.prompt.chat,
+        "verifier": {"name": spec.verifier.name, "params": spec.verifier.params},
+        "generation": gen_kwargs,
+        "graded": graded,
+    }
     entries[name] = entry
     write_atomic(out_dir / data_file, "".join(json.dumps(d) + "\n" for d in docs))
     write_atomic(out_dir / "utils.py", UTILS)
@@ -158,8 +184,10 @@ def chat_tasks(include_paths: Iterable[Path], names: Iterable[str]) -> bool:
                         flags[name] = bool(entry.get("chat"))
     if len(set(flags.values())) > 1:
         raw = ", ".join(sorted(n for n, c in flags.items() if not c))
-        raise HarnessError(f"exported raw tasks ({raw}) and chat tasks cannot share one lm-eval run (the chat template "
-                           "is applied to all or none); evaluate them in separate runs")
+        raise HarnessError(
+            f"exported raw tasks ({raw}) and chat tasks cannot share one lm-eval run (the chat template "
+            "is applied to all or none); evaluate them in separate runs"
+        )
     return any(flags.values())
 
 
@@ -174,14 +202,24 @@ def _task_manager(names: list[str], include_paths: list[Path]):
     return TaskManager(include_path=paths or None)
 
 
-def run_lm_eval(*, tasks: str, model: str = "tiny", harness_task: str = "kk", include_paths: Iterable[Path] = (),
-                limit: Optional[int] = None, batch_size: int = 32, dtype: str = "auto", seed: int = 0,
-                num_fewshot: Optional[int] = None, chat_template: Optional[bool] = None,
-                runs_dir: Optional[Path] = None, tasks_dirs: Optional[Iterable[Path]] = None) -> tuple[Path, dict]:
+def run_lm_eval(
+    *,
+    tasks: str,
+    model: str = "tiny",
+    harness_task: str = "kk",
+    include_paths: Iterable[Path] = (),
+    limit: Optional[int] = None,
+    batch_size: int = 32,
+    dtype: str = "auto",
+    seed: int = 0,
+    num_fewshot: Optional[int] = None,
+    chat_template: Optional[bool] = None,
+    runs_dir: Optional[Path] = None,
+    tasks_dirs: Optional[Iterable[Path]] = None,
+) -> tuple[Path, dict]:
     """Evaluate a checkpoint on lm-eval tasks in-process; write a run record with lm-eval's metrics."""
     from harness import models
-    from harness.records import new_run_id, provenance, write_record
-    from harness.records import runs_dir as default_runs_dir
+    from harness.records import new_run_id, provenance, runs_dir as default_runs_dir, write_record
     from harness.registry import did_you_mean
     from harness.tasks import get_task
 
@@ -205,40 +243,89 @@ def run_lm_eval(*, tasks: str, model: str = "tiny", harness_task: str = "kk", in
     tm = _task_manager(names, include)
     unknown = [n for n in names if n not in tm.all_tasks]
     if unknown:
-        raise HarnessError(f"unknown lm-eval task '{unknown[0]}': {did_you_mean(unknown[0], list(tm.all_tasks))}; "
-                           "for a local task pass its folder with --lm-eval-include-path")
+        raise HarnessError(
+            f"unknown lm-eval task '{unknown[0]}': {did_you_mean(unknown[0], list(tm.all_tasks))}; "
+            "for a local task pass its folder with --lm-eval-include-path"
+        )
     try:
         loaded = tm.load(names)  # builds the tasks and loads their datasets, before the model is loaded
     except (OSError, ConnectionError) as e:
-        raise HarnessError(f"lm-eval could not load the data of {', '.join(names)}: {type(e).__name__}: "
-                           f"{str(e).splitlines()[0] if str(e) else ''}. Standard lm-eval tasks download their datasets "
-                           "from the Hugging Face hub; run where the hub is reachable (or with the datasets in the HF "
-                           "cache), or evaluate a local task folder with --lm-eval-include-path DIR (e.g. one written "
-                           "by `harness tasks export-lm-eval`)") from None
+        raise HarnessError(
+            f"lm-eval could not load the data of {', '.join(names)}: {type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}. Standard lm-eval tasks download their "
+            "datasets from the Hugging Face hub; run where the hub is reachable (or with the datasets "
+            "in the HF cache), or evaluate a local task folder with --lm-eval-include-path DIR (e.g. "
+            "one written by `harness tasks export-lm-eval`)"
+        ) from None
     built = [loaded["groups"].get(n) or loaded["tasks"].get(n) or n for n in names]
     from harness.engines import cuda_available
 
     model_args = {"pretrained": ref, "dtype": dtype}
     t0 = time.perf_counter()
-    results = lm_eval.simple_evaluate(model="hf", model_args=model_args, tasks=built, task_manager=tm,
-                                      batch_size=batch_size, device="cuda" if cuda_available() else "cpu",
-                                      limit=limit, num_fewshot=num_fewshot, apply_chat_template=apply_chat,
-                                      log_samples=True, random_seed=seed, numpy_random_seed=seed,
-                                      torch_random_seed=seed, fewshot_random_seed=seed)
+    results = lm_eval.simple_evaluate(
+        model="hf",
+        model_args=model_args,
+        tasks=built,
+        task_manager=tm,
+        batch_size=batch_size,
+        device="cuda" if cuda_available() else "cpu",
+        limit=limit,
+        num_fewshot=num_fewshot,
+        apply_chat_template=apply_chat,
+        log_samples=True,
+        random_seed=seed,
+        numpy_random_seed=seed,
+        torch_random_seed=seed,
+        fewshot_random_seed=seed,
+    )
     wall = time.perf_counter() - t0
     clean = json.loads(json.dumps(results, default=str))  # lm-eval's configs hold functions
-    per_task = {t: {k: v for k, v in m.items() if k not in ("alias", "name", "sample_len")}
-                for t, m in clean["results"].items()}
-    metrics = {"lm_eval": per_task, "n": {t: v.get("effective", v.get("original"))
-                                          for t, v in clean.get("n-samples", {}).items()},
-               "wall_seconds": wall}
-    config = {"command": "eval", "engine": "lm-eval", "task": "lm-eval:" + ",".join(names), "lm_eval_tasks": names, "include_paths": [str(p) for p in include],
-              "model": model, "model_path": ref, "limit": limit, "batch_size": batch_size, "dtype": dtype, "seed": seed,
-              "num_fewshot": num_fewshot, "apply_chat_template": apply_chat}
-    lm = {k: clean.get(k) for k in ("versions", "n-shot", "higher_is_better", "n-samples", "configs", "config",
-                                     "git_hash", "lm_eval_version", "transformers_version")}
-    record = {"kind": "eval", "method": "base", "config": config, "provenance": provenance(seed), "metrics": metrics,
-              "lm_eval": lm, "wall_seconds": {"eval": wall}}
+    per_task = {
+        t: {k: v for k, v in m.items() if k not in ("alias", "name", "sample_len")} for t, m in clean["results"].items()
+    }
+    metrics = {
+        "lm_eval": per_task,
+        "n": {t: v.get("effective", v.get("original")) for t, v in clean.get("n-samples", {}).items()},
+        "wall_seconds": wall,
+    }
+    config = {
+        "command": "eval",
+        "engine": "lm-eval",
+        "task": "lm-eval:" + ",".join(names),
+        "lm_eval_tasks": names,
+        "include_paths": [str(p) for p in include],
+        "model": model,
+        "model_path": ref,
+        "limit": limit,
+        "batch_size": batch_size,
+        "dtype": dtype,
+        "seed": seed,
+        "num_fewshot": num_fewshot,
+        "apply_chat_template": apply_chat,
+    }
+    lm = {
+        k: clean.get(k)
+        for k in (
+            "versions",
+            "n-shot",
+            "higher_is_better",
+            "n-samples",
+            "configs",
+            "config",
+            "git_hash",
+            "lm_eval_version",
+            "transformers_version",
+        )
+    }
+    record = {
+        "kind": "eval",
+        "method": "base",
+        "config": config,
+        "provenance": provenance(seed),
+        "metrics": metrics,
+        "lm_eval": lm,
+        "wall_seconds": {"eval": wall},
+    }
     rows = [{"lm_eval_task": t, **s} for t, ss in clean.get("samples", {}).items() for s in ss]
     path = write_record(default_runs_dir(runs_dir), new_run_id("lm-eval", *names[:3]), record, rows)
     return path, metrics
@@ -253,6 +340,8 @@ def print_lm_eval(metrics: dict) -> str:
             if name.endswith("_stderr") or not isinstance(v, (int, float)) or isinstance(v, bool):
                 continue
             se = ms.get(f"{name}_stderr,{filt}")
-            lines.append(f"{task} {name}{f' ({filt})' if filt not in ('', 'none') else ''}: {v:.4f}"
-                         + (f" ± {se:.4f}" if isinstance(se, (int, float)) else ""))
+            lines.append(
+                f"{task} {name}{f' ({filt})' if filt not in ('', 'none') else ''}: {v:.4f}"
+                + (f" ± {se:.4f}" if isinstance(se, (int, float)) else "")
+            )
     return "\n".join(lines) or "lm-eval returned no numeric metrics"

@@ -23,9 +23,17 @@ HOME_ENV = "HARNESS_HOME"
 # A standard Qwen2 decoder, small enough to train on 2 CPU cores in minutes. Bump TINY_VERSION when the
 # build recipe changes so cached models are rebuilt.
 TINY_VERSION = 3
-TINY_CONFIG = {"hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 4, "num_attention_heads": 4,
-               "num_key_value_heads": 2, "max_position_embeddings": 4096, "vocab_size_target": 2048,
-               "corpus_per_split": 200, "init_seed": 0}
+TINY_CONFIG = {
+    "hidden_size": 128,
+    "intermediate_size": 384,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 4096,
+    "vocab_size_target": 2048,
+    "corpus_per_split": 200,
+    "init_seed": 0,
+}
 
 
 def home() -> Path:
@@ -62,11 +70,15 @@ def resolve(ref: str, task: "TaskSpec | None" = None) -> str:
     p = Path(ref).expanduser()
     if p.exists() or ref.startswith((".", "/", "~")):
         if not p.is_dir():
-            raise HarnessError(f"model path {p} is not a folder; pass a Hugging Face model folder (with config.json), "
-                               "a hub id, or 'tiny'")
+            raise HarnessError(
+                f"model path {p} is not a folder; pass a Hugging Face model folder (with config.json), "
+                "a hub id, or 'tiny'"
+            )
         if not (p / "config.json").is_file():
-            raise HarnessError(f"{p} is not a model folder (no config.json); pass a folder written by "
-                               "save_pretrained, a hub id, or 'tiny'")
+            raise HarnessError(
+                f"{p} is not a model folder (no config.json); pass a folder written by "
+                "save_pretrained, a hub id, or 'tiny'"
+            )
         return str(p)
     return _hub_ref(ref)
 
@@ -85,9 +97,12 @@ def _hub_ref(ref: str) -> str:
         try:
             return snapshot_download(ref, local_files_only=True)  # cached earlier: load it without the network
         except Exception:  # not cached (LocalEntryNotFoundError), or not a valid repo id (HFValidationError)
-            raise HarnessError(f"model '{ref}' is not a local folder and cannot be fetched from the Hugging Face hub "
-                               f"({why}); pass a local model folder (one written by save_pretrained, or "
-                               f"`hf download {ref} --local-dir DIR` on a machine with hub access), or 'tiny'") from None
+            raise HarnessError(
+                f"model '{ref}' is not a local folder and cannot be fetched from the Hugging Face hub "
+                f"({why}); pass a local model folder (one written by save_pretrained, or "
+                f"`hf download {ref} --local-dir DIR` on a machine with hub access), "
+                "or 'tiny'"
+            ) from None
 
 
 def load(ref: str, dtype: str = "auto", for_training: bool = False) -> tuple[Any, Any]:
@@ -97,8 +112,9 @@ def load(ref: str, dtype: str = "auto", for_training: bool = False) -> tuple[Any
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # the harness shows its own progress
-    torch_dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16,
-                   "float16": torch.float16}.get(dtype)
+    torch_dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(
+        dtype
+    )
     if torch_dtype is None:
         raise HarnessError(f"unknown dtype '{dtype}'; use auto, float32, bfloat16 or float16")
     try:
@@ -106,8 +122,10 @@ def load(ref: str, dtype: str = "auto", for_training: bool = False) -> tuple[Any
         model = AutoModelForCausalLM.from_pretrained(ref, dtype=torch_dtype)
     except (OSError, ValueError) as e:
         where = "folder" if Path(ref).exists() else "hub id"
-        raise HarnessError(f"could not load model {where} '{ref}': {str(e).splitlines()[0]}. Without hub access, "
-                           "pass a local model folder (or 'tiny')") from None
+        raise HarnessError(
+            f"could not load model {where} '{ref}': {str(e).splitlines()[0]}. Without hub access, "
+            "pass a local model folder (or 'tiny')"
+        ) from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
@@ -122,8 +140,10 @@ def pretrained_tiny() -> Path:
 
     out = folder()
     if not (out / "model.safetensors").is_file():
-        raise HarnessError(f"the pretrained tiny model is missing ({out}); rebuild it with `harness tiny build`, "
-                           "or use --model tiny-scratch")
+        raise HarnessError(
+            f"the pretrained tiny model is missing ({out}); rebuild it with `harness tiny build`, "
+            "or use --model tiny-scratch"
+        )
     return out
 
 
@@ -139,8 +159,10 @@ def _corpus(task: "TaskSpec") -> list[str]:
             texts.extend(s["traces"].values())
             texts.append(s["answer"])
     if not texts:
-        raise HarnessError(f"task '{task.id}' has no non-test rows to build the tiny model's tokenizer from; "
-                           "give it a training split with data")
+        raise HarnessError(
+            f"task '{task.id}' has no non-test rows to build the tiny model's tokenizer from; "
+            "give it a training split with data"
+        )
     return texts
 
 
@@ -162,15 +184,27 @@ def build_tiny(task: "TaskSpec") -> Path:
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=TINY_CONFIG["vocab_size_target"], min_frequency=2, special_tokens=SPECIAL,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=TINY_CONFIG["vocab_size_target"],
+        min_frequency=2,
+        special_tokens=SPECIAL,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     bpe.train_from_iterator(corpus, trainer=trainer)
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|pad|>",
-                                  bos_token=None, unk_token=None)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|pad|>", bos_token=None, unk_token=None
+    )
     tok.chat_template = CHAT_TEMPLATE
     cfg = {k: v for k, v in TINY_CONFIG.items() if k not in ("vocab_size_target", "corpus_per_split", "init_seed")}
-    config = Qwen2Config(vocab_size=len(tok), tie_word_embeddings=True, eos_token_id=tok.eos_token_id,
-                         pad_token_id=tok.pad_token_id, bos_token_id=None, **cfg)
+    config = Qwen2Config(
+        vocab_size=len(tok),
+        tie_word_embeddings=True,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=None,
+        **cfg,
+    )
     torch.manual_seed(TINY_CONFIG["init_seed"])
     model = Qwen2ForCausalLM(config)
     model.generation_config.eos_token_id = tok.eos_token_id

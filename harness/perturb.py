@@ -41,14 +41,25 @@ from typing import Any, Iterable, Optional
 from harness.errors import HarnessError
 from harness.generators import kk, seeded_rng
 from harness.generators.kk import (
-    LETTERS, NAMES, TEMPLATES, _answer, _cap, _consistent, _mentions, _sample, _search, evaluate, puzzle_key, render,
+    LETTERS,
+    NAMES,
+    TEMPLATES,
+    _answer,
+    _cap,
+    _consistent,
+    _mentions,
+    _sample,
+    _search,
+    evaluate,
+    puzzle_key,
+    render,
     render_terse,
 )
 
 KINDS = ("leaf", "role", "reorder", "rename")
 LIMEM_DEFAULTS = {"kind": "leaf", "n": 200, "seed": 0}
-MAX_ROLE_COMBOS = 400      # single-leaf edit sets tried per flipped person before redrawing statements
-MAX_REDRAWS = 2000         # redraws per flipped person
+MAX_ROLE_COMBOS = 400  # single-leaf edit sets tried per flipped person before redrawing statements
+MAX_REDRAWS = 2000  # redraws per flipped person
 
 
 class PerturbError(ValueError):
@@ -72,11 +83,14 @@ def is_kk(spec: Any, split: Optional[str] = None) -> bool:
 def require_kk(spec: Any, split: str, kind: str) -> None:
     check_kind(kind)
     if not is_kk(spec, split):
-        raise HarnessError(f"--perturb applies to Knights & Knaves tasks (generator 'kk'); task '{spec.id}' split "
-                           f"'{split}' is not one (valid kinds, for K&K tasks: {', '.join(KINDS)})")
+        raise HarnessError(
+            f"--perturb applies to Knights & Knaves tasks (generator 'kk'); task '{spec.id}' split "
+            f"'{split}' is not one (valid kinds, for K&K tasks: {', '.join(KINDS)})"
+        )
 
 
 # --- puzzles --------------------------------------------------------------------------------------------------
+
 
 def _leaves(tree: list, path: tuple = ()) -> Iterable[tuple[tuple, list]]:
     """(path, leaf) of every atomic leaf ["knight"|"knave", i]; a path indexes into the nested lists."""
@@ -144,24 +158,30 @@ def _templates(sample: dict, claims: list[str], names: list[str]) -> list[Option
     q = sample["question"]
     out: list[Optional[int]] = []
     for p, text in enumerate(claims):
-        found = [t for t, tpl in enumerate(TEMPLATES) if tpl.format(name=names[p], content=text, Content=_cap(text)) in q]
+        found = [
+            t for t, tpl in enumerate(TEMPLATES) if tpl.format(name=names[p], content=text, Content=_cap(text)) in q
+        ]
         out.append(found[0] if found else None)
     return out
 
 
-def question_text(statements: list, claims: list[str], names: list[str], style: str, templates: list[int],
-                  width: int = 2) -> str:
+def question_text(
+    statements: list, claims: list[str], names: list[str], style: str, templates: list[int], width: int = 2
+) -> str:
     """The quiz as the generator writes it (`templates`: the template index of each prose line)."""
-    lines = [TEMPLATES[templates[p]].format(name=names[p], content=text, Content=_cap(text))
-             for p, text in enumerate(claims)]
+    lines = [
+        TEMPLATES[templates[p]].format(name=names[p], content=text, Content=_cap(text)) for p, text in enumerate(claims)
+    ]
     return kk.question_text(statements, claims, names, style, lines, width)
 
 
 def _meta(sample: dict) -> dict:
     meta = sample.get("metadata") or {}
     if not all(k in meta for k in ("statements", "names", "solution")):
-        raise HarnessError(f"sample {sample.get('id', '?')} is not a Knights & Knaves sample (its metadata needs "
-                           "statements, names and solution); --perturb applies to K&K tasks only")
+        raise HarnessError(
+            f"sample {sample.get('id', '?')} is not a Knights & Knaves sample (its metadata needs "
+            "statements, names and solution); --perturb applies to K&K tasks only"
+        )
     return meta
 
 
@@ -202,13 +222,25 @@ def perturb(sample: dict, kind: str, seed: int = 0) -> dict:
     answer = _answer(new_names, new_solution)
     tape = _search(new_statements, n)
     traces = kk.make_traces(tape, new_statements, new_names, new_solution, answer, new_claims, meta.get("width", 2))
-    out = {**sample, "question": question_text(new_statements, new_claims, new_names, style, new_templates,
-                                               meta.get("width", 2)), "answer": answer,
-           "level": sample.get("level", n), "traces": traces,
-           "metadata": {**meta, "names": new_names, "solution": new_solution, "statements": new_statements,
-                        "key": puzzle_key(new_statements), "perturbation": kind, "perturb_seed": seed,
-                        "original_key": original_key, **({"original_id": sample["id"]} if "id" in sample else {}),
-                        **info}}
+    out = {
+        **sample,
+        "question": question_text(new_statements, new_claims, new_names, style, new_templates, meta.get("width", 2)),
+        "answer": answer,
+        "level": sample.get("level", n),
+        "traces": traces,
+        "metadata": {
+            **meta,
+            "names": new_names,
+            "solution": new_solution,
+            "statements": new_statements,
+            "key": puzzle_key(new_statements),
+            "perturbation": kind,
+            "perturb_seed": seed,
+            "original_key": original_key,
+            **({"original_id": sample["id"]} if "id" in sample else {}),
+            **info,
+        },
+    }
     if "id" in sample:
         out["id"] = perturbed_id(sample["id"], kind, seed)
     return out
@@ -257,8 +289,15 @@ def _perturb_leaf(statements: list, solution: list[bool], n: int, rng) -> tuple[
         new[p] = _replace(statements[p], path, leaf)
         sol = unique_solution(new, n)
         if sol is not None and sol != solution and not _degenerate(new, n):
-            return copy.deepcopy(new), {"changed": {"person": p, "path": list(path), "from": _node(statements[p], path),
-                                                    "to": leaf, "flip": flip}}
+            return copy.deepcopy(new), {
+                "changed": {
+                    "person": p,
+                    "path": list(path),
+                    "from": _node(statements[p], path),
+                    "to": leaf,
+                    "flip": flip,
+                }
+            }
     raise PerturbError("no single-leaf change gives a unique, different solution")
 
 
@@ -273,12 +312,23 @@ def _perturb_role(statements: list, solution: list[bool], n: int, rng, depth: in
     # 1. the fewest edits: one leaf in each statement the new roles contradict (then one more leaf in a statement that
     #    already fits, where other assignments fit too), for each person in seeded order
     for p, target, bad in targets:
-        options = [[e for e in _leaf_edits(statements[s], s, n, rng)
-                    if evaluate(_replace(statements[s], e[0], e[1]), target) == target[s]] for s in bad]
+        options = [
+            [
+                e
+                for e in _leaf_edits(statements[s], s, n, rng)
+                if evaluate(_replace(statements[s], e[0], e[1]), target) == target[s]
+            ]
+            for s in bad
+        ]
         if not all(options):
             continue
-        extra = [(o, e) for o in range(n) if o not in bad for e in _leaf_edits(statements[o], o, n, rng)
-                 if evaluate(_replace(statements[o], e[0], e[1]), target) == target[o]]
+        extra = [
+            (o, e)
+            for o in range(n)
+            if o not in bad
+            for e in _leaf_edits(statements[o], o, n, rng)
+            if evaluate(_replace(statements[o], e[0], e[1]), target) == target[o]
+        ]
         combos = ((c, None) for c in itertools.islice(itertools.product(*options), MAX_ROLE_COMBOS))
         plus = itertools.islice(((c, x) for x in extra for c in itertools.product(*options)), MAX_ROLE_COMBOS)
         for combo, more in itertools.chain(combos, plus):
@@ -304,6 +354,7 @@ def _perturb_role(statements: list, solution: list[bool], n: int, rng, depth: in
 
 # --- splits and evaluation ------------------------------------------------------------------------------------
 
+
 def perturb_samples(samples: Iterable[dict], kind: str, seed: int = 0) -> tuple[list[dict], list[str]]:
     """(perturbed samples, ids of samples that admit no perturbation of this kind)."""
     out, skipped = [], []
@@ -315,7 +366,9 @@ def perturb_samples(samples: Iterable[dict], kind: str, seed: int = 0) -> tuple[
     return out, skipped
 
 
-def perturb_split(spec: Any, split: str, kind: str, seed: int = 0, limit: Optional[int] = None) -> tuple[list[dict], list[str]]:
+def perturb_split(
+    spec: Any, split: str, kind: str, seed: int = 0, limit: Optional[int] = None
+) -> tuple[list[dict], list[str]]:
     """The perturbed samples of a K&K split's first `limit` samples (ids `<id>~KIND`), and the ids skipped."""
     from harness.data import load_split
 
@@ -324,6 +377,7 @@ def perturb_split(spec: Any, split: str, kind: str, seed: int = 0, limit: Option
 
 
 # --- LiMem ----------------------------------------------------------------------------------------------------
+
 
 def limem(original: list[float], perturbed: list[float]) -> dict:
     """Xie et al.'s LiMem = Acc x (1 - CR) from per-puzzle scores (1 = solved) of the same puzzles before and after
@@ -335,9 +389,15 @@ def limem(original: list[float], perturbed: list[float]) -> dict:
     both = sum(1 for o, q in zip(original, perturbed) if o == 1 and q == 1)
     acc = solved / n if n else 0.0
     cr = both / solved if solved else None
-    return {"limem": acc * (1 - cr) if cr is not None else 0.0, "limem_accuracy": acc, "limem_consistency": cr,
-            "limem_perturbed_accuracy": sum(1 for q in perturbed if q == 1) / n if n else 0.0,
-            "limem_n": n, "limem_solved": solved, "limem_solved_both": both}
+    return {
+        "limem": acc * (1 - cr) if cr is not None else 0.0,
+        "limem_accuracy": acc,
+        "limem_consistency": cr,
+        "limem_perturbed_accuracy": sum(1 for q in perturbed if q == 1) / n if n else 0.0,
+        "limem_n": n,
+        "limem_solved": solved,
+        "limem_solved_both": both,
+    }
 
 
 def limem_config(spec: Any, recipe: dict, trained: bool) -> Optional[dict]:
@@ -357,8 +417,10 @@ def limem_config(spec: Any, recipe: dict, trained: bool) -> Optional[dict]:
     if unknown:
         raise HarnessError(f"eval.limem has unknown keys {sorted(unknown)}; it takes {', '.join(LIMEM_DEFAULTS)}")
     if not is_kk(spec):
-        raise HarnessError(f"eval.limem (memorisation under perturbation) applies to K&K tasks; task '{spec.id}' is "
-                           "not one: drop eval.limem")
+        raise HarnessError(
+            f"eval.limem (memorisation under perturbation) applies to K&K tasks; task '{spec.id}' is "
+            "not one: drop eval.limem"
+        )
     cfg = {**LIMEM_DEFAULTS, **raw}
     check_kind(str(cfg["kind"]))
     try:
@@ -390,8 +452,15 @@ def training_refs(spec: Any, stages: list[dict], final: str, root: Path) -> tupl
     return refs, "sft data"
 
 
-def run_limem(spec: Any, engine: Any, refs: list[tuple[str, int]], cfg: dict, max_new_tokens: Optional[int] = None,
-              seed: int = 0, progress: Any = None) -> dict:
+def run_limem(
+    spec: Any,
+    engine: Any,
+    refs: list[tuple[str, int]],
+    cfg: dict,
+    max_new_tokens: Optional[int] = None,
+    seed: int = 0,
+    progress: Any = None,
+) -> dict:
     """LiMem of a model on the first cfg['n'] of its training puzzles that admit a perturbation: greedy on the
     originals and on their perturbations (cfg['kind'], cfg['seed'])."""
     from harness.data import load_split
@@ -414,9 +483,21 @@ def run_limem(spec: Any, engine: Any, refs: list[tuple[str, int]], cfg: dict, ma
         return {}
     from harness.evaluate import evaluate
 
-    metrics, rows = evaluate(spec, engine, temperature=0.0, max_new_tokens=max_new_tokens, seed=seed, progress=progress,
-                             data=originals + perturbed)
+    metrics, rows = evaluate(
+        spec,
+        engine,
+        temperature=0.0,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        progress=progress,
+        data=originals + perturbed,
+    )
     scores = [r["scores"][0] for r in rows]
     k = len(originals)
-    return {**limem(scores[:k], scores[k:]), "limem_kind": cfg["kind"], "limem_seed": cfg["seed"],
-            "limem_skipped": skipped, "limem_tokens": metrics["tokens_generated"]}
+    return {
+        **limem(scores[:k], scores[k:]),
+        "limem_kind": cfg["kind"],
+        "limem_seed": cfg["seed"],
+        "limem_skipped": skipped,
+        "limem_tokens": metrics["tokens_generated"],
+    }

@@ -37,8 +37,8 @@ class Context:
     task: TaskSpec
     recipe_name: str
     recipe: dict
-    base_model: str          # as the user gave it
-    base_ref: str            # resolved (tiny is built)
+    base_model: str  # as the user gave it
+    base_ref: str  # resolved (tiny is built)
     seed: int
     root: Path
     progress: Optional[Callable] = None
@@ -46,9 +46,13 @@ class Context:
     plan: Optional[Any] = None  # harness.plan.Planner: --dry-run, stages not complete are estimated, never built
 
     def split_def(self, split: str) -> dict:
-        return {"task": self.task.id, "task_sha256": self.task.sha256, "split": split,
-                "def": self.task.split(split).model_dump(by_alias=True),
-                "source": self.task.source.model_dump(by_alias=True)}
+        return {
+            "task": self.task.id,
+            "task_sha256": self.task.sha256,
+            "split": split,
+            "def": self.task.split(split).model_dump(by_alias=True),
+            "source": self.task.source.model_dump(by_alias=True),
+        }
 
 
 def model_key(ctx: Context, ref: str) -> str:
@@ -64,17 +68,26 @@ def model_key(ctx: Context, ref: str) -> str:
 
 # --- stages ---------------------------------------------------------------------------------------------------
 
+
 def read_marker(marker: Path) -> dict:
     """A stage's stage.json; a damaged one is one clear error (its stage cannot be trusted), never a traceback."""
     info, problem = read_json_object(marker)
     if problem is not None:
-        raise HarnessError(f"stage marker {marker} is damaged ({problem}); delete the folder {marker.parent} and run "
-                           "the command again to rebuild that stage")
+        raise HarnessError(
+            f"stage marker {marker} is damaged ({problem}); delete the folder {marker.parent} and run "
+            "the command again to rebuild that stage"
+        )
     return info
 
 
-def cached_stage(ctx: Context, name: str, cfg: dict, build: Callable[[Path], dict], all_ranks: bool = False,
-                 hint: Optional[dict] = None) -> dict:
+def cached_stage(
+    ctx: Context,
+    name: str,
+    cfg: dict,
+    build: Callable[[Path], dict],
+    all_ranks: bool = False,
+    hint: Optional[dict] = None,
+) -> dict:
     """Reuse a complete stage or build it. Training stages run on every rank (all_ranks); others on rank 0 only.
     In a dry run (ctx.plan) a stage that is not complete is estimated from `hint` instead of built."""
     key = config_hash(cfg)
@@ -94,8 +107,20 @@ def cached_stage(ctx: Context, name: str, cfg: dict, build: Callable[[Path], dic
             out["resumed_from"] = Path(resumed).name if resumed else None
             if main:
                 write_atomic(d / "config.json", dumps(cfg))
-                write_atomic(marker, dumps({"stage": name, "key": key, "dir": str(d), "config": cfg, **out,
-                                            "wall_seconds": time.perf_counter() - t0, "world_size": dist.world_size()}))
+                write_atomic(
+                    marker,
+                    dumps(
+                        {
+                            "stage": name,
+                            "key": key,
+                            "dir": str(d),
+                            "config": cfg,
+                            **out,
+                            "wall_seconds": time.perf_counter() - t0,
+                            "world_size": dist.world_size(),
+                        }
+                    ),
+                )
         dist.barrier()
         info = {**read_marker(marker), "cached": False}
     else:
@@ -109,23 +134,36 @@ def train_data_sft(ctx: Context, teacher: str, budget: Optional[int]) -> tuple[l
     if teacher.startswith("traces:"):
         style = teacher.split(":", 1)[1]
         if style not in ctx.task.traces:
-            raise HarnessError(f"task '{ctx.task.id}' has no '{style}' traces: "
-                               f"{did_you_mean(style, list(ctx.task.traces))}")
+            raise HarnessError(
+                f"task '{ctx.task.id}' has no '{style}' traces: {did_you_mean(style, list(ctx.task.traces))}"
+            )
         split = "sft" if "sft" in ctx.task.splits else "train"
         available = ctx.task.split(split).size
         if available is not None and budget is not None and budget > available:
-            raise HarnessError(f"budget {format_budget(budget)} is larger than the '{split}' split of '{ctx.task.id}' "
-                               f"({available} demonstrations available); lower --budget")
+            raise HarnessError(
+                f"budget {format_budget(budget)} is larger than the '{split}' split of '{ctx.task.id}' "
+                f"({available} demonstrations available); lower --budget"
+            )
         rows = load_split(ctx.task, split, limit=budget)
-        data = [{"id": s["id"], "prompt": render_prompt(ctx.task, s), "completion": s["traces"][style],
-                 "answer": s["answer"]} for s in rows if style in s["traces"]]
+        data = [
+            {
+                "id": s["id"],
+                "prompt": render_prompt(ctx.task, s),
+                "completion": s["traces"][style],
+                "answer": s["answer"],
+            }
+            for s in rows
+            if style in s["traces"]
+        ]
         if budget is not None and len(data) < budget:
             raise HarnessError(f"only {len(data)} '{style}' traces are available; lower --budget")
         return data, teacher
     path = Path(teacher)
     if not path.is_file():
-        raise HarnessError(f"--teacher '{teacher}' is neither traces:STYLE nor an existing JSONL file "
-                           "(rows with prompt/messages and response/completion)")
+        raise HarnessError(
+            f"--teacher '{teacher}' is neither traces:STYLE nor an existing JSONL file "
+            "(rows with prompt/messages and response/completion)"
+        )
     text = path.read_text()
     data = []
     for i, r in enumerate(read_rows(path)):
@@ -141,8 +179,15 @@ def train_data_sft(ctx: Context, teacher: str, budget: Optional[int]) -> tuple[l
 
 def stage_sft(ctx: Context, init_ref: str, data: list[dict], data_id: str, tag: str = "sft") -> dict:
     sft_recipe = ctx.recipe.get("sft", {})
-    cfg = {"stage": "sft", "init": model_key(ctx, init_ref), "data": data_id, "n": len(data),
-           "data_hash": config_hash(data), "recipe": sft_recipe, "seed": ctx.seed}
+    cfg = {
+        "stage": "sft",
+        "init": model_key(ctx, init_ref),
+        "data": data_id,
+        "n": len(data),
+        "data_hash": config_hash(data),
+        "recipe": sft_recipe,
+        "seed": ctx.seed,
+    }
 
     def build(d: Path) -> dict:
         from backends import TrainSpec
@@ -150,23 +195,34 @@ def stage_sft(ctx: Context, init_ref: str, data: list[dict], data_id: str, tag: 
 
         write_atomic(d / "train_data.jsonl", "".join(json.dumps(r) + "\n" for r in data))
         with progress_bar(ctx.progress, f"{tag} ({len(data)} demos)") as cb:
-            res = train(TrainSpec(init_model=init_ref, output_dir=d, data=data, recipe=sft_recipe,
-                                  seed=ctx.seed, progress=cb))
+            res = train(
+                TrainSpec(init_model=init_ref, output_dir=d, data=data, recipe=sft_recipe, seed=ctx.seed, progress=cb)
+            )
         write_atomic(d / "log.jsonl", "".join(json.dumps(x) + "\n" for x in res.log))
         return {"model_path": str(res.model_path), "counts": res.counts, "metrics": res.metrics}
 
-    return cached_stage(ctx, "sft", cfg, build, all_ranks=True,
-                        hint={"data": data, "unknown_data": data_id.startswith("plan:")})
+    return cached_stage(
+        ctx, "sft", cfg, build, all_ranks=True, hint={"data": data, "unknown_data": data_id.startswith("plan:")}
+    )
 
 
 def stage_rl(ctx: Context, init_ref: str, budget: int) -> dict:
     rl = {k: v for k, v in ctx.recipe.get("rl", {}).items() if k not in ("init", "budget")}
     available = ctx.task.split("rl").size
     if available is not None and budget > available:
-        raise HarnessError(f"rl budget {format_budget(budget)} is larger than the 'rl' split of '{ctx.task.id}' "
-                           f"({available} prompts available); lower --budget")
-    cfg = {"stage": "rl", "init": model_key(ctx, init_ref), "data": ctx.split_def("rl"), "budget": budget,
-           "recipe": rl, "verifier": ctx.task.verifier.model_dump(), "seed": ctx.seed}
+        raise HarnessError(
+            f"rl budget {format_budget(budget)} is larger than the 'rl' split of '{ctx.task.id}' "
+            f"({available} prompts available); lower --budget"
+        )
+    cfg = {
+        "stage": "rl",
+        "init": model_key(ctx, init_ref),
+        "data": ctx.split_def("rl"),
+        "budget": budget,
+        "recipe": rl,
+        "verifier": ctx.task.verifier.model_dump(),
+        "seed": ctx.seed,
+    }
 
     def build(d: Path) -> dict:
         from backends import TrainSpec
@@ -179,8 +235,18 @@ def stage_rl(ctx: Context, init_ref: str, budget: int) -> dict:
         if rl.get("eval_every") and "val" in ctx.task.splits:
             eval_fn = _val_eval(ctx, rl.get("val_limit"))
         with progress_bar(ctx.progress, f"rl ({budget} prompts)") as cb:
-            res = train(TrainSpec(init_model=init_ref, output_dir=d, data=data, recipe=rl, seed=ctx.seed,
-                                  verifier=verifier, eval_fn=eval_fn, progress=cb))
+            res = train(
+                TrainSpec(
+                    init_model=init_ref,
+                    output_dir=d,
+                    data=data,
+                    recipe=rl,
+                    seed=ctx.seed,
+                    verifier=verifier,
+                    eval_fn=eval_fn,
+                    progress=cb,
+                )
+            )
         write_atomic(d / "log.jsonl", "".join(json.dumps(x) + "\n" for x in res.log))
         return {"model_path": str(res.model_path), "counts": res.counts, "metrics": res.metrics}
 
@@ -189,7 +255,7 @@ def stage_rl(ctx: Context, init_ref: str, budget: int) -> dict:
 
 def _val_eval(ctx: Context, limit: Optional[int]) -> Callable:
     def fn(model: Any, tokenizer: Any) -> dict:
-        from harness.engines import HFEngine
+        from harness.engines import make_engine
         from harness.evaluate import evaluate
 
         was_training = model.training
@@ -197,12 +263,18 @@ def _val_eval(ctx: Context, limit: Optional[int]) -> Callable:
         side = tokenizer.padding_side
         tokenizer.padding_side = "left"
         try:
-            metrics, _ = evaluate(ctx.task, HFEngine(model, tokenizer, ctx.recipe.get("eval", {}).get("batch_size", 32)),
-                                  split="val", limit=limit, seed=ctx.seed)
+            engine = make_engine(
+                "transformers",
+                model=model,
+                tokenizer=tokenizer,
+                batch_size=ctx.recipe.get("eval", {}).get("batch_size", 32),
+            )
+            metrics, _ = evaluate(ctx.task, engine, split="val", limit=limit, seed=ctx.seed)
         finally:
             tokenizer.padding_side = side
             model.train(was_training)
         return {k: metrics[k] for k in ("accuracy", "ci95", "n", "truncation_rate", "mean_response_tokens")}
+
     return fn
 
 
@@ -216,28 +288,45 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
     rd = ctx.recipe.get("redistill", {})
     filter_ = str(rd.get("filter", "correct"))
     if filter_ not in REDISTILL_FILTERS:
-        raise HarnessError(f"redistill.filter must be correct (verified-correct answers) or faithful (right answer and "
-                           f"every step of a K&K explicit trace right), not {filter_}")
+        raise HarnessError(
+            f"redistill.filter must be correct (verified-correct answers) or faithful (right answer and "
+            f"every step of a K&K explicit trace right), not {filter_}"
+        )
     keep = str(rd.get("keep", "random"))
     if keep not in REDISTILL_KEEPS:
-        raise HarnessError(f"redistill.keep must be random (one verified response per prompt, chosen with the seed) or "
-                           f"shortest (the one with the fewest tokens), not {keep}")
+        raise HarnessError(
+            f"redistill.keep must be random (one verified response per prompt, chosen with the seed) or "
+            f"shortest (the one with the fewest tokens), not {keep}"
+        )
     variant = str(variant or rd.get("variant", "B")).upper()
     if variant not in REDISTILL_VARIANTS:
-        raise HarnessError(f"redistill.variant must be A (greedy on SFT prompts) or B (sampled on RL prompts), not {variant}")
+        raise HarnessError(
+            f"redistill.variant must be A (greedy on SFT prompts) or B (sampled on RL prompts), not {variant}"
+        )
     # Variant B here samples the final policy afresh on the RL prompts; the paper's variant B instead reuses the
     # rollouts of its last ~11 RL steps (the replay buffer: slightly older policies, prompts seen in those steps).
     split = "sft" if variant == "A" else "rl"
     temperature = 0.0 if variant == "A" else float(rd.get("temperature", 0.7))
     n = 1 if variant == "A" else int(rd.get("samples_per_prompt", 1))
     max_new = int(rd.get("max_new_tokens", ctx.task.generation.max_new_tokens))
-    cfg = {"stage": "sample", "teacher": model_key(ctx, teacher_ref), "variant": variant, "data": ctx.split_def(split),
-           "temperature": temperature, "n": n, "max_new_tokens": max_new, "target": target,
-           "verifier": ctx.task.verifier.model_dump(), "seed": ctx.seed, "truncated": "dropped"}
-    from harness.engines import make_engine, pick_engine, SamplingParams
+    cfg = {
+        "stage": "sample",
+        "teacher": model_key(ctx, teacher_ref),
+        "variant": variant,
+        "data": ctx.split_def(split),
+        "temperature": temperature,
+        "n": n,
+        "max_new_tokens": max_new,
+        "target": target,
+        "verifier": ctx.task.verifier.model_dump(),
+        "seed": ctx.seed,
+        "truncated": "dropped",
+    }
+    from harness.engines import SamplingParams, make_engine, pick_engine
 
-    # redistill.engine: auto (vLLM when installed and a GPU is present), transformers or vllm; redistill.vllm: its settings.
-    engine_name = pick_engine(str(rd.get("engine", "auto")))
+    # redistill.engine: auto (vLLM when installed and a GPU is present), transformers or vllm;
+    # redistill.vllm: its settings.
+    engine_name = pick_engine(str(rd.get("engine", "auto")), what="redistill.engine")
     if engine_name != "transformers":  # other engines sample differently; transformers keeps the keys of older caches
         cfg["engine"] = engine_name
     if filter_ != "correct":  # only when not the default, so the keys of older caches stay
@@ -250,11 +339,19 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
             from harness.faithful import check, reference_for_sample
 
             if reference_for_sample(load_split(ctx.task, split, limit=1)[0]) is None:
-                raise HarnessError(f"redistill.filter=faithful needs K&K samples with statements in their metadata; "
-                                   f"task '{ctx.task.id}' has none (use redistill.filter=correct)")
+                raise HarnessError(
+                    f"redistill.filter=faithful needs K&K samples with statements in their metadata; "
+                    f"task '{ctx.task.id}' has none (use redistill.filter=correct)"
+                )
         ev = ctx.recipe.get("eval", {})
-        engine = make_engine(engine_name, teacher_ref, dtype=ev.get("dtype", "auto"), batch_size=ev.get("batch_size", 32),
-                             seed=ctx.seed, vllm=rd.get("vllm"))
+        engine = make_engine(
+            engine_name,
+            teacher_ref,
+            dtype=ev.get("dtype", "auto"),
+            batch_size=ev.get("batch_size", 32),
+            seed=ctx.seed,
+            vllm=rd.get("vllm"),
+        )
         try:
             verifier = ctx.task.build_verifier()
             size = ctx.task.split(split).size or len(load_split(ctx.task, split))
@@ -267,16 +364,24 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
                 while len(kept) < target and start < size:
                     rows = load_split(ctx.task, split, limit=min(size, start + chunk), offset=start)
                     prompts = [render_prompt(ctx.task, s) for s in rows]
-                    params = SamplingParams(n=n, temperature=temperature, max_new_tokens=max_new,
-                                            stop=tuple(ctx.task.generation.stop), seed=ctx.seed * 7919 + start)
+                    params = SamplingParams(
+                        n=n,
+                        temperature=temperature,
+                        max_new_tokens=max_new,
+                        stop=tuple(ctx.task.generation.stop),
+                        seed=ctx.seed * 7919 + start,
+                    )
                     gens = engine.generate(prompts, params)
                     for s, prompt, gs in zip(rows, prompts, gens):
                         rollouts += len(gs)
                         tokens += sum(g.n_tokens for g in gs)
                         # A response cut off at the length limit is never kept, whatever the verifier's require_eos
                         # (the paper's RL reward scores it 0, so its replay buffer never held one as correct).
-                        good = [g for g in gs if not g.truncated
-                                and verifier(g.text, s["answer"], truncated=g.truncated).score == 1.0]
+                        good = [
+                            g
+                            for g in gs
+                            if not g.truncated and verifier(g.text, s["answer"], truncated=g.truncated).score == 1.0
+                        ]
                         if filter_ == "faithful" and good:
                             ref = reference_for_sample(s)
                             good = [g for g in good if ref is not None and check(g.text, ref, True)["faithful"]]
@@ -284,8 +389,16 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
                             # One per prompt, so no prompt is over-represented: chosen with the seed, or the
                             # shortest (the first of the shortest, in sampling order).
                             g = rng.choice(good) if keep == "random" else min(good, key=lambda x: x.n_tokens)
-                            kept.append({"id": s["id"], "prompt": prompt, "completion": g.text,
-                                         "answer": s["answer"], "level": s["level"], "n_tokens": g.n_tokens})
+                            kept.append(
+                                {
+                                    "id": s["id"],
+                                    "prompt": prompt,
+                                    "completion": g.text,
+                                    "answer": s["answer"],
+                                    "level": s["level"],
+                                    "n_tokens": g.n_tokens,
+                                }
+                            )
                     start += len(rows)
                     if cb:
                         cb(min(len(kept), target), target, f"kept {len(kept)} of {start} prompts")
@@ -294,9 +407,16 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
                 engine.close()  # vLLM: give the GPU back before the SFT stage (or after a failure)
         random.Random(ctx.seed).shuffle(kept)
         write_atomic(d / "redistill.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
-        return {"data_path": str(d / "redistill.jsonl"), "kept": len(kept), "prompts_tried": start, "engine": engine.name,
-                "filter": filter_, "keep": keep, "mean_kept_tokens": sum(r["n_tokens"] for r in kept) / max(1, len(kept)),
-                "counts": {"rollouts_generated": rollouts, "tokens_generated": tokens}}
+        return {
+            "data_path": str(d / "redistill.jsonl"),
+            "kept": len(kept),
+            "prompts_tried": start,
+            "engine": engine.name,
+            "filter": filter_,
+            "keep": keep,
+            "mean_kept_tokens": sum(r["n_tokens"] for r in kept) / max(1, len(kept)),
+            "counts": {"rollouts_generated": rollouts, "tokens_generated": tokens},
+        }
 
     info = cached_stage(ctx, "sample", cfg, build, hint={"target": target, "n": n, "max_new": max_new, "split": split})
     info.setdefault("filter", filter_)  # stages cached before the option existed used the default
@@ -310,6 +430,7 @@ def cold_start_teacher(ctx: Context) -> str:
 
 
 # --- model references -----------------------------------------------------------------------------------------
+
 
 def resolve_init(ctx: Context, init: str) -> str:
     """base | sft@BUDGET | RUN_ID | PATH -> a model reference, training the SFT start when needed."""
@@ -340,8 +461,9 @@ def resolve_run_or_path(ctx: Context, ref: str, flag: str) -> str:
     p = Path(ref)
     if p.is_dir():
         return models.resolve(ref)
-    raise HarnessError(f"{flag} '{ref}' is not base, sft@BUDGET, a run id in {ctx.root} (see `harness runs list`) "
-                       "or a model folder")
+    raise HarnessError(
+        f"{flag} '{ref}' is not base, sft@BUDGET, a run id in {ctx.root} (see `harness runs list`) or a model folder"
+    )
 
 
 def inherit_stages(ctx: Context, run_id: str) -> None:
@@ -358,14 +480,17 @@ def inherit_stages(ctx: Context, run_id: str) -> None:
             seen.add((st.get("stage"), st.get("key")))
 
 
-def verified_rows(ctx: Context, teacher_ref: str, budget: int, variant: Optional[str],
-                  who: str) -> tuple[list[dict], str]:
+def verified_rows(
+    ctx: Context, teacher_ref: str, budget: int, variant: Optional[str], who: str
+) -> tuple[list[dict], str]:
     sample = stage_sample(ctx, teacher_ref, budget, variant)
     if sample.get("planned"):  # a dry run: the samples do not exist yet; reference traces stand in for them
         return ctx.plan.placeholder_rows(sample["split"], budget), f"plan:{sample['key']}"
     rows = [json.loads(x) for x in Path(sample["data_path"]).read_text().splitlines()]
     if len(rows) < budget:
-        raise HarnessError(f"the {who} produced {len(rows)} verified-correct responses (one per prompt, from "
-                           f"{sample['prompts_tried']} prompts); budget {format_budget(budget)} needs more: lower "
-                           "--budget, or sample more per prompt (--set redistill.samples_per_prompt=8)")
+        raise HarnessError(
+            f"the {who} produced {len(rows)} verified-correct responses (one per prompt, from "
+            f"{sample['prompts_tried']} prompts); budget {format_budget(budget)} needs more: lower "
+            "--budget, or sample more per prompt (--set redistill.samples_per_prompt=8)"
+        )
     return rows[:budget], f"sample:{sample['key']}"

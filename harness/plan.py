@@ -33,10 +33,16 @@ from harness.errors import HarnessError
 # peak for training and 2,000 generated tokens/s for transformers' generate on a 1.5B model (vLLM is several times
 # faster).
 THROUGHPUT = {
-    "cpu": {"train_flops_per_s": 3.7e10, "gen_tokens_per_s": 1.9e3,
-            "source": "measured: tiny recipe on 2 CPU cores (fp32)"},
-    "gpu": {"train_flops_per_s": 0.35 * 989e12, "gen_tokens_per_s": 2.0e3,
-            "source": "assumed: one H100/H200-class GPU, 35% MFU training, 2k tokens/s transformers generation"},
+    "cpu": {
+        "train_flops_per_s": 3.7e10,
+        "gen_tokens_per_s": 1.9e3,
+        "source": "measured: tiny recipe on 2 CPU cores (fp32)",
+    },
+    "gpu": {
+        "train_flops_per_s": 0.35 * 989e12,
+        "gen_tokens_per_s": 2.0e3,
+        "source": "assumed: one H100/H200-class GPU, 35% MFU training, 2k tokens/s transformers generation",
+    },
 }
 
 
@@ -95,8 +101,15 @@ class Planner:
         from harness.data import load_split, render_prompt
 
         style = self._style()
-        return [{"id": s["id"], "prompt": render_prompt(self.ctx.task, s), "answer": s["answer"],
-                 "completion": (s.get("traces") or {}).get(style, "")} for s in load_split(self.ctx.task, split, limit=n)]
+        return [
+            {
+                "id": s["id"],
+                "prompt": render_prompt(self.ctx.task, s),
+                "answer": s["answer"],
+                "completion": (s.get("traces") or {}).get(style, ""),
+            }
+            for s in load_split(self.ctx.task, split, limit=n)
+        ]
 
     # --- stages ---------------------------------------------------------------------------------------------------
 
@@ -109,9 +122,18 @@ class Planner:
         estimate = hint.get("estimate") or (lambda _, h: getattr(self, f"_est_{name}")(h))
         est = self._cost(estimate(self, hint))
         status = f"partial: resumes from {resume.name}" if resume else "to run"
-        info = {"stage": name, "key": "?" if hint.get("unknown_data") else d.name.split("-", 1)[1], "cached": False,
-                "planned": True, "status": status, "model_path": str(d / "final"), "estimate": est,
-                "data_path": None, "counts": {}, "split": hint.get("split")}
+        info = {
+            "stage": name,
+            "key": "?" if hint.get("unknown_data") else d.name.split("-", 1)[1],
+            "cached": False,
+            "planned": True,
+            "status": status,
+            "model_path": str(d / "final"),
+            "estimate": est,
+            "data_path": None,
+            "counts": {},
+            "split": hint.get("split"),
+        }
         self.stages.append(info)
         return info
 
@@ -120,14 +142,18 @@ class Planner:
         time at THROUGHPUT."""
         trained = est.get("tokens_trained", 0) + est.get("tokens_gradient", 0)
         est["flops"] = 6 * self.n_params * trained + 2 * self.n_params * (
-            est.get("tokens_generated", 0) + est.get("tokens_forward_only", 0))
+            est.get("tokens_generated", 0) + est.get("tokens_forward_only", 0)
+        )
         rate = THROUGHPUT[self.device]
-        est["wall_seconds"] = (6 * self.n_params * trained / rate["train_flops_per_s"]
-                               + est.get("tokens_generated", 0) / rate["gen_tokens_per_s"])
+        est["wall_seconds"] = (
+            6 * self.n_params * trained / rate["train_flops_per_s"]
+            + est.get("tokens_generated", 0) / rate["gen_tokens_per_s"]
+        )
         return est
 
-    def memory(self, micro_batch: int, seq_len: int, precision: str, train: bool, gen_batch: int = 0,
-               gen_len: int = 0) -> dict:
+    def memory(
+        self, micro_batch: int, seq_len: int, precision: str, train: bool, gen_batch: int = 0, gen_len: int = 0
+    ) -> dict:
         """GB per device: weights, gradients and AdamW state and activations when `train`, the KV cache of
         generating gen_batch sequences of gen_len tokens."""
         c, N = self.config, self.n_params
@@ -152,12 +178,25 @@ class Planner:
         if (r.get("max_steps") or -1) > 0:  # max_steps overrides epochs, as in the Trainer
             steps, sequences = r["max_steps"], r["max_steps"] * per_step
         mean = sum(lens) / max(1, len(lens))
-        return {"sequences_trained": sequences, "tokens_trained": round(sequences * mean), "optimizer_steps": steps,
-                "memory": self.memory(r["batch_size"], max(lens, default=0), str(r["precision"]), True)}
+        return {
+            "sequences_trained": sequences,
+            "tokens_trained": round(sequences * mean),
+            "optimizer_steps": steps,
+            "memory": self.memory(r["batch_size"], max(lens, default=0), str(r["precision"]), True),
+        }
 
     def _est_rl(self, hint: dict) -> dict:
-        r = {"num_generations": 8, "prompts_per_step": 16, "max_completion_length": 256, "num_iterations": 1,
-             "epochs": 1, "kl": 0.0, "precision": "bf16", "steps": None, **hint["recipe"]}
+        r = {
+            "num_generations": 8,
+            "prompts_per_step": 16,
+            "max_completion_length": 256,
+            "num_iterations": 1,
+            "epochs": 1,
+            "kl": 0.0,
+            "precision": "bf16",
+            "steps": None,
+            **hint["recipe"],
+        }
         rows = self.placeholder_rows("rl", hint["budget"])
         prompt = sum(self.tokens(x["prompt"])[0] for x in rows) / max(1, len(rows))
         completion = min(self.reference_length(), r["max_completion_length"])
@@ -166,22 +205,40 @@ class Planner:
         rollouts = steps * batch
         seq = prompt + completion
         micro = r.get("micro_batch_size") or min(batch, 64)
-        return {"rollouts_generated": rollouts, "tokens_generated": round(rollouts * completion),
-                "sequences_trained": rollouts * r["num_iterations"],
-                "tokens_trained": round(rollouts * seq * r["num_iterations"]),
-                "tokens_forward_only": round(rollouts * seq * ((r["num_iterations"] > 1) + (r["kl"] > 0))),
-                "optimizer_steps": steps * r["num_iterations"],
-                "memory": self.memory(micro, round(prompt + r["max_completion_length"]), str(r["precision"]), True,
-                                      gen_batch=batch, gen_len=round(prompt + r["max_completion_length"]))}
+        return {
+            "rollouts_generated": rollouts,
+            "tokens_generated": round(rollouts * completion),
+            "sequences_trained": rollouts * r["num_iterations"],
+            "tokens_trained": round(rollouts * seq * r["num_iterations"]),
+            "tokens_forward_only": round(rollouts * seq * ((r["num_iterations"] > 1) + (r["kl"] > 0))),
+            "optimizer_steps": steps * r["num_iterations"],
+            "memory": self.memory(
+                micro,
+                round(prompt + r["max_completion_length"]),
+                str(r["precision"]),
+                True,
+                gen_batch=batch,
+                gen_len=round(prompt + r["max_completion_length"]),
+            ),
+        }
 
     def _est_sample(self, hint: dict) -> dict:
         completion = min(self.reference_length(), hint["max_new"])
         rollouts = math.ceil(hint["target"] / self.assume_accuracy) * hint["n"]
         ev = self.ctx.recipe.get("eval", {})
-        return {"rollouts_generated": rollouts, "tokens_generated": round(rollouts * completion),
-                "assumed_accuracy": self.assume_accuracy,
-                "memory": self.memory(0, 0, str(ev.get("dtype", "bf16")), False, gen_batch=ev.get("batch_size", 32),
-                                      gen_len=hint["max_new"] + 256)}
+        return {
+            "rollouts_generated": rollouts,
+            "tokens_generated": round(rollouts * completion),
+            "assumed_accuracy": self.assume_accuracy,
+            "memory": self.memory(
+                0,
+                0,
+                str(ev.get("dtype", "bf16")),
+                False,
+                gen_batch=ev.get("batch_size", 32),
+                gen_len=hint["max_new"] + 256,
+            ),
+        }
 
     def evaluation(self, trained: bool = True) -> dict:
         """The test evaluation: greedy, plus eval.samples sampled responses per problem when set, plus LiMem's
@@ -216,26 +273,59 @@ def summary(planner: Planner, cached: list[dict], trained: bool = True) -> dict:
     what is still to run."""
     rows = []
     for st in cached:
-        rows.append({"stage": st["stage"], "key": st["key"], "status": "cached", "counts": st.get("counts", {}),
-                     "wall_seconds": st.get("wall_seconds")})
+        rows.append(
+            {
+                "stage": st["stage"],
+                "key": st["key"],
+                "status": "cached",
+                "counts": st.get("counts", {}),
+                "wall_seconds": st.get("wall_seconds"),
+            }
+        )
     for st in planner.stages:
         e = st["estimate"]
-        rows.append({"stage": st["stage"], "key": st["key"], "status": st["status"],
-                     "counts": {k: e[k] for k in (*COUNT_FIELDS, "tokens_gradient") if k in e}, "flops": e["flops"],
-                     "memory_gb": e["memory"]["total_gb"], "memory": e["memory"], "wall_seconds": e["wall_seconds"],
-                     **({"assumed_accuracy": e["assumed_accuracy"]} if "assumed_accuracy" in e else {})})
+        rows.append(
+            {
+                "stage": st["stage"],
+                "key": st["key"],
+                "status": st["status"],
+                "counts": {k: e[k] for k in (*COUNT_FIELDS, "tokens_gradient") if k in e},
+                "flops": e["flops"],
+                "memory_gb": e["memory"]["total_gb"],
+                "memory": e["memory"],
+                "wall_seconds": e["wall_seconds"],
+                **({"assumed_accuracy": e["assumed_accuracy"]} if "assumed_accuracy" in e else {}),
+            }
+        )
     ev = planner.evaluation(trained)
-    rows.append({"stage": "eval", "key": "test", "status": "to run", "counts": {"tokens_generated": ev["tokens_generated"]},
-                 "flops": ev["flops"], "wall_seconds": ev["wall_seconds"]})
-    return {"model_parameters": planner.n_params, "device": planner.device, "throughput": THROUGHPUT[planner.device],
-            "stages": rows, "to_run": totals(rows)}
+    rows.append(
+        {
+            "stage": "eval",
+            "key": "test",
+            "status": "to run",
+            "counts": {"tokens_generated": ev["tokens_generated"]},
+            "flops": ev["flops"],
+            "wall_seconds": ev["wall_seconds"],
+        }
+    )
+    return {
+        "model_parameters": planner.n_params,
+        "device": planner.device,
+        "throughput": THROUGHPUT[planner.device],
+        "stages": rows,
+        "to_run": totals(rows),
+    }
 
 
 def totals(rows: list[dict]) -> dict:
     """What the stages not cached still cost: counts, FLOPs and wall time summed, memory as the peak."""
     todo = [r for r in rows if r["status"] != "cached"]
     total: dict[str, Any] = {k: sum(r["counts"].get(k, 0) for r in todo) for k in COUNT_FIELDS}
-    total.update({"flops": sum(r.get("flops", 0) for r in todo),
-                  "wall_seconds": sum(r["wall_seconds"] or 0 for r in todo),
-                  "peak_memory_gb": max((r.get("memory_gb") or 0 for r in todo), default=0)})
+    total.update(
+        {
+            "flops": sum(r.get("flops", 0) for r in todo),
+            "wall_seconds": sum(r["wall_seconds"] or 0 for r in todo),
+            "peak_memory_gb": max((r.get("memory_gb") or 0 for r in todo), default=0),
+        }
+    )
     return total

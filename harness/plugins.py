@@ -128,14 +128,19 @@ def _load_file(spec: str, source: str) -> Plugin:
     if same is not None:
         return same
     if path.is_dir():
-        raise HarnessError(f"plugin {spec} (from {source}) is a folder; pass the .py file that registers, or the "
-                           "package by module name with its parent folder on PYTHONPATH")
+        raise HarnessError(
+            f"plugin {spec} (from {source}) is a folder; pass the .py file that registers, or the "
+            "package by module name with its parent folder on PYTHONPATH"
+        )
     if not path.is_file():
-        raise HarnessError(f"plugin file {spec} (from {source}) does not exist; check the path (a plugin is a module "
-                           "name or the path of a .py file)")
+        raise HarnessError(
+            f"plugin file {spec} (from {source}) does not exist; check the path (a plugin is a module "
+            "name or the path of a .py file)"
+        )
     if path.suffix != ".py":
-        raise HarnessError(f"plugin {spec} (from {source}) is not a .py file; pass a Python source file or a module "
-                           "name")
+        raise HarnessError(
+            f"plugin {spec} (from {source}) is not a .py file; pass a Python source file or a module name"
+        )
     stem = re.sub(r"\W", "_", path.stem)
     name = f"harness_plugin_{stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"  # two plugin.py never clash
     module = _guarded(spec, source, name, path, lambda: _exec_file(name, path))
@@ -161,8 +166,10 @@ def _load_module(spec: str, source: str) -> Plugin:
     if f"module:{spec}" in _LOADED:
         return _LOADED[f"module:{spec}"]
     if not _MODULE_NAME.fullmatch(spec):
-        raise HarnessError(f"plugin '{spec}' (from {source}) is neither a module name (like my_pkg.plugin) nor the "
-                           "path of a .py file; fix the spelling")
+        raise HarnessError(
+            f"plugin '{spec}' (from {source}) is neither a module name (like my_pkg.plugin) nor the "
+            "path of a .py file; fix the spelling"
+        )
     module = _guarded(spec, source, spec, None, lambda: importlib.import_module(spec))
     return _remember(f"module:{spec}", _describe(spec, source, module))
 
@@ -182,8 +189,14 @@ def _load_entry_point(ep: Any) -> Plugin:
 def _describe(spec: str, source: str, module: ModuleType, distribution: Optional[str] = None) -> Plugin:
     file = getattr(module, "__file__", None)
     path = Path(file).resolve() if file else None
-    return Plugin(spec, source, module.__name__, str(path) if path else None,
-                  _sha256(path) if path and path.is_file() else None, distribution)
+    return Plugin(
+        spec,
+        source,
+        module.__name__,
+        str(path) if path else None,
+        _sha256(path) if path and path.is_file() else None,
+        distribution,
+    )
 
 
 def _remember(key: str, plugin: Plugin) -> Plugin:
@@ -198,8 +211,9 @@ def _sha256(path: Path) -> str:
 # ------------------------------------------------------------------------------------------------ errors
 
 
-def _guarded(spec: str, source: str, module: str, path: Optional[Path], load: Any,
-             distribution: Optional[str] = None) -> ModuleType:
+def _guarded(
+    spec: str, source: str, module: str, path: Optional[Path], load: Any, distribution: Optional[str] = None
+) -> ModuleType:
     """Run `load` (the import); any failure becomes one HarnessError that names the plugin and the fix."""
     try:
         return load()
@@ -207,25 +221,33 @@ def _guarded(spec: str, source: str, module: str, path: Optional[Path], load: An
         raise _failure(e, spec, source, module, path, distribution) from None
 
 
-def _failure(e: Exception, spec: str, source: str, module: str, path: Optional[Path],
-             distribution: Optional[str]) -> HarnessError:
+def _failure(
+    e: Exception, spec: str, source: str, module: str, path: Optional[Path], distribution: Optional[str]
+) -> HarnessError:
     where = f"plugin '{spec}' (from {source})"
     fix = _fix(spec, source, distribution)
     if isinstance(e, AlreadyRegistered):
-        return HarnessError(f"{where} registers {e.kind} '{e.name}', which {_owner(e.existing, module)} already "
-                            f"registered; give it another name in the plugin (names are shared by the built-ins and "
-                            f"every plugin), or {fix}")
+        return HarnessError(
+            f"{where} registers {e.kind} '{e.name}', which {_owner(e.existing, module)} already "
+            f"registered; give it another name in the plugin (names are shared by the built-ins and "
+            f"every plugin), or {fix}"
+        )
     if isinstance(e, ModuleNotFoundError) and e.name:
         if source != FROM_ENTRY_POINT and (spec == e.name or spec.startswith(e.name + ".")):
-            return HarnessError(f"{where} cannot be imported: there is no module named '{e.name}'; install the "
-                                "package that provides it, add its folder to PYTHONPATH, or pass the path of its .py "
-                                "file")
-        return HarnessError(f"{where} needs the module '{e.name}', which is not installed (at {_location(e, path)}); "
-                            f"install it in this environment, or {fix}")
+            return HarnessError(
+                f"{where} cannot be imported: there is no module named '{e.name}'; install the "
+                "package that provides it, add its folder to PYTHONPATH, or pass the path of its .py "
+                "file"
+            )
+        return HarnessError(
+            f"{where} needs the module '{e.name}', which is not installed (at {_location(e, path)}); "
+            f"install it in this environment, or {fix}"
+        )
     if isinstance(e, SyntaxError):
         return HarnessError(f"{where} has a syntax error at {e.filename}:{e.lineno}: {e.msg}; fix the plugin, or {fix}")
-    return HarnessError(f"{where} failed while loading: {type(e).__name__}: {e} (at {_location(e, path)}); fix the "
-                        f"plugin, or {fix}")
+    return HarnessError(
+        f"{where} failed while loading: {type(e).__name__}: {e} (at {_location(e, path)}); fix the plugin, or {fix}"
+    )
 
 
 def _fix(spec: str, source: str, distribution: Optional[str]) -> str:

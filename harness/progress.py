@@ -42,8 +42,13 @@ class Lines:
     """The part of rich.progress.Progress that progress_bar uses, as plain lines:
     `[label] 40/128 steps  loss 0.31  elapsed 1:02  ETA 2:16`."""
 
-    def __init__(self, label: str, write: Callable[[str], None], every: Optional[float] = None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        label: str,
+        write: Callable[[str], None],
+        every: Optional[float] = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.label, self.write, self.every, self.clock = label, write, interval() if every is None else every, clock
         self.done, self.total, self.metric = 0, None, ""
         self.start = self.last = 0.0

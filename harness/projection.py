@@ -31,16 +31,21 @@ class CountSketch:
         self._cache = [self._hash(i) for i in range(len(self.sizes))] if cache else None
 
     def describe(self) -> dict:
-        return {"name": NAME, "dim": self.dim, "seed": self.seed,
-                "hash": "bucket = mix32((j + s1) mod 2^32) mod D, sign = mix32((j + s2) mod 2^32) & 1, j = global index "
-                        "in the parameter subset, s1/s2 from the seed",
-                "parameters": sum(self.sizes)}
+        return {
+            "name": NAME,
+            "dim": self.dim,
+            "seed": self.seed,
+            "hash": "bucket = mix32((j + s1) mod 2^32) mod D, sign = mix32((j + s2) mod 2^32) & 1, "
+            "j = global index in the parameter subset, s1/s2 from the seed",
+            "parameters": sum(self.sizes),
+        }
 
     def _hash(self, block: int) -> tuple[Any, Any]:
         import torch
 
-        j = torch.arange(self.offsets[block], self.offsets[block] + self.sizes[block], device=self.device,
-                         dtype=torch.int64)
+        j = torch.arange(
+            self.offsets[block], self.offsets[block] + self.sizes[block], device=self.device, dtype=torch.int64
+        )
         s1 = (self.seed * 2654435761 + 12345) & _M32
         s2 = (self.seed * 2246822519 + 67890) & _M32
         bucket = _mix32((j + s1) & _M32) % self.dim

@@ -179,22 +179,57 @@ def one_of(choices: dict[str, str]) -> tuple:
 # trains (a value out of range otherwise trains nothing and exits 0, or fails deep inside a trainer). A rule is
 # (ok, what the value must be) or (ok, what, fix: value -> a hint); a method's section brings its own.
 CORE_RULES: dict[str, dict[str, tuple]] = {
-    "sft": {"learning_rate": POS, "epochs": POS_INT, "batch_size": POS_INT, "grad_accum": POS_INT,
-            "global_batch": or_null(POS_INT), "warmup_ratio": UNIT_OPEN, "weight_decay": NONNEG,
-            "max_length": POS_INT, "logging_steps": POS_INT, "save_steps": or_null(POS), "report_to": TRACKER_RULE,
-            "max_steps": (lambda v: v == -1 or POS_INT[0](v), "-1 (from epochs) or a positive integer")},
-    "rl": {"learning_rate": POS, "beta1": UNIT_OPEN, "beta2": UNIT_OPEN, "weight_decay": NONNEG,
-           "warmup_steps": NONNEG, "num_generations": (lambda v: POS_INT[0](v) and v >= 2,
-                                                       "an integer >= 2 (GRPO compares the completions of a prompt)"),
-           "prompts_per_step": POS_INT, "micro_batch_size": or_null(POS_INT), "temperature": POS,
-           "top_p": UNIT_CLOSED, "clip": POS, "kl": NONNEG, "max_completion_length": POS_INT,
-           "max_prompt_length": or_null(POS_INT), "steps": or_null(POS_INT), "epochs": POS_INT,
-           "num_iterations": POS_INT, "eval_every": NONNEG_INT, "logging_steps": POS_INT,
-           "save_steps": or_null(POS), "val_limit": or_null(POS_INT), "report_to": TRACKER_RULE,
-           "vllm_gpu_memory_utilization": UNIT_CLOSED, "vllm_max_model_length": or_null(POS_INT),
-           "vllm_tensor_parallel_size": POS_INT},
-    "eval": {"batch_size": POS_INT, "limit": or_null(POS_INT), "max_new_tokens": or_null(POS_INT),
-             "samples": NONNEG_INT, "temperature": POS},
+    "sft": {
+        "learning_rate": POS,
+        "epochs": POS_INT,
+        "batch_size": POS_INT,
+        "grad_accum": POS_INT,
+        "global_batch": or_null(POS_INT),
+        "warmup_ratio": UNIT_OPEN,
+        "weight_decay": NONNEG,
+        "max_length": POS_INT,
+        "logging_steps": POS_INT,
+        "save_steps": or_null(POS),
+        "report_to": TRACKER_RULE,
+        "max_steps": (lambda v: v == -1 or POS_INT[0](v), "-1 (from epochs) or a positive integer"),
+    },
+    "rl": {
+        "learning_rate": POS,
+        "beta1": UNIT_OPEN,
+        "beta2": UNIT_OPEN,
+        "weight_decay": NONNEG,
+        "warmup_steps": NONNEG,
+        "num_generations": (
+            lambda v: POS_INT[0](v) and v >= 2,
+            "an integer >= 2 (GRPO compares the completions of a prompt)",
+        ),
+        "prompts_per_step": POS_INT,
+        "micro_batch_size": or_null(POS_INT),
+        "temperature": POS,
+        "top_p": UNIT_CLOSED,
+        "clip": POS,
+        "kl": NONNEG,
+        "max_completion_length": POS_INT,
+        "max_prompt_length": or_null(POS_INT),
+        "steps": or_null(POS_INT),
+        "epochs": POS_INT,
+        "num_iterations": POS_INT,
+        "eval_every": NONNEG_INT,
+        "logging_steps": POS_INT,
+        "save_steps": or_null(POS),
+        "val_limit": or_null(POS_INT),
+        "report_to": TRACKER_RULE,
+        "vllm_gpu_memory_utilization": UNIT_CLOSED,
+        "vllm_max_model_length": or_null(POS_INT),
+        "vllm_tensor_parallel_size": POS_INT,
+    },
+    "eval": {
+        "batch_size": POS_INT,
+        "limit": or_null(POS_INT),
+        "max_new_tokens": or_null(POS_INT),
+        "samples": NONNEG_INT,
+        "temperature": POS,
+    },
 }
 
 
@@ -215,8 +250,10 @@ def check_values(section: str, values: Optional[dict]) -> None:
                 hint = f" (YAML reads {v} as a string; write it with a dot, e.g. 1.0e-5)"
             except ValueError:
                 pass
-        raise HarnessError(f"{section} recipe: {key!r} must be {must}, got {v!r}{hint}; set it in the recipe or with "
-                           f"--set {section}.{key}=VALUE")
+        raise HarnessError(
+            f"{section} recipe: {key!r} must be {must}, got {v!r}{hint}; set it in the recipe or with "
+            f"--set {section}.{key}=VALUE"
+        )
 
 
 def resolve(task: str, scale: str, config: Optional[Path] = None, sets: Iterable[str] = ()) -> tuple[str, dict]:
@@ -238,8 +275,10 @@ def resolve(task: str, scale: str, config: Optional[Path] = None, sets: Iterable
         if k not in names:
             raise HarnessError(f"unknown recipe section '{k}': {did_you_mean(k, list(names))}")
     if not recipe:
-        raise HarnessError(f"no recipe for task '{task}' at scale '{scale}'; pass one with --config recipe.yaml "
-                           f"(examples in {RECIPES_DIR})")
+        raise HarnessError(
+            f"no recipe for task '{task}' at scale '{scale}'; pass one with --config recipe.yaml "
+            f"(examples in {RECIPES_DIR})"
+        )
     for section in value_rules():
         if recipe.get(section) is not None and not isinstance(recipe[section], dict):
             raise HarnessError(f"recipe section '{section}' must be a mapping of keys, got {recipe[section]!r}")
@@ -259,19 +298,25 @@ def for_eval(task: str, recipe: str) -> tuple[str, dict]:
     if recipe in scales:
         return resolve(task, recipe)
     names = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
-    raise HarnessError(f"no recipe '{recipe}': {did_you_mean(recipe, names + scales)}; give a recipe file, one of "
-                       f"{', '.join(names)}, or a scale ({', '.join(scales)})")
+    raise HarnessError(
+        f"no recipe '{recipe}': {did_you_mean(recipe, names + scales)}; give a recipe file, one of "
+        f"{', '.join(names)}, or a scale ({', '.join(scales)})"
+    )
 
 
 def apply_task_overrides(spec: TaskSpec, overrides: Optional[dict]) -> TaskSpec:
     if not overrides:
         return spec
     if not isinstance(overrides, dict):
-        raise HarnessError(f"recipe section 'task' must be a mapping of splits, generation and prompt, got {overrides!r}")
+        raise HarnessError(
+            f"recipe section 'task' must be a mapping of splits, generation and prompt, got {overrides!r}"
+        )
     data = spec.model_dump(by_alias=True)
     for k, v in overrides.items():
         if k not in TASK_OVERRIDES:
-            raise HarnessError(f"recipe task override '{k}' is not allowed; a recipe may override splits, generation, prompt")
+            raise HarnessError(
+                f"recipe task override '{k}' is not allowed; a recipe may override splits, generation, prompt"
+            )
         if not isinstance(v, dict):
             raise HarnessError(f"recipe task override '{k}' must be a mapping (as in a task file), got {v!r}")
         data[k] = dict(v) if k == "splits" else merge(data[k], v)

@@ -39,16 +39,25 @@ def new_run_id(*parts: str) -> str:
 
 def git_sha() -> Optional[str]:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(harness.__file__).resolve().parent,
-                             capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(harness.__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
         return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
 
 
 def hardware() -> dict:
-    info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
-                            "cpu_count": os.cpu_count(), "machine": platform.machine()}
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+    }
     try:
         import torch
 
@@ -66,15 +75,27 @@ def provenance(seed: int, task=None) -> dict:
             versions[p] = metadata.version(p)
         except metadata.PackageNotFoundError:
             continue
-    prov = {"harness_version": harness.__version__, "git_sha": git_sha(), "packages": versions, "seed": seed,
-            "hardware": hardware(), "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    prov = {
+        "harness_version": harness.__version__,
+        "git_sha": git_sha(),
+        "packages": versions,
+        "seed": seed,
+        "hardware": hardware(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
     plugins = loaded_plugins()
     if plugins:  # only then: records made without plugins stay as they were
         prov["plugins"] = plugins
     if task is not None:
-        prov.update({"task": task.id, "task_file": task.path, "task_sha256": task.sha256,
-                     "verifier": {"name": task.verifier.name, "params": task.verifier.params},
-                     "splits": {k: v.model_dump(by_alias=True) for k, v in task.splits.items()}})
+        prov.update(
+            {
+                "task": task.id,
+                "task_file": task.path,
+                "task_sha256": task.sha256,
+                "verifier": {"name": task.verifier.name, "params": task.verifier.params},
+                "splits": {k: v.model_dump(by_alias=True) for k, v in task.splits.items()},
+            }
+        )
     return prov
 
 
@@ -109,8 +130,9 @@ def write_atomic(path: Path, text: str | bytes) -> None:
         raise
 
 
-def write_record(root: Path, run_id: str, record: dict, samples: Iterable[dict] = (),
-                 extra_files: Optional[dict[str, str]] = None) -> Path:
+def write_record(
+    root: Path, run_id: str, record: dict, samples: Iterable[dict] = (), extra_files: Optional[dict[str, str]] = None
+) -> Path:
     """Write record.json + samples.jsonl (+ extra files) into runs/<run_id>, all or nothing.
 
     When the disk refuses (full, read-only, quota), the finished results are not lost: they are saved as one JSON
@@ -138,10 +160,15 @@ def write_record(root: Path, run_id: str, record: dict, samples: Iterable[dict] 
         why = e.strerror or str(e)
         if kept is None:
             metrics = {k: v for k, v in (record.get("metrics") or {}).items() if isinstance(v, (int, float, str))}
-            raise HarnessError(f"could not write the run record {final} ({why}), nor save its results anywhere else; "
-                               f"free disk space and run the command again. Its metrics: {json.dumps(metrics)}") from None
-        raise HarnessError(f"could not write the run record {final} ({why}); its finished results are kept in {kept}: "
-                           f"free disk space, then run `harness runs restore {kept} --runs-dir {root}`") from None
+            raise HarnessError(
+                f"could not write the run record {final} ({why}), nor save its results anywhere else; "
+                "free disk space and run the command again. "
+                f"Its metrics: {json.dumps(metrics)}"
+            ) from None
+        raise HarnessError(
+            f"could not write the run record {final} ({why}); its finished results are kept in {kept}: "
+            f"free disk space, then run `harness runs restore {kept} --runs-dir {root}`"
+        ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -153,8 +180,10 @@ def keep_unwritten(root: Path, run_id: str, record: dict, samples: list, extra_f
     else in the temporary folder (often another file system). The path, or None if nowhere took it."""
     import tempfile
 
-    text = json.dumps({"run_id": run_id, "record": record, "samples": samples, "extra_files": extra_files or {}},
-                      default=_json_default)
+    text = json.dumps(
+        {"run_id": run_id, "record": record, "samples": samples, "extra_files": extra_files or {}},
+        default=_json_default,
+    )
     for where in (root / f".unwritten-{run_id}.json", Path(tempfile.gettempdir()) / f"harness-unwritten-{run_id}.json"):
         try:
             write_atomic(where, text)

@@ -54,8 +54,10 @@ class Registry(Generic[T]):
         hint = did_you_mean(name, list(self._items))
         if hint.startswith("did you mean"):
             return hint
-        return (f"{hint}; if a plugin defines it, load the plugin with --plugin MODULE_OR_FILE or $HARNESS_PLUGINS "
-                "(harness/plugins.py)")
+        return (
+            f"{hint}; if a plugin defines it, load the plugin with --plugin MODULE_OR_FILE or $HARNESS_PLUGINS "
+            "(harness/plugins.py)"
+        )
 
     def __contains__(self, name: object) -> bool:
         return name in self._items

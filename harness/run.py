@@ -11,16 +11,40 @@ from harness.budget import format_budget, parse_budget
 from harness.errors import HarnessError
 from harness.methods import run_counts, train_for_method
 from harness.pipeline import Context
-from harness.records import (checkpoint_complete, config_hash, new_run_id, newest_complete_checkpoint, provenance,
-                             read_json_or_warn, read_records, runs_dir as default_runs_dir, write_record)
+from harness.records import (
+    checkpoint_complete,
+    config_hash,
+    new_run_id,
+    newest_complete_checkpoint,
+    provenance,
+    read_json_or_warn,
+    read_records,
+    runs_dir as default_runs_dir,
+    write_record,
+)
 from harness.tasks import get_task
 
 
-def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "tiny", seed: int = 0,
-        config: Optional[Path] = None, sets: Iterable[str] = (), init: Optional[str] = None,
-        teacher: Optional[str] = None, teacher_model: Optional[str] = None, runs_dir: Optional[Path] = None, tasks_dirs: Optional[Iterable[Path]] = None,
-        progress_factory: Optional[Callable] = None, log: Callable[[str], None] = lambda s: None,
-        dry_run: bool = False, assume_accuracy: float = 0.5, device: Optional[str] = None) -> tuple[Path, dict]:
+def run(
+    *,
+    task: str,
+    method: str,
+    budget: Optional[str] = None,
+    model: str = "tiny",
+    seed: int = 0,
+    config: Optional[Path] = None,
+    sets: Iterable[str] = (),
+    init: Optional[str] = None,
+    teacher: Optional[str] = None,
+    teacher_model: Optional[str] = None,
+    runs_dir: Optional[Path] = None,
+    tasks_dirs: Optional[Iterable[Path]] = None,
+    progress_factory: Optional[Callable] = None,
+    log: Callable[[str], None] = lambda s: None,
+    dry_run: bool = False,
+    assume_accuracy: float = 0.5,
+    device: Optional[str] = None,
+) -> tuple[Path, dict]:
     """Train by method, evaluate, write one record; dry_run: return (runs folder, plan) instead (harness/plan.py),
     training, generating and writing nothing."""
     method_def = methods.get(method)
@@ -32,8 +56,16 @@ def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "t
     spec = recipes.apply_task_overrides(spec, recipe.get("task"))
     base_ref = models.resolve(model, spec)
     root = default_runs_dir(runs_dir)
-    ctx = Context(task=spec, recipe_name=recipe_name, recipe=recipe, base_model=model, base_ref=base_ref, seed=seed,
-                  root=root, progress=progress_factory)
+    ctx = Context(
+        task=spec,
+        recipe_name=recipe_name,
+        recipe=recipe,
+        base_model=model,
+        base_ref=base_ref,
+        seed=seed,
+        root=root,
+        progress=progress_factory,
+    )
     from harness.perturb import limem_config
 
     limem = limem_config(spec, recipe, trained=method_def.trains)  # eval.limem: checked before anything trains
@@ -42,8 +74,13 @@ def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "t
 
         ctx.plan = Planner(ctx, assume_accuracy, device)
         train_for_method(ctx, method, n, init, teacher, teacher_model)
-        return root, {"method": method, "budget": n, "seed": seed, "recipe_name": recipe_name,
-                      **summary(ctx.plan, [st for st in ctx.stages if st.get("cached")], trained=method_def.trains)}
+        return root, {
+            "method": method,
+            "budget": n,
+            "seed": seed,
+            "recipe_name": recipe_name,
+            **summary(ctx.plan, [st for st in ctx.stages if st.get("cached")], trained=method_def.trains),
+        }
     t0 = time.perf_counter()
     final = train_for_method(ctx, method, n, init, teacher, teacher_model)
     if not dist.is_main():
@@ -54,16 +91,54 @@ def run(*, task: str, method: str, budget: Optional[str] = None, model: str = "t
     counts = run_counts(method_def, ctx.stages, eval_info["tokens"], n, eval_info["n_params"])
     wall = {f"{st['stage']}-{st['key']}": st["wall_seconds"] for st in ctx.stages}
     wall["eval"] = eval_info["wall"]
-    config_out = {"command": "run", "task": spec.id, "method": method, "budget": n, "budget_label": format_budget(n) if n else None,
-                  "model": model, "model_path": base_ref, "seed": seed, "init": init, "teacher": teacher, "teacher_model": teacher_model,
-                  "recipe_name": recipe_name, "recipe": recipe, "sets": list(sets), "config_file": str(config) if config else None}
-    record = {"kind": "run", "method": method, "budget": n, "config": config_out,
-              "provenance": {**provenance(seed, spec), "recipe_hash": config_hash(recipe), "engine": eval_info["engine"]},
-              "metrics": metrics, "counts": counts, "wall_seconds": {**wall, "total": time.perf_counter() - t0},
-              "stages": [{k: st.get(k) for k in ("stage", "key", "cached", "counts", "metrics", "wall_seconds", "kept",
-                                                  "prompts_tried", "engine", "data_path", "model_path", "inherited_from")}
-                         for st in ctx.stages],
-              "model_path": final}
+    config_out = {
+        "command": "run",
+        "task": spec.id,
+        "method": method,
+        "budget": n,
+        "budget_label": format_budget(n) if n else None,
+        "model": model,
+        "model_path": base_ref,
+        "seed": seed,
+        "init": init,
+        "teacher": teacher,
+        "teacher_model": teacher_model,
+        "recipe_name": recipe_name,
+        "recipe": recipe,
+        "sets": list(sets),
+        "config_file": str(config) if config else None,
+    }
+    record = {
+        "kind": "run",
+        "method": method,
+        "budget": n,
+        "config": config_out,
+        "provenance": {**provenance(seed, spec), "recipe_hash": config_hash(recipe), "engine": eval_info["engine"]},
+        "metrics": metrics,
+        "counts": counts,
+        "wall_seconds": {**wall, "total": time.perf_counter() - t0},
+        "stages": [
+            {
+                k: st.get(k)
+                for k in (
+                    "stage",
+                    "key",
+                    "cached",
+                    "counts",
+                    "metrics",
+                    "wall_seconds",
+                    "kept",
+                    "prompts_tried",
+                    "engine",
+                    "data_path",
+                    "model_path",
+                    "inherited_from",
+                )
+            }
+            for st in ctx.stages
+        ],
+        "model_path": final,
+    }
     extra = {}
     for st in ctx.stages:
         if st["stage"] == "sample":
@@ -86,31 +161,56 @@ def _check_flags(m: methods.Method, budget: Optional[str], teacher_model: Option
 
 
 def _evaluate(ctx: Context, ref: str, limem: Optional[dict] = None) -> tuple[dict, list[dict], dict]:
-    from harness.engines import HFEngine
+    from harness.engines import make_engine
     from harness.evaluate import evaluate
     from harness.progress import progress_bar
 
     ev = ctx.recipe.get("eval", {})
-    engine = HFEngine.from_ref(ref, dtype=ev.get("dtype", "auto"), batch_size=ev.get("batch_size", 32))
+    engine = make_engine("transformers", ref, dtype=ev.get("dtype", "auto"), batch_size=ev.get("batch_size", 32))
     n_params = sum(p.numel() for p in engine.model.parameters())
     t0 = time.perf_counter()
     with progress_bar(ctx.progress, f"eval {ctx.task.id}/test") as cb:
-        metrics, rows = evaluate(ctx.task, engine, split="test", limit=ev.get("limit"), seed=ctx.seed,
-                                 max_new_tokens=ev.get("max_new_tokens"), progress=cb)
-    info = {"n_params": n_params, "wall": time.perf_counter() - t0, "engine": engine.name,
-            "tokens": metrics["tokens_generated"]}
+        metrics, rows = evaluate(
+            ctx.task,
+            engine,
+            split="test",
+            limit=ev.get("limit"),
+            seed=ctx.seed,
+            max_new_tokens=ev.get("max_new_tokens"),
+            progress=cb,
+        )
+    info = {
+        "n_params": n_params,
+        "wall": time.perf_counter() - t0,
+        "engine": engine.name,
+        "tokens": metrics["tokens_generated"],
+    }
     k = ev.get("samples") or 0
     if k:  # sampled pass@1 / pass@k beside greedy accuracy, on the same problems (paired in the leaderboard)
         temp = ev.get("temperature", 0.7)
         t1 = time.perf_counter()
         with progress_bar(ctx.progress, f"eval {ctx.task.id}/test sampled (k={k}, T={temp})") as cb:
-            sm, srows = evaluate(ctx.task, engine, split="test", limit=ev.get("limit"), seed=ctx.seed, samples=k,
-                                 temperature=temp, max_new_tokens=ev.get("max_new_tokens"), progress=cb)
-        metrics["sampled"] = {"samples": k, "temperature": temp, "pass_at_1": sm["accuracy"], "ci95": sm["ci95"],
-                              "pass_at_k": sm.get("pass_at_k", {"1": sm["accuracy"]}),
-                              **{m: sm[m] for m in ("faithful_accuracy", "lucky", "truncation_rate") if m in sm},
-                              "tokens_generated": sm.get("tokens_generated"),
-                              "wall_seconds": time.perf_counter() - t1}  # a measurement's time, not the model's cost
+            sm, srows = evaluate(
+                ctx.task,
+                engine,
+                split="test",
+                limit=ev.get("limit"),
+                seed=ctx.seed,
+                samples=k,
+                temperature=temp,
+                max_new_tokens=ev.get("max_new_tokens"),
+                progress=cb,
+            )
+        metrics["sampled"] = {
+            "samples": k,
+            "temperature": temp,
+            "pass_at_1": sm["accuracy"],
+            "ci95": sm["ci95"],
+            "pass_at_k": sm.get("pass_at_k", {"1": sm["accuracy"]}),
+            **{m: sm[m] for m in ("faithful_accuracy", "lucky", "truncation_rate") if m in sm},
+            "tokens_generated": sm.get("tokens_generated"),
+            "wall_seconds": time.perf_counter() - t1,
+        }  # a measurement's time, not the model's cost
         by_id = {r["id"]: r for r in srows}
         for r in rows:
             r["sampled_scores"] = by_id[r["id"]]["scores"]
@@ -120,11 +220,15 @@ def _evaluate(ctx: Context, ref: str, limem: Optional[dict] = None) -> tuple[dic
         t1 = time.perf_counter()
         refs, source = training_refs(ctx.task, ctx.stages, ref, ctx.root)
         with progress_bar(ctx.progress, f"limem {limem['kind']} ({limem['n']} training puzzles)") as cb:
-            found = run_limem(ctx.task, engine, refs, limem, max_new_tokens=ev.get("max_new_tokens"), seed=ctx.seed,
-                              progress=cb)
+            found = run_limem(
+                ctx.task, engine, refs, limem, max_new_tokens=ev.get("max_new_tokens"), seed=ctx.seed, progress=cb
+            )
         # its time is a measurement's, not part of the wall time that produced the model (the leaderboard's cost)
-        metrics.update({**found, "limem_source": source, "limem_wall_seconds": time.perf_counter() - t1} if found else
-                       {"limem_unavailable": f"no K&K training puzzles to perturb ({source})"})
+        metrics.update(
+            {**found, "limem_source": source, "limem_wall_seconds": time.perf_counter() - t1}
+            if found
+            else {"limem_unavailable": f"no K&K training puzzles to perturb ({source})"}
+        )
     return metrics, rows, info
 
 
@@ -144,6 +248,13 @@ def list_runs(runs_dir: Optional[Path] = None) -> tuple[list[dict], list[dict]]:
                 continue
             ckpts = sorted(p.name + ("" if checkpoint_complete(p) else " (incomplete)") for p in d.glob("checkpoint-*"))
             resume = None if marker.is_file() else newest_complete_checkpoint(d)
-            stages.append({"name": d.name, "complete": marker.is_file(), "wall_seconds": info.get("wall_seconds"),
-                           "checkpoints": ckpts, "resumable_from": resume.name if resume else None})
+            stages.append(
+                {
+                    "name": d.name,
+                    "complete": marker.is_file(),
+                    "wall_seconds": info.get("wall_seconds"),
+                    "checkpoints": ckpts,
+                    "resumable_from": resume.name if resume else None,
+                }
+            )
     return read_records(root), stages

@@ -60,6 +60,7 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 # Every seed of a row answers the same test problems, so seeds are not independent draws of problems: outcomes are
 # averaged per problem (over samples, then seeds) and intervals and tests run over distinct problems.
 
+
 def problem_outcomes(rows: Iterable[dict]) -> dict[str, float]:
     """Per problem id, the mean verifier score over its samples (rows of a run's samples.jsonl)."""
     out = {}
@@ -113,7 +114,9 @@ def _grid(values: Sequence[float], max_denominator: int) -> Optional[int]:
     return m
 
 
-def sign_flip_test(diffs: Sequence[float], max_denominator: int = 720, max_work: int = 20_000_000) -> tuple[float, bool]:
+def sign_flip_test(
+    diffs: Sequence[float], max_denominator: int = 720, max_work: int = 20_000_000
+) -> tuple[float, bool]:
     """Two-sided p-value of the paired sign-flip (permutation) test: under H0 each per-problem difference is as
     likely to have either sign. Exact (the distribution of the signed sum, by dynamic programming over integer
     multiples of the outcomes' grid) when the differences lie on a grid; else a normal approximation of the same

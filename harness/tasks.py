@@ -36,7 +36,9 @@ def user_dirs(extra: Optional[Iterable[str | Path]] = None) -> list[Path]:
 def _ids_in(folder: Path) -> dict[str, Path]:
     out = {}
     for p in sorted(folder.rglob("*.y*ml")):
-        if p.suffix in (".yaml", ".yml") and not any(part.startswith((".", "_")) for part in p.relative_to(folder).parts):
+        if p.suffix in (".yaml", ".yml") and not any(
+            part.startswith((".", "_")) for part in p.relative_to(folder).parts
+        ):
             out[p.relative_to(folder).with_suffix("").as_posix()] = p
     return out
 
@@ -47,7 +49,9 @@ def discover(tasks_dirs: Optional[Iterable[str | Path]] = None) -> dict[str, Pat
     for d in user_dirs(tasks_dirs):
         for tid, p in _ids_in(d).items():
             if tid in found:
-                raise HarnessError(f"task id '{tid}' in {p} is already defined by {found[tid]}; rename the user task file")
+                raise HarnessError(
+                    f"task id '{tid}' in {p} is already defined by {found[tid]}; rename the user task file"
+                )
             found[tid] = p
     return found
 
@@ -57,7 +61,9 @@ def get_task(task: str, tasks_dirs: Optional[Iterable[str | Path]] = None) -> Ta
     p = Path(task)
     if p.suffix in (".yaml", ".yml"):
         if not p.is_file():
-            raise HarnessError(f"task file {p} does not exist; check the path or pass a task id (see `harness tasks list`)")
+            raise HarnessError(
+                f"task file {p} does not exist; check the path or pass a task id (see `harness tasks list`)"
+            )
         return load_file(p)
     found = discover(tasks_dirs)
     if task not in found:

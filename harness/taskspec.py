@@ -58,13 +58,16 @@ class Source(_Strict):
     def _one_kind(self) -> "Source":
         kinds = [k for k in ("generator", "file", "hf", "reasoning_gym") if getattr(self, k) is not None]
         if len(kinds) != 1:
-            raise ValueError("give exactly one of 'generator', 'file', 'hf' or 'reasoning_gym' (found: "
-                             + (", ".join(kinds) or "none") + ")")
+            raise ValueError(
+                "give exactly one of 'generator', 'file', 'hf' or 'reasoning_gym' (found: "
+                + (", ".join(kinds) or "none")
+                + ")"
+            )
         return self
 
     @property
     def kind(self) -> str:
-        return ("generator" if self.generator else "file" if self.file else "hf" if self.hf else "reasoning_gym")
+        return "generator" if self.generator else "file" if self.file else "hf" if self.hf else "reasoning_gym"
 
 
 class Split(_Strict):
@@ -194,15 +197,19 @@ def yaml_size_problem(node: Optional[yaml.Node]) -> Optional[str]:
         if id(n) in size:
             continue
         if id(n) in open_:
-            return (f"{n.start_mark.line + 1}: a YAML alias refers to a value that contains it (a recursive anchor); "
-                    "remove the recursion")
+            return (
+                f"{n.start_mark.line + 1}: a YAML alias refers to a value that contains it (a recursive anchor); "
+                "remove the recursion"
+            )
         open_.add(id(n))
         stack.append((n, True))
         stack.extend((c, False) for c in children(n) if id(c) not in size)
     if size[id(node)] > MAX_YAML_VALUES:
-        return (f"1: the YAML expands to more than {MAX_YAML_VALUES:,} values once its aliases (*name) are expanded, "
-                "a denial-of-service pattern ('billion laughs'); write the repeated values out, or use fewer "
-                "anchors and aliases")
+        return (
+            f"1: the YAML expands to more than {MAX_YAML_VALUES:,} values once its aliases (*name) are expanded, "
+            "a denial-of-service pattern ('billion laughs'); write the repeated values out, or use fewer "
+            "anchors and aliases"
+        )
     return None
 
 
@@ -235,6 +242,7 @@ def _fix_hint(err: dict, model_fields: dict[tuple, list[str]]) -> str:
 
 def _allowed_keys(data: dict) -> dict[tuple, list[str]]:
     """Known keys per mapping location, for "did you mean" on unknown keys."""
+
     def names(model: type[BaseModel]) -> list[str]:
         return [f.alias or n for n, f in model.model_fields.items()]
 
@@ -271,20 +279,28 @@ def validate_file(path: Path, task_id: Optional[str] = None) -> tuple[Optional[T
         problem = getattr(e, "problem", None) or str(e)
         return None, [f"{path}{line}: invalid YAML: {problem}; fix the syntax (indentation, quotes, colons)"]
     except RecursionError:
-        return None, [f"{path}: the YAML is nested too deeply to read; a task file needs a few levels, fix the brackets"]
+        return None, [
+            f"{path}: the YAML is nested too deeply to read; a task file needs a few levels, fix the brackets"
+        ]
     if not isinstance(data, dict):
-        return None, [f"{path}:1: a task file must be a mapping of keys (description, source, splits, prompt, verifier, ...)"]
+        return None, [
+            f"{path}:1: a task file must be a mapping of keys (description, source, splits, prompt, verifier, ...)"
+        ]
     lines = _line_index(node) if node is not None else {}
     tid = task_id or path.stem
     errors: list[str] = []
     for reserved in ("id", "path", "sha256"):
         if reserved in data:
-            errors.append(f"{path}:{lines.get((reserved,), 1)}: {reserved}: is set by the harness; remove it "
-                          "(the task id is the file path without the extension)")
+            errors.append(
+                f"{path}:{lines.get((reserved,), 1)}: {reserved}: is set by the harness; remove it "
+                "(the task id is the file path without the extension)"
+            )
             data.pop(reserved)
     spec = None
     try:
-        spec = TaskSpec.model_validate({**data, "id": tid, "path": str(path), "sha256": hashlib.sha256(raw).hexdigest()})
+        spec = TaskSpec.model_validate(
+            {**data, "id": tid, "path": str(path), "sha256": hashlib.sha256(raw).hexdigest()}
+        )
     except ValidationError as e:
         allowed = _allowed_keys(data)
         for err in e.errors():
@@ -313,8 +329,10 @@ def _check_references(spec: TaskSpec, path: Path, lines: dict) -> list[str]:
     except HarnessError as e:
         errors.append(f"{path}:{lines.get(('verifier',), 1)}: verifier: {e}")
     if spec.source.generator is not None and spec.source.generator.name not in GENERATORS:
-        errors.append(f"{path}:{lines.get(('source', 'generator', 'name'), 1)}: source.generator.name: unknown generator "
-                      f"'{spec.source.generator.name}'; {GENERATORS.fix(spec.source.generator.name)}")
+        errors.append(
+            f"{path}:{lines.get(('source', 'generator', 'name'), 1)}: source.generator.name: "
+            f"unknown generator '{spec.source.generator.name}'; {GENERATORS.fix(spec.source.generator.name)}"
+        )
     if spec.source.reasoning_gym is not None or spec.verifier.name == "reasoning_gym":
         from harness.gym import check_task
 
@@ -327,12 +345,16 @@ def _check_references(spec: TaskSpec, path: Path, lines: dict) -> list[str]:
         try:
             f = resolve_data_path(spec, src.file.path.format(split=sp.from_ or name))
         except (KeyError, IndexError, ValueError):
-            errors.append(f"{path}:{lines.get((*where, 'file', 'path'), 1)}: {'.'.join(where)}.file.path: "
-                          f"{src.file.path!r} may hold only the placeholder {{split}}; double other braces")
+            errors.append(
+                f"{path}:{lines.get((*where, 'file', 'path'), 1)}: {'.'.join(where)}.file.path: "
+                f"{src.file.path!r} may hold only the placeholder {{split}}; double other braces"
+            )
             continue
         if f not in checked and not f.exists():
-            errors.append(f"{path}:{lines.get((*where, 'file', 'path'), 1)}: {'.'.join(where)}.file.path: data file {f} "
-                          "does not exist; give a path relative to the task file or an absolute one")
+            errors.append(
+                f"{path}:{lines.get((*where, 'file', 'path'), 1)}: {'.'.join(where)}.file.path: "
+                f"data file {f} does not exist; give a path relative to the task file or an absolute one"
+            )
         checked.add(f)
     return errors
 

@@ -26,31 +26,53 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from harness.generators import seeded_rng
-from harness.generators import kk
+from harness.generators import kk, seeded_rng
 
 # The special tokens and chat template of every tiny model (the pretrained base and tiny-scratch).
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
-CHAT_TEMPLATE = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
-                 "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
+    "'<|im_end|>' + '\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
 
 ASSETS = Path(__file__).parent / "assets"
 NAME = "tiny-kk"
 # Everything that defines the build; its hash names the committed folder and is checked against the model card.
 BUILD = {
     "version": 6,
-    "model": {"hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 4, "num_attention_heads": 4,
-              "num_key_value_heads": 2, "max_position_embeddings": 4096},
+    "model": {
+        "hidden_size": 128,
+        "intermediate_size": 384,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 4096,
+    },
     "tokenizer": {"vocab_size": 2048, "docs": 4000},
-    "corpus": {"seed": 0, "docs": 18000, "mix": {"drill": 0.5, "read": 0.3, "solved": 0.2},
-               "people": [2, 4], "drill_lines": 8, "read_lines": 3},
-    "train": {"block": 256, "batch_size": 32, "learning_rate": 3e-3, "warmup_ratio": 0.03, "epochs": 3,
-              "weight_decay": 0.01, "seed": 0, "init_seed": 0},
+    "corpus": {
+        "seed": 0,
+        "docs": 18000,
+        "mix": {"drill": 0.5, "read": 0.3, "solved": 0.2},
+        "people": [2, 4],
+        "drill_lines": 8,
+        "read_lines": 3,
+    },
+    "train": {
+        "block": 256,
+        "batch_size": 32,
+        "learning_rate": 3e-3,
+        "warmup_ratio": 0.03,
+        "epochs": 3,
+        "weight_decay": 0.01,
+        "seed": 0,
+        "init_seed": 0,
+    },
 }
 # Words of the tasks' fixed wording: they enter the tokenizer's training text only (a real tokenizer knows common
 # English), never the pretraining text, so the model meets them for the first time in SFT.
 GLOSSARY = "says ok no contradiction back to The final answer is: knight knave not and or if then iff a"
-CHAT = ("<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n{assistant}<|im_end|>\n")
+CHAT = "<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n{assistant}<|im_end|>\n"
 
 
 def build_hash(build: dict = BUILD) -> str:
@@ -101,7 +123,9 @@ def corpus_docs(build: dict = BUILD, with_keys: bool = False) -> Iterator[tuple]
             text = "\n".join(drill(rng, rng.randint(lo, hi)) for _ in range(c["drill_lines"]))
         elif kind == "read":  # the quiz, then its claims evaluated under random assignments, a row each
             p = kk.pretraining_puzzle(seed=c["seed"], index=i, people=(lo, hi), names="letters", style="grid")
-            text = CHAT.format(user=p["question"], assistant="\n".join(read_row(rng, p) for _ in range(c["read_lines"])))
+            text = CHAT.format(
+                user=p["question"], assistant="\n".join(read_row(rng, p) for _ in range(c["read_lines"]))
+            )
         else:  # answered at once, as a base model answers without reasoning; half in the terse form
             style = "grid" if rng.random() < 0.5 else "terse"
             p = kk.pretraining_puzzle(seed=c["seed"], index=i, people=(lo, hi), names="letters", style=style)
@@ -122,8 +146,11 @@ def _log_loss(log, t0: float) -> Any:
     class LogLoss(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kw):
             if logs and "loss" in logs:
-                log(f"step {state.global_step}/{state.max_steps} loss {logs['loss']:.3f} "
-                    f"{time.perf_counter() - t0:.0f}s")
+                log(
+                    f"step {state.global_step}/{state.max_steps} loss {logs['loss']:.3f} "
+                    f"{time.perf_counter() - t0:.0f}s"
+                )
+
     return LogLoss()
 
 
@@ -132,9 +159,15 @@ def build(out: Path | None = None, log=print, cfg: dict = BUILD) -> Path:
     and its model card. Deterministic on a given machine and thread count."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import (PreTrainedTokenizerFast, PrinterCallback, Qwen2Config, Qwen2ForCausalLM, Trainer,
-                              TrainingArguments, set_seed)
-
+    from transformers import (
+        PreTrainedTokenizerFast,
+        PrinterCallback,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
 
     out = out or folder()
     t0 = time.perf_counter()
@@ -142,24 +175,36 @@ def build(out: Path | None = None, log=print, cfg: dict = BUILD) -> Path:
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=cfg["tokenizer"]["vocab_size"], min_frequency=2, special_tokens=SPECIAL,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    bpe.train_from_iterator(docs[:cfg["tokenizer"]["docs"]] + [GLOSSARY] * 50, trainer=trainer)
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|pad|>",
-                                  bos_token=None, unk_token=None)
+    trainer = trainers.BpeTrainer(
+        vocab_size=cfg["tokenizer"]["vocab_size"],
+        min_frequency=2,
+        special_tokens=SPECIAL,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(docs[: cfg["tokenizer"]["docs"]] + [GLOSSARY] * 50, trainer=trainer)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|pad|>", bos_token=None, unk_token=None
+    )
     tok.chat_template = CHAT_TEMPLATE
     sep = tok.convert_tokens_to_ids("<|endoftext|>")
     stream: list[int] = []
     for ids in tok(docs, add_special_tokens=False)["input_ids"]:
         stream.extend(ids + [sep])
     block = cfg["train"]["block"]
-    blocks = [stream[i:i + block] for i in range(0, len(stream) - block + 1, block)]
+    blocks = [stream[i : i + block] for i in range(0, len(stream) - block + 1, block)]
     log(f"corpus: {len(docs)} documents, {len(stream):,} tokens, {len(blocks)} blocks of {block}; vocab {len(tok)}")
 
     tr = cfg["train"]
     set_seed(tr["init_seed"])
-    config = Qwen2Config(vocab_size=len(tok), tie_word_embeddings=True, eos_token_id=tok.eos_token_id,
-                         pad_token_id=tok.pad_token_id, bos_token_id=None, **cfg["model"])
+    config = Qwen2Config(
+        vocab_size=len(tok),
+        tie_word_embeddings=True,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=None,
+        **cfg["model"],
+    )
     model = Qwen2ForCausalLM(config)
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
@@ -175,12 +220,24 @@ def build(out: Path | None = None, log=print, cfg: dict = BUILD) -> Path:
     import tempfile
 
     with tempfile.TemporaryDirectory() as scratch:
-        args = TrainingArguments(output_dir=scratch, per_device_train_batch_size=tr["batch_size"],
-                                 learning_rate=tr["learning_rate"], warmup_steps=tr["warmup_ratio"],  # a float < 1: a share of the steps
-                                 num_train_epochs=tr["epochs"], weight_decay=tr["weight_decay"],
-                                 lr_scheduler_type="cosine", logging_steps=tr.get("logging_steps", 50), save_strategy="no", report_to="none",
-                                 use_cpu=True, seed=tr["seed"], data_seed=tr["seed"],  # fp32: bf16 autocast is ~3x slower on this CPU
-                                 disable_tqdm=True, dataloader_num_workers=0)
+        args = TrainingArguments(
+            output_dir=scratch,
+            per_device_train_batch_size=tr["batch_size"],
+            learning_rate=tr["learning_rate"],
+            warmup_steps=tr["warmup_ratio"],  # a float < 1: a share of the steps
+            num_train_epochs=tr["epochs"],
+            weight_decay=tr["weight_decay"],
+            lr_scheduler_type="cosine",
+            logging_steps=tr.get("logging_steps", 50),
+            save_strategy="no",
+            report_to="none",
+            # fp32: bf16 autocast is ~3x slower on this CPU
+            use_cpu=True,
+            seed=tr["seed"],
+            data_seed=tr["seed"],
+            disable_tqdm=True,
+            dataloader_num_workers=0,
+        )
         trainer_ = Trainer(model=model, args=args, train_dataset=Blocks(), callbacks=[_log_loss(log, t0)])
         trainer_.remove_callback(PrinterCallback)  # with tqdm off it prints every log dict; _LogLoss prints a line
         result = trainer_.train()
@@ -189,11 +246,20 @@ def build(out: Path | None = None, log=print, cfg: dict = BUILD) -> Path:
     model.save_pretrained(out)
     tok.save_pretrained(out)
     weights = out / "model.safetensors"
-    card = {"name": NAME, "build_hash": build_hash(cfg), "build": cfg, "steps": result.global_step,
-            "final_loss": losses[-1] if losses else None, "first_loss": losses[0] if losses else None,
-            "tokens": len(blocks) * block * tr["epochs"], "parameters": sum(p.numel() for p in model.parameters()),
-            "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(), "wall_seconds": round(time.perf_counter() - t0),
-            "torch_threads": torch.get_num_threads(), "command": "harness tiny build"}
+    card = {
+        "name": NAME,
+        "build_hash": build_hash(cfg),
+        "build": cfg,
+        "steps": result.global_step,
+        "final_loss": losses[-1] if losses else None,
+        "first_loss": losses[0] if losses else None,
+        "tokens": len(blocks) * block * tr["epochs"],
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+        "wall_seconds": round(time.perf_counter() - t0),
+        "torch_threads": torch.get_num_threads(),
+        "command": "harness tiny build",
+    }
     (out / "harness_tiny.json").write_text(json.dumps(card, indent=1) + "\n")
     log(json.dumps({k: v for k, v in card.items() if k != "build"}))
     return out

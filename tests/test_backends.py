@@ -15,8 +15,7 @@ import torch  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 from trl import GRPOTrainer, SFTConfig  # noqa: E402
 
-from backends import TrainSpec  # noqa: E402
-from backends import grpo, sft  # noqa: E402
+from backends import TrainSpec, grpo, sft  # noqa: E402
 from backends._common import COUNTS_FILE, Counter, device_args, resolve_recipe  # noqa: E402
 from harness.data import load_split, render_prompt  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
@@ -36,15 +35,19 @@ def tiny(tmp_path_factory):
 @pytest.fixture(scope="session")
 def sft_rows(tiny):
     task, _ = tiny
-    return [{"prompt": render_prompt(task, s), "completion": s["traces"]["short"]}
-            for s in load_split(task, "sft", limit=16)]
+    return [
+        {"prompt": render_prompt(task, s), "completion": s["traces"]["short"]}
+        for s in load_split(task, "sft", limit=16)
+    ]
 
 
 @pytest.fixture(scope="session")
 def rl_rows(tiny):
     task, _ = tiny
-    return [{"prompt": render_prompt(task, s), "answer": s["answer"], "id": s["id"]}
-            for s in load_split(task, "rl", limit=8)]
+    return [
+        {"prompt": render_prompt(task, s), "answer": s["answer"], "id": s["id"]}
+        for s in load_split(task, "rl", limit=8)
+    ]
 
 
 def changed(init: str, final: Path) -> bool:
@@ -80,9 +83,16 @@ class LetterA:
 def test_sft_trains_counts_and_saves(tiny, sft_rows, tmp_path):
     task, init = tiny
     seen = []
-    res = sft.train(TrainSpec(init_model=init, output_dir=tmp_path / "sft", data=sft_rows, seed=1,
-                              recipe={"learning_rate": 1e-3, "epochs": 1, "batch_size": 4, "max_length": 1024},
-                              progress=lambda step, total, text: seen.append((step, total, text))))
+    res = sft.train(
+        TrainSpec(
+            init_model=init,
+            output_dir=tmp_path / "sft",
+            data=sft_rows,
+            seed=1,
+            recipe={"learning_rate": 1e-3, "epochs": 1, "batch_size": 4, "max_length": 1024},
+            progress=lambda step, total, text: seen.append((step, total, text)),
+        )
+    )
     assert res.model_path == tmp_path / "sft" / "final"
     assert changed(init, res.model_path)
     AutoTokenizer.from_pretrained(res.model_path)
@@ -96,13 +106,25 @@ def test_sft_trains_counts_and_saves(tiny, sft_rows, tmp_path):
 
     # Counts from the data: 16 sequences once each; their tokens are the chat-templated prompt + completion.
     tok = AutoTokenizer.from_pretrained(init)
-    n_tokens = sum(len(tok.apply_chat_template(r["prompt"] + [{"role": "assistant", "content": r["completion"]}],
-                                               tokenize=True, return_dict=False)) for r in sft_rows)
+    n_tokens = sum(
+        len(
+            tok.apply_chat_template(
+                r["prompt"] + [{"role": "assistant", "content": r["completion"]}], tokenize=True, return_dict=False
+            )
+        )
+        for r in sft_rows
+    )
     assert res.counts == {"optimizer_steps": 4, "sequences_trained": 16, "tokens_trained": n_tokens}
 
     # final/ holds the result: a second call returns it without training.
-    again = sft.train(TrainSpec(init_model=init, output_dir=tmp_path / "sft", data=sft_rows,
-                                recipe={"learning_rate": 1e-3, "epochs": 1, "batch_size": 4, "max_length": 1024}))
+    again = sft.train(
+        TrainSpec(
+            init_model=init,
+            output_dir=tmp_path / "sft",
+            data=sft_rows,
+            recipe={"learning_rate": 1e-3, "epochs": 1, "batch_size": 4, "max_length": 1024},
+        )
+    )
     assert again.counts == res.counts and again.metrics["final_loss"] == res.metrics["final_loss"]
 
 
@@ -120,8 +142,14 @@ def test_seq_mean_differs_from_token_mean_on_a_real_batch(tiny, sft_rows, tmp_pa
     tok = AutoTokenizer.from_pretrained(init)
     rows = [{**sft_rows[0], "completion": "\\boxed{A is a knight}"}, sft_rows[1]]
     args = SFTConfig(output_dir=str(tmp_path), report_to="none", max_length=1024, **device_args())
-    trainer = sft.HarnessSFTTrainer(model=model, args=args, train_dataset=sft.build_dataset(rows),
-                                    processing_class=tok, seq_mean=True, counter=Counter(tmp_path))
+    trainer = sft.HarnessSFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=sft.build_dataset(rows),
+        processing_class=tok,
+        seq_mean=True,
+        counter=Counter(tmp_path),
+    )
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
     labels = batch["labels"][:, 1:]
     mask = labels != -100
@@ -156,8 +184,15 @@ def test_sft_resumes_from_checkpoint(tiny, sft_rows, tmp_path):
     assert not (out / "final").exists()
 
     steps = []
-    res = sft.train(TrainSpec(init_model=init, output_dir=out, data=sft_rows, recipe=recipe,
-                              progress=lambda step, total, text: steps.append(step)))
+    res = sft.train(
+        TrainSpec(
+            init_model=init,
+            output_dir=out,
+            data=sft_rows,
+            recipe=recipe,
+            progress=lambda step, total, text: steps.append(step),
+        )
+    )
     assert steps == [3, 4]  # continued from step 2, not restarted
     assert (out / "final" / "model.safetensors").is_file()
     assert [e["step"] for e in res.log if "loss" in e] == [1, 2, 3, 4]  # the restored history plus the new steps
@@ -175,8 +210,14 @@ def test_sft_rejects_unknown_and_ill_typed_keys(tiny, sft_rows, tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------- GRPO
-GRPO_SMALL = {"learning_rate": 1e-3, "steps": 2, "prompts_per_step": 2, "num_generations": 4,
-              "max_completion_length": 32, "temperature": 1.0}
+GRPO_SMALL = {
+    "learning_rate": 1e-3,
+    "steps": 2,
+    "prompts_per_step": 2,
+    "num_generations": 4,
+    "max_completion_length": 32,
+    "temperature": 1.0,
+}
 
 
 def test_grpo_trains_logs_and_counts(tiny, rl_rows, tmp_path):
@@ -188,14 +229,28 @@ def test_grpo_trains_logs_and_counts(tiny, rl_rows, tmp_path):
         evals.append(model.training)
         return {"accuracy": 0.25}
 
-    res = grpo.train(TrainSpec(init_model=init, output_dir=tmp_path / "rl", data=rl_rows, verifier=proxy,
-                               recipe={**GRPO_SMALL, "reward_requires_eos": False, "eval_every": 1}, eval_fn=eval_fn))
+    res = grpo.train(
+        TrainSpec(
+            init_model=init,
+            output_dir=tmp_path / "rl",
+            data=rl_rows,
+            verifier=proxy,
+            recipe={**GRPO_SMALL, "reward_requires_eos": False, "eval_every": 1},
+            eval_fn=eval_fn,
+        )
+    )
     assert changed(init, res.model_path)
     steps = [e for e in res.log if "reward_mean" in e]
     assert [e["step"] for e in steps] == [1, 2]
     for e in steps:
-        for key in ("loss", "reward_mean", "reward_std", "frac_all_equal_groups", "completion_length",
-                    "truncation_rate"):
+        for key in (
+            "loss",
+            "reward_mean",
+            "reward_std",
+            "frac_all_equal_groups",
+            "completion_length",
+            "truncation_rate",
+        ):
             assert math.isfinite(e[key]), key
     assert len(proxy.calls) == 16
     scores = [c[3] for c in proxy.calls]
@@ -222,13 +277,27 @@ def test_grpo_reward_is_the_task_verifier(tiny, rl_rows, tmp_path, monkeypatch):
 
     def spy(self, inputs, prompts, completions, completion_ids_list):
         rewards = original(self, inputs, prompts, completions, completion_ids_list)
-        received.append((completions, completion_ids_list, [x["answer"] for x in inputs], rewards[:, 0].tolist(),
-                         set(self.eos_token_ids)))
+        received.append(
+            (
+                completions,
+                completion_ids_list,
+                [x["answer"] for x in inputs],
+                rewards[:, 0].tolist(),
+                set(self.eos_token_ids),
+            )
+        )
         return rewards
 
     monkeypatch.setattr(GRPOTrainer, "_calculate_rewards", spy)
-    grpo.train(TrainSpec(init_model=init, output_dir=tmp_path / "rl", data=rl_rows, verifier=proxy,
-                         recipe={**GRPO_SMALL, "learning_rate": 1e-5, "max_completion_length": 24}))
+    grpo.train(
+        TrainSpec(
+            init_model=init,
+            output_dir=tmp_path / "rl",
+            data=rl_rows,
+            verifier=proxy,
+            recipe={**GRPO_SMALL, "learning_rate": 1e-5, "max_completion_length": 24},
+        )
+    )
     assert len(received) == 2 and len(proxy.calls) == 16
     calls = iter(proxy.calls)
     for completions, ids, answers, rewards, eos in received:
@@ -242,8 +311,15 @@ def test_grpo_reward_is_the_task_verifier(tiny, rl_rows, tmp_path, monkeypatch):
 def test_grpo_num_iterations_reuses_each_generated_batch(tiny, rl_rows, tmp_path):
     _, init = tiny
     proxy = Recorder(LetterA())
-    res = grpo.train(TrainSpec(init_model=init, output_dir=tmp_path / "rl", data=rl_rows, verifier=proxy,
-                               recipe={**GRPO_SMALL, "reward_requires_eos": False, "num_iterations": 3}))
+    res = grpo.train(
+        TrainSpec(
+            init_model=init,
+            output_dir=tmp_path / "rl",
+            data=rl_rows,
+            verifier=proxy,
+            recipe={**GRPO_SMALL, "reward_requires_eos": False, "num_iterations": 3},
+        )
+    )
     c = res.counts
     assert len(proxy.calls) == 16 and c["rollouts_generated"] == 16  # 2 RL steps generate, as with one update
     assert c["optimizer_steps"] == 6 and c["sequences_trained"] == 48  # 3 updates on each generated batch
@@ -258,19 +334,33 @@ def test_grpo_recipe_checks(tiny, rl_rows, tmp_path):
     _, init = tiny
     v = LetterA()
     with pytest.raises(HarnessError, match=r"unknown key 'group_size'.*num_generations"):
-        grpo.train(TrainSpec(init_model=init, output_dir=tmp_path, data=rl_rows, verifier=v,
-                             recipe={"group_size": 4}))
+        grpo.train(TrainSpec(init_model=init, output_dir=tmp_path, data=rl_rows, verifier=v, recipe={"group_size": 4}))
     with pytest.raises(HarnessError, match="fewer than prompts_per_step"):
         grpo.train(TrainSpec(init_model=init, output_dir=tmp_path, data=rl_rows, verifier=v, recipe={}))
     with pytest.raises(HarnessError, match="micro_batch_size"):
-        grpo.train(TrainSpec(init_model=init, output_dir=tmp_path, data=rl_rows, verifier=v,
-                             recipe={**GRPO_SMALL, "micro_batch_size": 3}))
+        grpo.train(
+            TrainSpec(
+                init_model=init,
+                output_dir=tmp_path,
+                data=rl_rows,
+                verifier=v,
+                recipe={**GRPO_SMALL, "micro_batch_size": 3},
+            )
+        )
     with pytest.raises(HarnessError, match="num_iterations"):
-        grpo.train(TrainSpec(init_model=init, output_dir=tmp_path, data=rl_rows, verifier=v,
-                             recipe={**GRPO_SMALL, "num_iterations": 0}))
+        grpo.train(
+            TrainSpec(
+                init_model=init,
+                output_dir=tmp_path,
+                data=rl_rows,
+                verifier=v,
+                recipe={**GRPO_SMALL, "num_iterations": 0},
+            )
+        )
     # Keys the orchestrator keeps in the rl section (init, budget, val_limit) are accepted and ignored.
-    r = resolve_recipe("rl", {"init": "sft@1k", "budget": "10k", "val_limit": 100, "steps": 3}, grpo.DEFAULTS,
-                       grpo.TYPES)
+    r = resolve_recipe(
+        "rl", {"init": "sft@1k", "budget": "10k", "val_limit": 100, "steps": 3}, grpo.DEFAULTS, grpo.TYPES
+    )
     assert r["steps"] == 3 and "init" not in r
 
 
@@ -315,8 +405,15 @@ def test_grpo_stops_on_every_end_token_with_the_shipped_settings_neutralized(tin
 
     monkeypatch.setattr(GRPOTrainer, "_calculate_rewards", spy_rewards)
     monkeypatch.setattr(GenerationMixin, "_prepare_generation_config", spy_prepare)
-    res = grpo.train(TrainSpec(init_model=str(folder), output_dir=tmp_path / "rl", data=rl_rows, verifier=LetterA(),
-                               recipe={**GRPO_SMALL, "steps": 1, "max_completion_length": 8}))
+    res = grpo.train(
+        TrainSpec(
+            init_model=str(folder),
+            output_dir=tmp_path / "rl",
+            data=rl_rows,
+            verifier=LetterA(),
+            recipe={**GRPO_SMALL, "steps": 1, "max_completion_length": 8},
+        )
+    )
     assert seen == [{eot, im_end}] and res.metrics["stop_token_ids"] == [eot, im_end]
     assert used and all(c.repetition_penalty == 1.0 and c.no_repeat_ngram_size == 0 and c.top_k == 0 for c in used)
     assert all(set(c.eos_token_id) == {eot, im_end} for c in used)
@@ -342,16 +439,24 @@ def _paper_rl_config(world, monkeypatch, tmp_path, **over):
 
 
 @pytest.mark.parametrize("world", [1, 2])
-def test_kk_paper_grpo_config_is_128_prompts_x_8_rollouts_per_step_on_any_number_of_processes(world, monkeypatch,
-                                                                                               tmp_path):
+def test_kk_paper_grpo_config_is_128_prompts_x_8_rollouts_per_step_on_any_number_of_processes(
+    world, monkeypatch, tmp_path
+):
     config, plan = _paper_rl_config(world, monkeypatch, tmp_path)
     per_step = config.per_device_train_batch_size * config.gradient_accumulation_steps * config.world_size
     assert config.world_size == world and per_step == 128 * 8  # sequences per optimizer step, all processes
     assert config.generation_batch_size == 128 * 8 and config.num_generations == 8  # 128 prompts per generation
     # one generation per optimizer step, and each process's slices are each used once per optimizer step
     assert config.steps_per_generation == config.gradient_accumulation_steps
-    assert plan == {"world_size": world, "prompts_per_step": 128, "num_generations": 8, "global_batch": 1024,
-                    "per_process_batch": 1024 // world, "micro_batch_size": 8, "grad_accum": 1024 // world // 8}
+    assert plan == {
+        "world_size": world,
+        "prompts_per_step": 128,
+        "num_generations": 8,
+        "global_batch": 1024,
+        "per_process_batch": 1024 // world,
+        "micro_batch_size": 8,
+        "grad_accum": 1024 // world // 8,
+    }
     assert config.max_steps == 125 and config.num_iterations == 1
     # the paper's optimizer and loss (released verl code)
     assert (config.adam_beta1, config.adam_beta2, config.weight_decay) == (0.5, 0.999, 0.01)
@@ -378,10 +483,13 @@ def test_kk_paper_prompt_and_sft_global_batch():
     _, recipe = recipes.resolve("kk", "paper")
     spec = recipes.apply_task_overrides(get_task("kk"), recipe["task"])
     system, user = render_prompt(spec, load_split(spec, "test", limit=1)[0])
-    assert system == {"role": "system",
-                      "content": "Please reason step by step, and put your final answer within \\boxed{}."}
-    assert user["content"].endswith(" Your final answer should be in this format: "
-                                    "\\boxed{XX is a knave, YY is a knight, ...}")
+    assert system == {
+        "role": "system",
+        "content": "Please reason step by step, and put your final answer within \\boxed{}.",
+    }
+    assert user["content"].endswith(
+        " Your final answer should be in this format: \\boxed{XX is a knave, YY is a knight, ...}"
+    )
     r = resolve_recipe("sft", recipe["sft"], sft.DEFAULTS, sft.TYPES)
     assert [sft.grad_accum_for(r, False, w) for w in (1, 2)] == [16, 8]  # 64 sequences per step on 1 or 2 GPUs
     with pytest.raises(HarnessError, match="global_batch \\(64\\) must be a multiple"):
@@ -413,8 +521,15 @@ def test_sft_reports_to_tensorboard(tiny, sft_rows, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     task, init = tiny
-    res = sft.train(TrainSpec(init_model=init, output_dir=tmp_path / "sft", data=sft_rows[:8], seed=1,
-                              recipe={"learning_rate": 1e-3, "epochs": 1, "batch_size": 4, "report_to": "tensorboard"}))
+    res = sft.train(
+        TrainSpec(
+            init_model=init,
+            output_dir=tmp_path / "sft",
+            data=sft_rows[:8],
+            seed=1,
+            recipe={"learning_rate": 1e-3, "epochs": 1, "batch_size": 4, "report_to": "tensorboard"},
+        )
+    )
     assert res.metrics["report_to"] == ["tensorboard"]
     logdir = Path(res.metrics["logs"]["tensorboard"])
     (events,) = {p.parent for p in logdir.rglob("events.out.tfevents.*")}
@@ -440,8 +555,15 @@ def test_sft_with_lora_trains_the_adapter_only_and_saves_merged_weights(tiny, sf
 
     task, init = tiny
     lora = {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}
-    res = sft.train(TrainSpec(init_model=init, output_dir=tmp_path / "sft", data=sft_rows[:8], seed=1,
-                              recipe={"learning_rate": 1e-2, "epochs": 1, "batch_size": 4, "lora": lora}))
+    res = sft.train(
+        TrainSpec(
+            init_model=init,
+            output_dir=tmp_path / "sft",
+            data=sft_rows[:8],
+            seed=1,
+            recipe={"learning_rate": 1e-2, "epochs": 1, "batch_size": 4, "lora": lora},
+        )
+    )
     info = res.metrics["lora"]
     assert info["r"] == 4 and 0 < info["trainable_parameters"] < info["total_parameters"] / 10
     adapter = res.model_path / "adapter"
@@ -451,8 +573,11 @@ def test_sft_with_lora_trains_the_adapter_only_and_saves_merged_weights(tiny, sf
     peft_model = PeftModel.from_pretrained(base, str(adapter))
     lora_b = [p for n, p in peft_model.named_parameters() if "lora_B" in n]
     assert lora_b and all(p.abs().sum() > 0 for p in lora_b)  # the adapter trained (lora_B starts at zero)
-    frozen = {k.replace("base_model.model.", "").replace(".base_layer", ""): v
-              for k, v in peft_model.state_dict().items() if "lora_" not in k}
+    frozen = {
+        k.replace("base_model.model.", "").replace(".base_layer", ""): v
+        for k, v in peft_model.state_dict().items()
+        if "lora_" not in k
+    }
     assert all(torch.equal(frozen[k], before[k]) for k in before)  # the base's weights did not move
     merged = AutoModelForCausalLM.from_pretrained(res.model_path).state_dict()
     changed_keys = {k for k in before if not torch.equal(merged[k], before[k])}
@@ -462,10 +587,21 @@ def test_sft_with_lora_trains_the_adapter_only_and_saves_merged_weights(tiny, sf
 def test_grpo_with_lora_records_the_adapter(tiny, rl_rows, tmp_path):
     task, init = tiny
     proxy = LetterA()
-    res = grpo.train(TrainSpec(init_model=init, output_dir=tmp_path / "rl", data=rl_rows, verifier=proxy, seed=0,
-                               recipe={**GRPO_SMALL, "reward_requires_eos": False, "lora": {"r": 2}}))
+    res = grpo.train(
+        TrainSpec(
+            init_model=init,
+            output_dir=tmp_path / "rl",
+            data=rl_rows,
+            verifier=proxy,
+            seed=0,
+            recipe={**GRPO_SMALL, "reward_requires_eos": False, "lora": {"r": 2}},
+        )
+    )
     assert res.metrics["lora"]["r"] == 2 and (res.model_path / "adapter" / "adapter_config.json").is_file()
     assert changed(init, res.model_path)
     with pytest.raises(HarnessError, match="unknown lora key 'rank'"):
-        grpo.train(TrainSpec(init_model=init, output_dir=tmp_path / "bad", data=rl_rows, verifier=proxy,
-                             recipe={"lora": {"rank": 2}}))
+        grpo.train(
+            TrainSpec(
+                init_model=init, output_dir=tmp_path / "bad", data=rl_rows, verifier=proxy, recipe={"lora": {"rank": 2}}
+            )
+        )

@@ -12,8 +12,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_gpu_check_smoke_runs_every_stage(tmp_path):
     env = {**os.environ, "PYTHON": sys.executable, "HARNESS_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"}
     out = tmp_path / "rows.json"
-    res = subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh"), "--smoke", "--json", str(out)], env=env,
-                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    res = subprocess.run(
+        ["bash", str(ROOT / "bench" / "gpu_check.sh"), "--smoke", "--json", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     rows = json.loads(out.read_text())["rows"]
     assert [r["stage"] for r in rows] == ["generation", "grpo", "sft", "effect"]

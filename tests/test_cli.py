@@ -18,12 +18,14 @@ def invoke(*args):
 
 
 def test_help_and_tasks_commands_do_not_import_torch():
-    code = ("import sys; from typer.testing import CliRunner; from harness.cli import app; r = CliRunner();"
-            "assert r.invoke(app, ['--help']).exit_code == 0;"
-            "assert r.invoke(app, ['tasks', 'list']).exit_code == 0;"
-            "assert r.invoke(app, ['tasks', 'show', 'kk']).exit_code == 0;"
-            f"assert r.invoke(app, ['tasks', 'validate', {str(Path('tasks/kk.yaml').resolve())!r}]).exit_code == 0;"
-            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'")
+    code = (
+        "import sys; from typer.testing import CliRunner; from harness.cli import app; r = CliRunner();"
+        "assert r.invoke(app, ['--help']).exit_code == 0;"
+        "assert r.invoke(app, ['tasks', 'list']).exit_code == 0;"
+        "assert r.invoke(app, ['tasks', 'show', 'kk']).exit_code == 0;"
+        f"assert r.invoke(app, ['tasks', 'validate', {str(Path('tasks/kk.yaml').resolve())!r}]).exit_code == 0;"
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
 
 
@@ -78,7 +80,9 @@ def test_score_rescoring_with_malformed_lines(tmp_path):
         json.dumps({"id": "a", "response": "so \\boxed{Bob is a knave, Ann is a knight}", "answer": ans}),
         "{not json",
         json.dumps({"id": "c", "response": "\\boxed{Ann is a knight}", "answer": ans}),
-        json.dumps({"id": "d", "response": "\\boxed{Ann is a knight, Bob is a knave}", "answer": ans, "truncated": True}),
+        json.dumps(
+            {"id": "d", "response": "\\boxed{Ann is a knight, Bob is a knave}", "answer": ans, "truncated": True}
+        ),
     ]
     inp, outp = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     inp.write_text("\n".join(lines) + "\n")
@@ -114,9 +118,13 @@ def test_leaderboard_command_writes_tables(tmp_path):
 def test_eval_options_an_engine_cannot_use_are_one_clear_error(tmp_path):
     runner = CliRunner()
     base = ["eval", "--engine", "lm-eval", "--lm-eval-tasks", "x", "--runs-dir", str(tmp_path)]
-    for extra, flag in ((["--split", "val"], "--split"), (["--samples", "4"], "--samples"),
-                        (["--temperature", "0.7"], "--temperature"), (["--max-new-tokens", "9"], "--max-new-tokens"),
-                        (["--vllm", "max_model_len=64"], "--vllm")):
+    for extra, flag in (
+        (["--split", "val"], "--split"),
+        (["--samples", "4"], "--samples"),
+        (["--temperature", "0.7"], "--temperature"),
+        (["--max-new-tokens", "9"], "--max-new-tokens"),
+        (["--vllm", "max_model_len=64"], "--vllm"),
+    ):
         r = runner.invoke(app, base + extra)
         assert r.exit_code == 2 and f"{flag} do not apply to --engine lm-eval" in r.output, r.output
     r = runner.invoke(app, ["eval", "--engine", "transformers", "--num-fewshot", "2", "--runs-dir", str(tmp_path)])

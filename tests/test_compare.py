@@ -14,8 +14,9 @@ def test_grid_reuses_cells_and_adds_only_new_ones(tiny_kk, tmp_path):
     first = compare(task="kk", methods="sft", budgets="8,16", seeds="0", sets=FAST, runs_dir=tmp_path, log=logs.append)
     assert len(first) == 2 and sum("running" in x for x in logs) == 2
     logs.clear()
-    second = compare(task="kk", methods="sft", budgets="8,16,32", seeds="0", sets=FAST, runs_dir=tmp_path,
-                     log=logs.append)
+    second = compare(
+        task="kk", methods="sft", budgets="8,16,32", seeds="0", sets=FAST, runs_dir=tmp_path, log=logs.append
+    )
     assert sum("reusing" in x for x in logs) == 2 and sum(": running" in x for x in logs) == 1
     assert [r["run_id"] for r in second[:2]] == [r["run_id"] for r in first]
     table = build_table(second)

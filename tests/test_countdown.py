@@ -56,8 +56,10 @@ def brute_solvable(nums, target):
 @pytest.fixture(scope="module")
 def samples():
     out = [countdown.generate(seed=5, split="test", index=i, count=(2, 5)) for i in range(160)]
-    out += [countdown.generate(seed=1, split="sft", index=i, count=3, max_value=20, targets=(1, 60), ops="+-*")
-            for i in range(60)]
+    out += [
+        countdown.generate(seed=1, split="sft", index=i, count=3, max_value=20, targets=(1, 60), ops="+-*")
+        for i in range(60)
+    ]
     return out
 
 
@@ -117,10 +119,19 @@ def test_single_target_is_the_24_game():
         assert V(s["traces"]["short"], s["answer"]).reason == "correct"
 
 
-@pytest.mark.parametrize("params,word", [
-    ({"count": 1}, "count"), ({"count": [4, 3]}, "count"), ({"count": 9}, "count"), ({"max_value": 0}, "max_value"),
-    ({"max_value": [1, 9]}, "max_value"), ({"targets": "many"}, "targets"), ({"ops": "+^"}, "ops"), ({"ops": ""}, "ops"),
-])
+@pytest.mark.parametrize(
+    "params,word",
+    [
+        ({"count": 1}, "count"),
+        ({"count": [4, 3]}, "count"),
+        ({"count": 9}, "count"),
+        ({"max_value": 0}, "max_value"),
+        ({"max_value": [1, 9]}, "max_value"),
+        ({"targets": "many"}, "targets"),
+        ({"ops": "+^"}, "ops"),
+        ({"ops": ""}, "ops"),
+    ],
+)
 def test_bad_params_are_one_clear_error(params, word):
     with pytest.raises(HarnessError, match=f"'{word}'"):
         countdown.generate(seed=0, split="test", index=0, **params)
@@ -130,37 +141,40 @@ def test_bad_params_are_one_clear_error(params, word):
 ANS = "(3+5)*3 = 24"  # numbers 3, 3, 5; target 24
 
 
-@pytest.mark.parametrize("response,reason", [
-    ("\\boxed{(3+5)*3}", "correct"),
-    ("so \\boxed{3 * (5 + 3)}.", "correct"),
-    ("\\boxed{(3+5)*3 = 24}", "correct"),                   # stated value
-    ("\\boxed{24 = (3 + 5) × 3}", "correct"),               # value first, unicode times
-    ("\\boxed{\\left(3+5\\right) \\times 3}", "correct"),   # LaTeX
-    ("\\boxed{((((3+5))))*3}", "correct"),                  # redundant parentheses
-    ("\\boxed{1} ... \\boxed{(3+5)*3}", "correct"),         # the last box counts
-    ("\\boxed{(3+5)*3} ... \\boxed{1}", "wrong_numbers"),
-    ("\\boxed{(3+5)*3 = 25}", "not_target"),                # right value, wrong claim
-    ("\\boxed{3+5*3}", "not_target"),                       # precedence: 18
-    ("\\boxed{(5-3)*3}", "not_target"),
-    ("\\boxed{(3+5)*5}", "wrong_numbers"),                  # 5 reused, a 3 missing
-    ("\\boxed{(3+5)}", "wrong_numbers"),                    # a number missing
-    ("\\boxed{(3+5)*3*1}", "wrong_numbers"),                # an extra number
-    ("\\boxed{24}", "wrong_numbers"),
-    ("\\boxed{5/(3-3)}", "div_by_zero"),
-    ("\\boxed{-(3-5)*3}", "bad_expression"),                # no unary minus
-    ("\\boxed{(3+5)3}", "bad_expression"),                  # no implicit product
-    ("\\boxed{3**2+5}", "bad_expression"),                  # no powers
-    ("\\boxed{3^3-5+2}", "bad_expression"),
-    ("\\boxed{(3.0+5)*3}", "bad_expression"),               # integers only
-    ("\\boxed{(3+5)*3 = 24 = 24}", "bad_expression"),
-    ("\\boxed{(3+5)*(3}", "bad_expression"),
-    ("\\boxed{}", "bad_expression"),
-    ("\\boxed{\\frac{3}{4}}", "bad_expression"),
-    ("\\boxed{import os}", "bad_expression"),
-    ("The answer is (3+5)*3", "no_answer"),
-    ("\\boxed{(3+5)*3", "no_answer"),                       # unclosed (a truncated response)
-    ("\\boxed{(3+5)*3} retry: \\boxed{(3+5", "correct"),     # the last *closed* box counts, as in boxed_math
-])
+@pytest.mark.parametrize(
+    "response,reason",
+    [
+        ("\\boxed{(3+5)*3}", "correct"),
+        ("so \\boxed{3 * (5 + 3)}.", "correct"),
+        ("\\boxed{(3+5)*3 = 24}", "correct"),  # stated value
+        ("\\boxed{24 = (3 + 5) × 3}", "correct"),  # value first, unicode times
+        ("\\boxed{\\left(3+5\\right) \\times 3}", "correct"),  # LaTeX
+        ("\\boxed{((((3+5))))*3}", "correct"),  # redundant parentheses
+        ("\\boxed{1} ... \\boxed{(3+5)*3}", "correct"),  # the last box counts
+        ("\\boxed{(3+5)*3} ... \\boxed{1}", "wrong_numbers"),
+        ("\\boxed{(3+5)*3 = 25}", "not_target"),  # right value, wrong claim
+        ("\\boxed{3+5*3}", "not_target"),  # precedence: 18
+        ("\\boxed{(5-3)*3}", "not_target"),
+        ("\\boxed{(3+5)*5}", "wrong_numbers"),  # 5 reused, a 3 missing
+        ("\\boxed{(3+5)}", "wrong_numbers"),  # a number missing
+        ("\\boxed{(3+5)*3*1}", "wrong_numbers"),  # an extra number
+        ("\\boxed{24}", "wrong_numbers"),
+        ("\\boxed{5/(3-3)}", "div_by_zero"),
+        ("\\boxed{-(3-5)*3}", "bad_expression"),  # no unary minus
+        ("\\boxed{(3+5)3}", "bad_expression"),  # no implicit product
+        ("\\boxed{3**2+5}", "bad_expression"),  # no powers
+        ("\\boxed{3^3-5+2}", "bad_expression"),
+        ("\\boxed{(3.0+5)*3}", "bad_expression"),  # integers only
+        ("\\boxed{(3+5)*3 = 24 = 24}", "bad_expression"),
+        ("\\boxed{(3+5)*(3}", "bad_expression"),
+        ("\\boxed{}", "bad_expression"),
+        ("\\boxed{\\frac{3}{4}}", "bad_expression"),
+        ("\\boxed{import os}", "bad_expression"),
+        ("The answer is (3+5)*3", "no_answer"),
+        ("\\boxed{(3+5)*3", "no_answer"),  # unclosed (a truncated response)
+        ("\\boxed{(3+5)*3} retry: \\boxed{(3+5", "correct"),  # the last *closed* box counts, as in boxed_math
+    ],
+)
 def test_verifier_cases(response, reason):
     v = V(response, ANS)
     assert v.reason == reason, v
@@ -182,8 +196,14 @@ def test_caps_and_huge_inputs_stay_fast():
     deep = "\\boxed{" + "(" * 101 + "3+5" + ")" * 101 + "*3}"
     assert V(deep, ANS).reason == "bad_expression"
     assert V("\\boxed{" + "(" * 100 + "3+5" + ")" * 100 + "*3}", ANS).reason == "correct"
-    cases = ["x" * 1_000_000 + "\\boxed{(3+5)*3}", "\\boxed{" + "1+" * 500_000 + "1}", "{" * 1_000_000,
-             "\\boxed{" * 200_000, "\\boxed{" + "9" * 1_000_000 + "}", ("\\boxed{(3+5)*3}" + " " * 100) * 10_000]
+    cases = [
+        "x" * 1_000_000 + "\\boxed{(3+5)*3}",
+        "\\boxed{" + "1+" * 500_000 + "1}",
+        "{" * 1_000_000,
+        "\\boxed{" * 200_000,
+        "\\boxed{" + "9" * 1_000_000 + "}",
+        ("\\boxed{(3+5)*3}" + " " * 100) * 10_000,
+    ]
     for text in cases:
         t0 = time.perf_counter()
         v = V(text, ANS)
@@ -192,7 +212,9 @@ def test_caps_and_huge_inputs_stay_fast():
 
 
 def test_require_eos_and_bad_references():
-    assert get_verifier("countdown", {"require_eos": True})("\\boxed{(3+5)*3}", ANS, truncated=True).reason == "truncated"
+    assert (
+        get_verifier("countdown", {"require_eos": True})("\\boxed{(3+5)*3}", ANS, truncated=True).reason == "truncated"
+    )
     for bad in ("24", "(3+5)*3 = 25", "(3+5)*3", "numbers=3,5; target=", ""):
         with pytest.raises(HarnessError, match="reference answer"):
             V("\\boxed{(3+5)*3}", bad)
@@ -205,8 +227,10 @@ def test_score_command_rescores_countdown(tmp_path):
 
     from harness.cli import app
 
-    rows = [{"id": "a", "response": "\\boxed{(3+5)*3}", "answer": ANS},
-            {"id": "b", "response": "\\boxed{(3+3)*5}", "answer": ANS}]
+    rows = [
+        {"id": "a", "response": "\\boxed{(3+5)*3}", "answer": ANS},
+        {"id": "b", "response": "\\boxed{(3+3)*5}", "answer": ANS},
+    ]
     inp, outp = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     inp.write_text("".join(json.dumps(r) + "\n" for r in rows))
     r = CliRunner().invoke(app, ["score", "--task", "countdown", "--input", str(inp), "--output", str(outp)])
@@ -247,8 +271,9 @@ def test_no_fitting_puzzle_is_one_clear_error_exit_2(tmp_path):
     yaml = (Path(__file__).parents[1] / "tasks" / "countdown.yaml").read_text()
     task = tmp_path / "cd_none.yaml"
     task.write_text(yaml.replace("params: {max_value: 100, targets: [1, 100],", "params: {max_value: 1, targets: 7,"))
-    r = CliRunner().invoke(app, ["data", "export", "--task", str(task), "--out", str(tmp_path / "o.jsonl"),
-                                 "--limit", "1"])
+    r = CliRunner().invoke(
+        app, ["data", "export", "--task", str(task), "--out", str(tmp_path / "o.jsonl"), "--limit", "1"]
+    )
     assert r.exit_code == 2, r.output
     assert "cannot make sample 0" in r.output and "'targets': 7" in r.output and "splits.test.params" in r.output
     assert "Traceback" not in r.output and not (tmp_path / "o.jsonl").exists()

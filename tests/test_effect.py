@@ -44,9 +44,19 @@ def letter_task(tmp_path_factory):
     words = ["cats", "trees", "boats", "hills", "rain", "stone", "moon", "fish", "wind", "gold", "snow", "lake"]
     (d / "rows.jsonl").write_text("".join(json.dumps({"question": w, "answer": "e"}) + "\n" for w in words))
     (d / "etask.yaml").write_text(TASK_YAML)
-    (d / "demos.jsonl").write_text("".join(
-        json.dumps({"id": f"d{i}", "prompt": [{"role": "user", "content": f"Say a word about {w}"}],
-                    "response": f"{w} are nice"}) + "\n" for i, w in enumerate(words[:5])))
+    (d / "demos.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": f"d{i}",
+                    "prompt": [{"role": "user", "content": f"Say a word about {w}"}],
+                    "response": f"{w} are nice",
+                }
+            )
+            + "\n"
+            for i, w in enumerate(words[:5])
+        )
+    )
     return d
 
 
@@ -58,7 +68,10 @@ def _tiny_seqs(n_train, n_eval, max_length=200):
     spec = get_task("kk")
     ev = load_split(spec, "val", limit=n_eval)
     tr = load_split(spec, "sft", limit=n_train)
-    enc = lambda s: encode_pair(TOK[0], render_prompt(spec, s), s["traces"]["compact"], max_length)
+
+    def enc(s):
+        return encode_pair(TOK[0], render_prompt(spec, s), s["traces"]["compact"], max_length)
+
     return [enc(s) for s in tr], [enc(s) for s in ev]
 
 
@@ -99,8 +112,10 @@ def test_first_order_check_one_sgd_step(tiny_kk, one_thread):
             for p, o in zip(params, orig):
                 p.copy_(o)
         errors.append(abs(dj - eta * e) / abs(eta * e))
-    print(f"first-order check: n={len(errors)} eta={eta} max rel err {max(errors):.2e} "
-          f"median {sorted(errors)[len(errors) // 2]:.2e}")
+    print(
+        f"first-order check: n={len(errors)} eta={eta} max rel err {max(errors):.2e} "
+        f"median {sorted(errors)[len(errors) // 2]:.2e}"
+    )
     assert len(errors) >= 20 and max(errors) < 0.10, errors
 
 
@@ -120,8 +135,10 @@ def test_projection_fidelity(tiny_kk, one_thread):
     sketches = [(sk, sk.project(g)) for sk in (CountSketch(D, 0, [p.numel() for p in params]) for D in (512, 4096))]
     rows = sample_effects(model, params, train, g, sketches)
     exact = torch.tensor([r["effect"] for r in rows])
-    r = {D: float(torch.corrcoef(torch.stack([exact, torch.tensor([x[f"effect_d{D}"] for x in rows])]))[0, 1])
-         for D in (512, 4096)}
+    r = {
+        D: float(torch.corrcoef(torch.stack([exact, torch.tensor([x[f"effect_d{D}"] for x in rows])]))[0, 1])
+        for D in (512, 4096)
+    }
     print(f"projection fidelity (pearson r vs exact): {r}")
     assert r[4096] >= 0.95
     # Unbiased: the sketched inner product of a vector with itself is its squared norm in expectation.
@@ -167,8 +184,13 @@ def test_start_model_is_the_sft_stage_init(tmp_path):
         st = tmp_path / "_stages" / f"sft-{key}"
         st.mkdir(parents=True)
         (st / "config.json").write_text(json.dumps({"init": init, "data_hash": "h"}))
-        return {"run_id": f"r-{key}", "kind": "run", "method": "sft", "stages": [{"stage": "sft", "key": key}],
-                "config": {"model": "tiny", "model_path": "/base"}}
+        return {
+            "run_id": f"r-{key}",
+            "kind": "run",
+            "method": "sft",
+            "stages": [{"stage": "sft", "key": key}],
+            "config": {"model": "tiny", "model_path": "/base"},
+        }
 
     (tmp_path / "_stages" / "rl-a").mkdir(parents=True)
     (tmp_path / "_stages" / "rl-a" / "stage.json").write_text(json.dumps({"model_path": "/rl/final"}))
@@ -213,7 +235,9 @@ def test_traces_source_renders_like_training():
 
 
 def _records(root):
-    return {p.name: json.loads((p / "record.json").read_text()) for p in root.iterdir() if (p / "record.json").is_file()}
+    return {
+        p.name: json.loads((p / "record.json").read_text()) for p in root.iterdir() if (p / "record.json").is_file()
+    }
 
 
 def _metrics(acc):
@@ -222,8 +246,20 @@ def _metrics(acc):
 
 def test_cli_end_to_end_record_and_predict(letter_task, tmp_path, one_thread):
     task, demos = str(letter_task / "etask.yaml"), str(letter_task / "demos.jsonl")
-    common = ["--task", task, "--eval-split", "val", "--eval-count", "4", "--k", "4", "--max-new-tokens", "8",
-              "--runs-dir", tmp_path]
+    common = [
+        "--task",
+        task,
+        "--eval-split",
+        "val",
+        "--eval-count",
+        "4",
+        "--k",
+        "4",
+        "--max-new-tokens",
+        "8",
+        "--runs-dir",
+        tmp_path,
+    ]
     r = runner.invoke(app, ["effect", *map(str, common), "--data", demos, "--max-samples", "4", "--seed", "1"])
     assert r.exit_code == 0, r.output
     (rec,) = _records(tmp_path).values()
@@ -231,8 +267,7 @@ def test_cli_end_to_end_record_and_predict(letter_task, tmp_path, one_thread):
     d = rec["metrics"]["datasets"][demos]
     assert d["n"] == 4 and d["n_available"] == 5 and d["ci95"][0] <= d["mean"] <= d["ci95"][1]
     assert rec["metrics"]["measurement"]["mode"] == "exact" and rec["metrics"]["g_star"]["norm"] > 0
-    rows = [json.loads(x) for x in (tmp_path / rec["run_id"] / "samples.jsonl")
-            .read_text().splitlines()]
+    rows = [json.loads(x) for x in (tmp_path / rec["run_id"] / "samples.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and {"id", "dataset", "effect", "cosine", "grad_norm"} <= set(rows[0])
     assert all(-1 <= x["cosine"] <= 1 and x["grad_norm"] > 0 for x in rows)
 
@@ -244,8 +279,18 @@ def test_cli_end_to_end_record_and_predict(letter_task, tmp_path, one_thread):
     model_path = rec["config"]["model_path"]
     spec = get_task(task)
     rows_all = load_source(demos, spec, {}, tmp_path).rows
-    write_record(tmp_path, "r-base", {"kind": "run", "method": "base", "budget": 0, "metrics": _metrics(0.2), "provenance": {"harness_version": "test"},
-                                      "config": {"task": spec.id, "model": "tiny", "model_path": model_path, "recipe": {}}})
+    write_record(
+        tmp_path,
+        "r-base",
+        {
+            "kind": "run",
+            "method": "base",
+            "budget": 0,
+            "metrics": _metrics(0.2),
+            "provenance": {"harness_version": "test"},
+            "config": {"task": spec.id, "model": "tiny", "model_path": model_path, "recipe": {}},
+        },
+    )
     for i, (n, acc) in enumerate([(2, 0.3), (3, 0.5), (5, 0.4)]):
         data = rows_all[:n]
         key = f"k{i}"
@@ -253,10 +298,19 @@ def test_cli_end_to_end_record_and_predict(letter_task, tmp_path, one_thread):
         stage.mkdir(parents=True)
         (stage / "train_data.jsonl").write_text("".join(json.dumps(x) + "\n" for x in data))
         (stage / "config.json").write_text(json.dumps({"data_hash": config_hash(data)}))
-        write_record(tmp_path, f"r-sft-{i}", {"kind": "run", "method": "sft", "budget": n, "metrics": _metrics(acc), "provenance": {"harness_version": "test"},
-                                              "stages": [{"stage": "sft", "key": key}],
-                                              "config": {"task": spec.id, "model": "tiny", "model_path": model_path,
-                                                         "recipe": {}, "seed": 0}})
+        write_record(
+            tmp_path,
+            f"r-sft-{i}",
+            {
+                "kind": "run",
+                "method": "sft",
+                "budget": n,
+                "metrics": _metrics(acc),
+                "provenance": {"harness_version": "test"},
+                "stages": [{"stage": "sft", "key": key}],
+                "config": {"task": spec.id, "model": "tiny", "model_path": model_path, "recipe": {}, "seed": 0},
+            },
+        )
     r = runner.invoke(app, ["effect", *map(str, common), "--predict"])
     assert r.exit_code == 0, r.output
     pred = next(x for x in _records(tmp_path).values() if x.get("method") == "effect-predict")
@@ -302,7 +356,7 @@ def test_gstar_scores_exactly_the_sampled_ids(tiny_kk, one_thread, monkeypatch):
 
     def recording_generate(**kw):
         out = generate(**kw)
-        sampled.extend(out[:, kw["input_ids"].shape[1]:].tolist())
+        sampled.extend(out[:, kw["input_ids"].shape[1] :].tolist())
         return out
 
     monkeypatch.setattr(model, "generate", recording_generate)
@@ -321,18 +375,18 @@ def test_gstar_scores_exactly_the_sampled_ids(tiny_kk, one_thread, monkeypatch):
     want = []
     for row in sampled:  # what generate sampled: up to and with the first stop token; padding after it is not sampled
         end = next((i for i, t in enumerate(row) if t in stop), None)
-        want.append(tuple(row if end is None else row[:end + 1]))
+        want.append(tuple(row if end is None else row[: end + 1]))
     assert len(seen) == len(want) == 12
-    assert sorted(tuple(q.ids[q.start:]) for q in seen) == sorted(want)
+    assert sorted(tuple(q.ids[q.start :]) for q in seen) == sorted(want)
     from harness.data import load_split, render_prompt
 
     prompts = {tuple(prompt_ids(tok, render_prompt(spec, r))) for r in load_split(spec, "val", limit=3)}
-    assert {tuple(q.ids[:q.start]) for q in seen} == prompts
+    assert {tuple(q.ids[: q.start]) for q in seen} == prompts
     # and the log-probability g* differentiates is the sum over exactly those ids
     q = max(seen, key=lambda q: q.n_tokens)
     with torch.no_grad():
-        logits = model(input_ids=torch.tensor([q.ids])).logits[0, q.start - 1:-1].float()
-        manual = logits.log_softmax(-1).gather(-1, torch.tensor(q.ids[q.start:])[:, None]).sum()
+        logits = model(input_ids=torch.tensor([q.ids])).logits[0, q.start - 1 : -1].float()
+        manual = logits.log_softmax(-1).gather(-1, torch.tensor(q.ids[q.start :])[:, None]).sum()
         assert float(eg.logprobs(model, [q], mean=False)[0]) == pytest.approx(float(manual), abs=1e-4)
 
 

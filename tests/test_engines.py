@@ -18,8 +18,12 @@ EOS = 99
 
 
 def test_auto_picks_vllm_only_with_vllm_and_a_gpu(monkeypatch):
-    for has_vllm, has_gpu, want in [(False, False, "transformers"), (True, False, "transformers"),
-                                    (False, True, "transformers"), (True, True, "vllm")]:
+    for has_vllm, has_gpu, want in [
+        (False, False, "transformers"),
+        (True, False, "transformers"),
+        (False, True, "transformers"),
+        (True, True, "vllm"),
+    ]:
         monkeypatch.setattr(engines, "vllm_importable", lambda v=has_vllm: v)
         monkeypatch.setattr(engines, "cuda_available", lambda g=has_gpu: g)
         assert pick_engine("auto") == want
@@ -46,8 +50,11 @@ def test_engine_vllm_without_vllm_says_how_to_install(monkeypatch, tmp_path):
 
 
 def test_vllm_options_are_typed_and_checked():
-    assert parse_vllm_options(["gpu_memory_utilization=0.5", "max_model_len=4096", "enforce_eager=true"]) == \
-        {"gpu_memory_utilization": 0.5, "max_model_len": 4096, "enforce_eager": True}
+    assert parse_vllm_options(["gpu_memory_utilization=0.5", "max_model_len=4096", "enforce_eager=true"]) == {
+        "gpu_memory_utilization": 0.5,
+        "max_model_len": 4096,
+        "enforce_eager": True,
+    }
     assert parse_vllm_options({"tensor_parallel_size": 2}) == {"tensor_parallel_size": 2}
     assert parse_vllm_options(None) == {}
     with pytest.raises(HarnessError, match="unknown vLLM setting 'gpu_mem'.*gpu_memory_utilization"):
@@ -59,6 +66,7 @@ def test_vllm_options_are_typed_and_checked():
 
 
 # --- a stand-in for the `vllm` module: LLM.generate answers from a script, the way vLLM shapes its outputs ----
+
 
 class FakeSamplingParams:
     def __init__(self, **kw):
@@ -85,9 +93,15 @@ class FakeLLM:
             for j in range(sp.n):
                 kind = j % 4
                 toks = [[5, 6, self.eos], [7] * sp.max_tokens, [8, 9, 10], [11, 12, 13, 42]][kind]
-                outs.append(SimpleNamespace(index=j, text=f"{p['tag']}s{j}", token_ids=toks,
-                                            finish_reason="length" if kind == 1 else "stop",
-                                            stop_reason={2: "###", 3: 42}.get(kind)))
+                outs.append(
+                    SimpleNamespace(
+                        index=j,
+                        text=f"{p['tag']}s{j}",
+                        token_ids=toks,
+                        finish_reason="length" if kind == 1 else "stop",
+                        stop_reason={2: "###", 3: 42}.get(kind),
+                    )
+                )
             results.append(SimpleNamespace(outputs=outs[::-1]))
         return results
 
@@ -124,14 +138,20 @@ def test_vllm_results_map_to_generations_in_order(fake_vllm):
     eng = VLLMEngine(llm, TagTokenizer(), chunk=2)
     prompts = ["p0", "p1", "p2"]
     batches = []
-    out = eng.generate(prompts, SamplingParams(n=4, temperature=0.7, top_p=0.9, max_new_tokens=5, stop=("###",), seed=4),
-                       on_batch=lambda idx, gens: batches.append((idx, [[g.text for g in gs] for gs in gens])))
+    out = eng.generate(
+        prompts,
+        SamplingParams(n=4, temperature=0.7, top_p=0.9, max_new_tokens=5, stop=("###",), seed=4),
+        on_batch=lambda idx, gens: batches.append((idx, [[g.text for g in gs] for gs in gens])),
+    )
     assert [[g.text for g in gs] for gs in out] == [[f"p{i}s{j}" for j in range(4)] for i in range(3)]
     for gs in out:
         # EOS ends sample 0 and a stop token id sample 3 (neither is counted), sample 1 hit the limit, sample 2
         # a stop string.
         assert [(g.n_tokens, g.truncated) for g in gs] == [(2, False), (5, True), (3, False), (3, False)]
-    assert batches == [([0, 1], [[f"p{i}s{j}" for j in range(4)] for i in (0, 1)]), ([2], [[f"p2s{j}" for j in range(4)]])]
+    assert batches == [
+        ([0, 1], [[f"p{i}s{j}" for j in range(4)] for i in (0, 1)]),
+        ([2], [[f"p2s{j}" for j in range(4)]]),
+    ]
     sps = [sp for _, chunk in llm.calls for sp in chunk]
     assert [(sp.n, sp.temperature, sp.top_p, sp.max_tokens, sp.stop) for sp in sps] == [(4, 0.7, 0.9, 5, ["###"])] * 3
     # vLLM seeds a prompt's samples seed, seed+1, ...: no two samples of any prompts share a seed.
@@ -147,9 +167,15 @@ def test_vllm_greedy_ignores_top_p_and_sends_template_text(fake_vllm, tiny_kk):
     # The token ids vLLM gets are the transformers engine's prompt, chat template applied, no extra specials.
     sent = []
     llm.generate = lambda prompts, sps, use_tqdm=True: sent.extend(zip(prompts, sps)) or [
-        SimpleNamespace(outputs=[SimpleNamespace(index=0, text="x", token_ids=[1, tok.eos_token_id], finish_reason="stop",
-                                                 stop_reason=None)])
-        for _ in prompts]
+        SimpleNamespace(
+            outputs=[
+                SimpleNamespace(
+                    index=0, text="x", token_ids=[1, tok.eos_token_id], finish_reason="stop", stop_reason=None
+                )
+            ]
+        )
+        for _ in prompts
+    ]
     out = VLLMEngine(llm, tok).generate([chat, "raw"], SamplingParams(top_p=0.5, max_new_tokens=3))
     assert [o[0].n_tokens for o in out] == [1, 1]
     assert sent[0][0]["prompt_token_ids"] == tok(prompt_text(tok, chat), add_special_tokens=False).input_ids
@@ -173,17 +199,32 @@ def test_vllm_wrong_result_count_raises(fake_vllm):
 
 
 def test_eval_through_vllm_records_engine_and_settings(fake_vllm, tiny_kk, tmp_path, monkeypatch):
-    from harness.run_eval import run_eval
-
     from transformers import AutoTokenizer
+
+    from harness.run_eval import run_eval
 
     fake_vllm.LLM = TaggingLLM
     monkeypatch.setattr(TaggingLLM, "eos", AutoTokenizer.from_pretrained(tiny_kk).eos_token_id)
-    path, metrics = run_eval(task="kk", model=str(tiny_kk), limit=3, max_new_tokens=5, dtype="bfloat16", seed=7,
-                             runs_dir=tmp_path, engine="vllm", vllm={"gpu_memory_utilization": 0.5, "max_model_len": 2048})
+    path, metrics = run_eval(
+        task="kk",
+        model=str(tiny_kk),
+        limit=3,
+        max_new_tokens=5,
+        dtype="bfloat16",
+        seed=7,
+        runs_dir=tmp_path,
+        engine="vllm",
+        vllm={"gpu_memory_utilization": 0.5, "max_model_len": 2048},
+    )
     (llm,) = FakeLLM.made
-    assert llm.kwargs == {"model": str(tiny_kk), "tokenizer": str(tiny_kk), "dtype": "bfloat16", "seed": 7,
-                          "gpu_memory_utilization": 0.5, "max_model_len": 2048}
+    assert llm.kwargs == {
+        "model": str(tiny_kk),
+        "tokenizer": str(tiny_kk),
+        "dtype": "bfloat16",
+        "seed": 7,
+        "gpu_memory_utilization": 0.5,
+        "max_model_len": 2048,
+    }
     rec = json.loads((path / "record.json").read_text())
     assert rec["config"]["engine"] == "vllm" and rec["config"]["vllm"]["max_model_len"] == 2048
     assert metrics["engine"] == "vllm" and metrics["n"] == 3 and metrics["mean_response_tokens"] == 2
@@ -200,13 +241,17 @@ def test_eval_auto_records_the_engine_it_picked(tiny_kk, tmp_path, monkeypatch):
 
 # --- models by hub id ------------------------------------------------------------------------------------------
 
+
 def test_hub_id_offline_fails_fast_with_local_path_advice(monkeypatch):
     from harness.models import resolve
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     t0 = time.perf_counter()
-    with pytest.raises(HarnessError, match=r"model 'harness-test/no-such-model' is not a local folder.*"
-                                           r"HF_HUB_OFFLINE is set.*pass a local model folder"):
+    with pytest.raises(
+        HarnessError,
+        match=r"model 'harness-test/no-such-model' is not a local folder.*"
+        r"HF_HUB_OFFLINE is set.*pass a local model folder",
+    ):
         resolve("harness-test/no-such-model")
     assert time.perf_counter() - t0 < 10
 
@@ -273,13 +318,15 @@ def test_vllm_settings_on_transformers_are_one_clear_error_and_ignored_by_auto(t
         run_eval(task="kk", model="tiny", limit=1, runs_dir=tmp_path, engine="transformers", vllm={"max_model_len": 64})
     assert not list(tmp_path.iterdir())
     # auto on a machine without vLLM/GPU: the same command runs, and the record says the settings went unused
-    path, _ = run_eval(task="kk", model="tiny", limit=1, max_new_tokens=4, runs_dir=tmp_path, engine="auto",
-                       vllm={"max_model_len": 64})
+    path, _ = run_eval(
+        task="kk", model="tiny", limit=1, max_new_tokens=4, runs_dir=tmp_path, engine="auto", vllm={"max_model_len": 64}
+    )
     cfg = json.loads((path / "record.json").read_text())["config"]
     assert cfg["engine"] == "transformers" and cfg["vllm_ignored"] == {"max_model_len": 64} and "vllm" not in cfg
 
 
 # --- stop tokens and neutral generation settings (issue 12, items 5 and 6) --------------------------------------
+
 
 def _kk_prompts(n):
     from harness.data import load_split, render_prompt
@@ -307,7 +354,7 @@ def test_every_engine_stops_on_the_chat_templates_end_token(tiny_kk, tmp_path, f
     assert eng.stop_ids == [eot, im_end] == stop_token_ids(tok, GenerationConfig.from_pretrained(folder))
     hook = eng.model.lm_head.register_forward_hook(ForceTokenAfter(im_end, 3))
     try:
-        (g,), = eng.generate(_kk_prompts(1), SamplingParams(max_new_tokens=12))
+        ((g,),) = eng.generate(_kk_prompts(1), SamplingParams(max_new_tokens=12))
     finally:
         hook.remove()
     assert not g.truncated and g.n_tokens <= 3 and g.token_ids[-1] == im_end and len(g.token_ids) == g.n_tokens + 1
@@ -319,10 +366,11 @@ def test_every_engine_stops_on_the_chat_templates_end_token(tiny_kk, tmp_path, f
     llm = FakeLLM()
     sent = []
     done = SimpleNamespace(index=0, text="x", token_ids=[5, im_end], finish_reason="stop", stop_reason=im_end)
-    llm.generate = lambda prompts, sps, use_tqdm=True: sent.extend(sps) or [SimpleNamespace(outputs=[done])
-                                                                            for _ in prompts]
+    llm.generate = lambda prompts, sps, use_tqdm=True: sent.extend(sps) or [
+        SimpleNamespace(outputs=[done]) for _ in prompts
+    ]
     veng = VLLMEngine(llm, tok, generation_config=GenerationConfig.from_pretrained(folder))
-    (vg,), = veng.generate(["raw"], SamplingParams(max_new_tokens=4))
+    ((vg,),) = veng.generate(["raw"], SamplingParams(max_new_tokens=4))
     assert sent[0].stop_token_ids == [eot, im_end] and veng.info()["stop_token_ids"] == [eot, im_end]
     assert (vg.n_tokens, vg.truncated, vg.token_ids) == (1, False, (5, im_end))
     plain = SimpleNamespace(index=0, text="x", token_ids=[5, im_end], finish_reason="stop", stop_reason=None)
@@ -336,8 +384,16 @@ def test_shipped_generation_settings_do_not_change_outputs(tiny_kk, tmp_path):
     from tiny_variants import tiny_variant
 
     shipped = tiny_variant(tiny_kk, tmp_path / "rp", repetition_penalty=1.3)
-    more = tiny_variant(tiny_kk, tmp_path / "more", repetition_penalty=1.3, no_repeat_ngram_size=2, do_sample=True,
-                        top_k=3, min_new_tokens=20, typical_p=0.5)
+    more = tiny_variant(
+        tiny_kk,
+        tmp_path / "more",
+        repetition_penalty=1.3,
+        no_repeat_ngram_size=2,
+        do_sample=True,
+        top_k=3,
+        min_new_tokens=20,
+        typical_p=0.5,
+    )
     prompts = _kk_prompts(3)
     greedy = SamplingParams(max_new_tokens=24)
     sampled = SamplingParams(n=2, temperature=1.0, max_new_tokens=16, seed=5)
@@ -354,3 +410,30 @@ def test_shipped_generation_settings_do_not_change_outputs(tiny_kk, tmp_path):
     assert eng.info()["neutralized"]["repetition_penalty"] == 1.3
     assert outputs(more, greedy)[0] == want
     assert outputs(more, sampled)[0] == outputs(tiny_kk, sampled)[0]
+
+
+def test_rollouts_through_vllm_need_a_gpu_as_well(monkeypatch):
+    """GRPO asks the same picker as eval, with the colocate rule: a named vllm needs vLLM and CUDA."""
+    monkeypatch.setattr(engines, "vllm_importable", lambda: True)
+    monkeypatch.setattr(engines, "cuda_available", lambda: False)
+    assert pick_engine("vllm") == "vllm"  # eval: vLLM's CPU build generates
+    with pytest.raises(HarnessError, match=r"rl.engine: GRPO's vLLM rollouts .* need a GPU"):
+        pick_engine("vllm", rollouts=True, what="rl.engine")
+    assert pick_engine("auto", rollouts=True) == "transformers"
+    with pytest.raises(HarnessError, match=r"rl.engine: unknown engine 'vlm'.*did you mean 'vllm'"):
+        pick_engine("vlm", rollouts=True, what="rl.engine")
+
+
+def test_one_factory_for_references_and_models_in_memory(tiny_kk):
+    from harness.engines import HFEngine, make_engine
+    from harness.models import load
+
+    by_ref = make_engine("transformers", str(tiny_kk), batch_size=4, dtype="float32")
+    assert isinstance(by_ref, HFEngine) and by_ref.batch_size == 4
+    model, tok = load(str(tiny_kk))
+    in_memory = make_engine("transformers", model=model, tokenizer=tok, batch_size=3)
+    assert isinstance(in_memory, HFEngine) and in_memory.model is model and in_memory.batch_size == 3
+    for bad in ({"model": model}, {"model": model, "tokenizer": tok, "name": "vllm"}, {}):
+        name = bad.pop("name", "transformers")
+        with pytest.raises(ValueError, match="make_engine"):
+            make_engine(name, **bad)

@@ -67,9 +67,11 @@ def test_engine_batches_sorted_and_results_in_input_order(tiny_kk):
 
 
 def test_summarize_per_level_and_truncation():
-    rows = [{"scores": [1.0], "level": 3, "n_tokens": [10], "truncated": [False]},
-            {"scores": [0.0], "level": 3, "n_tokens": [30], "truncated": [True]},
-            {"scores": [1.0], "level": 4, "n_tokens": [20], "truncated": [False]}]
+    rows = [
+        {"scores": [1.0], "level": 3, "n_tokens": [10], "truncated": [False]},
+        {"scores": [0.0], "level": 3, "n_tokens": [30], "truncated": [True]},
+        {"scores": [1.0], "level": 4, "n_tokens": [20], "truncated": [False]},
+    ]
     m = summarize(rows, 1)
     assert m["accuracy"] == pytest.approx(2 / 3)
     assert m["per_level"]["3"]["accuracy"] == 0.5 and m["per_level"]["4"]["n"] == 1

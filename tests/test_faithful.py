@@ -6,8 +6,15 @@ import time
 
 import pytest
 
-from harness.faithful import (check, check_sample, expected_checks, looks_explicit, reference, reference_for_sample,
-                              step_text)
+from harness.faithful import (
+    check,
+    check_sample,
+    expected_checks,
+    looks_explicit,
+    reference,
+    reference_for_sample,
+    step_text,
+)
 from harness.generators.kk import generate
 
 
@@ -117,7 +124,7 @@ def test_each_wrong_part_of_a_check_is_found(kind):
         elif kind == "wrong_truth_value":
             words = middle[0].split(" ")
             at = next(i for i, w in enumerate(words) if w in ("T", "F"))
-            middle = [" ".join(words[:at] + [flip(words[at])] + words[at + 1:])]
+            middle = [" ".join(words[:at] + [flip(words[at])] + words[at + 1 :])]
         elif kind == "wrong_value":
             value = flip(value)
         else:
@@ -140,14 +147,14 @@ def test_wrong_search_and_wrong_roles():
     parts = sentences(trace)
     b = next(i for i, x in enumerate(parts) if x.startswith("back to "))
     # Skipping the backtrack changes an earlier person's role without going back: not a legal next assumption.
-    v = check_sample(". ".join(parts[:b] + parts[b + 1:]), s)
+    v = check_sample(". ".join(parts[:b] + parts[b + 1 :]), s)
     assert (v["step"], v["kind"], v["lucky"]) == (b, "wrong_roles", True)
     # Repeating a step is a legal assumption, but not the search's next one.
     v = check_sample(". ".join(parts[:b] + [parts[b - 1]] + parts[b:]), s)
     assert (v["step"], v["kind"]) == (b, "wrong_search")
     # Going back to someone else.
     other = next(nm for nm in s["metadata"]["names"] if f"back to {nm}" != parts[b])
-    v = check_sample(". ".join(parts[:b] + [f"back to {other}"] + parts[b + 1:]), s)
+    v = check_sample(". ".join(parts[:b] + [f"back to {other}"] + parts[b + 1 :]), s)
     assert (v["step"], v["kind"]) == (b, "wrong_search")
     # Stopping early, or going on after the solution.
     v = check_sample(". ".join(parts[:-2] + parts[-1:]), s)
@@ -206,6 +213,7 @@ def test_no_metadata_no_check():
 
 # --- integration ------------------------------------------------------------------------------------------------
 
+
 def _tiny_task():
     from harness import recipes
     from harness.tasks import get_task
@@ -216,6 +224,7 @@ def _tiny_task():
 
 class FixedEngine:
     """Returns fixed texts per prompt (the sample's texts from `texts_for(sample)`), like a model would."""
+
     name = "fixed"
 
     def __init__(self, task, split, texts_for, limit=64):
@@ -284,11 +293,18 @@ def test_redistill_filter_faithful_keeps_only_faithful_samples(tmp_path, monkeyp
     task, recipe = _tiny_task()
     engine = FixedEngine(task, "sft", lambda s: [lucky_text(s)] if s["index"] % 2 else [s["traces"]["explicit"]])
     monkeypatch.setattr(harness.engines, "make_engine", lambda *a, **k: engine)
-    monkeypatch.setattr(harness.engines, "pick_engine", lambda name: "transformers")
+    monkeypatch.setattr(harness.engines, "pick_engine", lambda name, **_: "transformers")
 
     def sample(**rd):
-        ctx = Context(task=task, recipe_name="kk-tiny", recipe={**recipe, "redistill": {**recipe["redistill"], **rd}},
-                      base_model="tiny", base_ref=str(tmp_path / "base"), seed=0, root=tmp_path)
+        ctx = Context(
+            task=task,
+            recipe_name="kk-tiny",
+            recipe={**recipe, "redistill": {**recipe["redistill"], **rd}},
+            base_model="tiny",
+            base_ref=str(tmp_path / "base"),
+            seed=0,
+            root=tmp_path,
+        )
         info = stage_sample(ctx, str(tmp_path / "teacher"), 8, "A")
         assert ctx.stages[-1]["filter"] == info["filter"]  # goes into the run record with the stage
         return info, [json.loads(x) for x in open(info["data_path"])]
@@ -323,12 +339,14 @@ def test_grid_trace_kinds_on_hand_made_rows():
         out[1] = out[1].replace(old, new, 1)
         return check_sample("\n".join(out), d)
 
-    for (old, new), kind in [(("CvT and CkF", "CkT and CkF"), "wrong_copy"),
-                             (("CvT and CkF", "CvF and CkF"), "wrong_truth_value"),
-                             (("CkF _ F no", "CkF _ T no"), "wrong_value"),
-                             (("CkF _ F no", "CkF _ F ok"), "wrong_verdict"),
-                             (("AK BK CV", "AK BV CV"), "wrong_search"),
-                             (("AK BK CV", "AK CK BV"), "wrong_roles")]:
+    for (old, new), kind in [
+        (("CvT and CkF", "CkT and CkF"), "wrong_copy"),
+        (("CvT and CkF", "CvF and CkF"), "wrong_truth_value"),
+        (("CkF _ F no", "CkF _ T no"), "wrong_value"),
+        (("CkF _ F no", "CkF _ F ok"), "wrong_verdict"),
+        (("AK BK CV", "AK BV CV"), "wrong_search"),
+        (("AK BK CV", "AK CK BV"), "wrong_roles"),
+    ]:
         v = edited(old, new)
         assert (v["kind"], v["step"], v["lucky"], v["faithful"]) == (kind, 1, True, False), (kind, v)
     v = check_sample("\n".join(rows[:2] + rows[-1:]), d)  # stops early, right box

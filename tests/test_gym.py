@@ -12,13 +12,13 @@ from typer.testing import CliRunner
 pytest.importorskip("reasoning_gym")
 
 from harness import gym  # noqa: E402
-from harness.verifiers.gym import extract_tag  # noqa: E402
 from harness.cli import app  # noqa: E402
 from harness.data import load_split  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 from harness.evaluate import summarize  # noqa: E402
 from harness.taskspec import load_file, validate_file  # noqa: E402
 from harness.verifiers import Verdict, get_verifier  # noqa: E402
+from harness.verifiers.gym import extract_tag  # noqa: E402
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples" / "tasks"
@@ -83,9 +83,14 @@ def test_seeds_overlap_in_reasoning_gym_but_splits_stay_disjoint(tmp_path):
     import reasoning_gym as rg
 
     cfg = dict(n_people=2, depth_constraint=2, width_constraint=2)
-    a, b = rg.create_dataset("knights_knaves", seed=1, size=5, **cfg), rg.create_dataset("knights_knaves", seed=2, size=5, **cfg)
+    a, b = (
+        rg.create_dataset("knights_knaves", seed=1, size=5, **cfg),
+        rg.create_dataset("knights_knaves", seed=2, size=5, **cfg),
+    )
     assert a[1]["question"] == b[0]["question"]
-    spec = load_file(write(tmp_path, "same", KK.replace("n_people: 3", "n_people: 2").replace(", params: {n_people: 4}", "")))
+    spec = load_file(
+        write(tmp_path, "same", KK.replace("n_people: 3", "n_people: 2").replace(", params: {n_people: 4}", ""))
+    )
     rows = {s: {r["question"] for r in fresh(spec, s)} for s in spec.splits}
     assert not rows["sft"] & rows["rl"] and not rows["rl"] & rows["test"] and not rows["sft"] & rows["test"]
 
@@ -122,14 +127,18 @@ def test_wrong_answer_scores_zero_and_partial_credit_is_reported_separately(tmp_
     first = s["metadata"]["names"][0]
     truth = s["oracle_answer"]
     role = "knight" if f"{first} is {terms['a_knight']}" in truth else "knave"
-    flipped = truth.replace(f"{first} is {terms['a_' + role]}", f"{first} is {terms['a_' + ('knave' if role == 'knight' else 'knight')]}")
+    flipped = truth.replace(
+        f"{first} is {terms['a_' + role]}", f"{first} is {terms['a_' + ('knave' if role == 'knight' else 'knight')]}"
+    )
     assert flipped != truth
     wrong = v(f"<answer>{flipped}</answer>", s["answer"])
     assert wrong.score == 0.0 and wrong.reason == "partial"
     assert wrong.partial == pytest.approx(0.3 + 0.7 * 3 / 4)  # rg: 3 of 4 people right
     right = v(f"<answer>{truth}</answer>", s["answer"])
-    rows = [{"scores": [x.score], "verdicts": [x.to_dict()], "level": None, "n_tokens": [5], "truncated": [False]}
-            for x in (wrong, right)]
+    rows = [
+        {"scores": [x.score], "verdicts": [x.to_dict()], "level": None, "n_tokens": [5], "truncated": [False]}
+        for x in (wrong, right)
+    ]
     m = summarize(rows, 1)
     assert m["accuracy"] == 0.5 and m["partial_credit_mean"] == pytest.approx((0.825 + 1.0) / 2)
     assert "partial_credit_mean" not in summarize([{**rows[0], "verdicts": [{"score": 0.0}]}], 1)
@@ -143,7 +152,11 @@ def test_answer_format_pitfalls_from_the_docs(tmp_path):
     kk = fresh(load_file(write(tmp_path, "kk", KK)), "test", limit=1)[0]
     truth, md = kk["oracle_answer"], kk["metadata"]
     names, terms = md["names"], md["knight_knave_terms"]
-    wrong_vocab = {"knight": "sage", "knave": "fool"} if terms["knight"] == "knight" else {terms["knight"]: "knight", terms["knave"]: "knave"}
+    wrong_vocab = (
+        {"knight": "sage", "knave": "fool"}
+        if terms["knight"] == "knight"
+        else {terms["knight"]: "knight", terms["knave"]: "knave"}
+    )
     other = truth
     for a, b in wrong_vocab.items():
         other = other.replace(f" {a}", f" {b}")
@@ -152,12 +165,14 @@ def test_answer_format_pitfalls_from_the_docs(tmp_path):
     colons = ", ".join(f"{n}: {r}" for n, r in role.items())
     assert v(f"<answer>{colons}</answer>", kk["answer"]).score == 0.0  # "Name: role" is not read
     assert v(f"<answer><answer>{truth}</answer>", kk["answer"]).score == 0.0  # a tag left inside sticks to a name
-    assert v(f"<answer>{truth}</answer>\nFormat: <answer>answer here</answer>", kk["answer"]).reason == "wrong"  # last tag
+    # the last tag counts
+    assert v(f"<answer>{truth}</answer>\nFormat: <answer>answer here</answer>", kk["answer"]).reason == "wrong"
     spec = load_file(write(tmp_path, "ar", ARITH))
     ar, v = fresh(spec, "test", limit=1)[0], get_verifier(spec.verifier.name, spec.verifier.params)
     n = ar["oracle_answer"]
     assert v(f"<answer>{n}</answer>", ar["answer"]).score == 1.0
-    for loose in (f"{n}.0", f"The answer is {n}", f"= {n}"):  # basic_arithmetic compares strings, partly credits substrings
+    # basic_arithmetic compares strings, partly credits substrings
+    for loose in (f"{n}.0", f"The answer is {n}", f"= {n}"):
         got = v(f"<answer>{loose}</answer>", ar["answer"])
         assert got.score == 0.0 and 0 < got.partial < 1, (loose, got)
     assert v(f"<answer>{'9' * 101}</answer>", ar["answer"]).reason == "too_long"  # max_answer_chars: 100
@@ -200,36 +215,62 @@ def test_grpo_reward_is_the_verifier_on_gym_entries(tmp_path):
     v = get_verifier("reasoning_gym")
     rows = fresh(load_file(write(tmp_path, "kk", KK)), "test", limit=2)
     reward = make_reward(v, {0}, False, Counter(tmp_path))
-    completions = [[{"role": "assistant", "content": f"hmm <answer>{rows[0]['oracle_answer']}</answer>"}],
-                   [{"role": "assistant", "content": f"<answer>{rows[0]['oracle_answer']}</answer>"}]]
-    assert reward(completions=completions, completion_ids=[[5, 0], [5, 0]],
-                  answer=[rows[0]["answer"], rows[1]["answer"]]) == [1.0, 0.0]
+    completions = [
+        [{"role": "assistant", "content": f"hmm <answer>{rows[0]['oracle_answer']}</answer>"}],
+        [{"role": "assistant", "content": f"<answer>{rows[0]['oracle_answer']}</answer>"}],
+    ]
+    assert reward(
+        completions=completions, completion_ids=[[5, 0], [5, 0]], answer=[rows[0]["answer"], rows[1]["answer"]]
+    ) == [1.0, 0.0]
 
 
 # ----------------------------------------------------------------------------------------- validation and CLI
 BAD = {
-    "unknown_dataset": (KK.replace("knights_knaves", "knights_knave"),
-                        ["source.reasoning_gym.name: unknown reasoning-gym dataset 'knights_knave'; "
-                         "did you mean 'knights_knaves'?"]),
-    "bad_config_key": (KK.replace("n_people: 3", "n_peple: 3"),
-                       [":4: source.reasoning_gym.config.n_peple: 'knights_knaves' has no config field 'n_peple'; "
-                        "did you mean 'n_people'? valid fields: n_people, depth_constraint, width_constraint"]),
-    "bad_split_param": (KK.replace("params: {n_people: 4}", "params: {people: 4}"),
-                        ["splits.test.params.people: 'knights_knaves' has no config field 'people'",
-                         "valid fields: n_people, depth_constraint, width_constraint"]),
-    "bad_value": (KK.replace("params: {n_people: 4}", "params: {n_people: 0}"),
-                  ["splits.test (config + params): reasoning-gym rejected knights_knaves config", "n_people"]),
-    "size_in_config": (KK.replace("n_people: 3,", "n_people: 3, size: 10,"),
-                       ["source.reasoning_gym.config.size: is set per split; write it as splits.<name>.size"]),
+    "unknown_dataset": (
+        KK.replace("knights_knaves", "knights_knave"),
+        ["source.reasoning_gym.name: unknown reasoning-gym dataset 'knights_knave'; did you mean 'knights_knaves'?"],
+    ),
+    "bad_config_key": (
+        KK.replace("n_people: 3", "n_peple: 3"),
+        [
+            ":4: source.reasoning_gym.config.n_peple: 'knights_knaves' has no config field 'n_peple'; "
+            "did you mean 'n_people'? valid fields: n_people, depth_constraint, width_constraint"
+        ],
+    ),
+    "bad_split_param": (
+        KK.replace("params: {n_people: 4}", "params: {people: 4}"),
+        [
+            "splits.test.params.people: 'knights_knaves' has no config field 'people'",
+            "valid fields: n_people, depth_constraint, width_constraint",
+        ],
+    ),
+    "bad_value": (
+        KK.replace("params: {n_people: 4}", "params: {n_people: 0}"),
+        ["splits.test (config + params): reasoning-gym rejected knights_knaves config", "n_people"],
+    ),
+    "size_in_config": (
+        KK.replace("n_people: 3,", "n_people: 3, size: 10,"),
+        ["source.reasoning_gym.config.size: is set per split; write it as splits.<name>.size"],
+    ),
     "no_size": (KK.replace("{size: 40, seed: 1}", "{seed: 1}"), ["reasoning_gym splits need a size: sft"]),
-    "two_sources": (KK.replace("  reasoning_gym:", "  generator: {name: kk}\n  reasoning_gym:"),
-                    ["give exactly one of 'generator', 'file', 'hf' or 'reasoning_gym' (found: generator, reasoning_gym)"]),
-    "verifier_without_gym_source": (KK.replace("reasoning_gym: {name: knights_knaves, config: {n_people: 3, depth_constraint: 2, "
-                                               "width_constraint: 2}}", "generator: {name: kk}").replace(", params: {n_people: 4}", ""),
-                                    ["verifier: 'reasoning_gym' scores reasoning-gym entries; use it with source.reasoning_gym"]),
-    "other_verifier": (KK.replace("name: reasoning_gym}", "name: exact}"),
-                       ["verifier: 'exact' would read the rg entry (JSON) in 'answer'; use verifier reasoning_gym, "
-                        "or set answer_field: oracle_answer"]),
+    "two_sources": (
+        KK.replace("  reasoning_gym:", "  generator: {name: kk}\n  reasoning_gym:"),
+        ["give exactly one of 'generator', 'file', 'hf' or 'reasoning_gym' (found: generator, reasoning_gym)"],
+    ),
+    "verifier_without_gym_source": (
+        KK.replace(
+            "reasoning_gym: {name: knights_knaves, config: {n_people: 3, depth_constraint: 2, width_constraint: 2}}",
+            "generator: {name: kk}",
+        ).replace(", params: {n_people: 4}", ""),
+        ["verifier: 'reasoning_gym' scores reasoning-gym entries; use it with source.reasoning_gym"],
+    ),
+    "other_verifier": (
+        KK.replace("name: reasoning_gym}", "name: exact}"),
+        [
+            "verifier: 'exact' would read the rg entry (JSON) in 'answer'; use verifier reasoning_gym, "
+            "or set answer_field: oracle_answer"
+        ],
+    ),
 }
 
 
@@ -261,9 +302,11 @@ def test_missing_package_says_how_to_install(tmp_path, monkeypatch):
 
 
 def test_validation_imports_no_torch():
-    code = ("import sys; from harness.taskspec import validate_file;"
-            f"assert validate_file({str(EXAMPLES / 'rg_knights_knaves.yaml')!r})[1] == [];"
-            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'")
+    code = (
+        "import sys; from harness.taskspec import validate_file;"
+        f"assert validate_file({str(EXAMPLES / 'rg_knights_knaves.yaml')!r})[1] == [];"
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
@@ -274,9 +317,19 @@ def test_export_then_score_round_trip(tmp_path):
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     responses = tmp_path / "responses.jsonl"
-    responses.write_text("".join(json.dumps({"id": x["id"], "answer": x["answer"],
-                                             "response": f"<answer>{x['oracle_answer'] if i % 2 else 'no'}</answer>"}) + "\n"
-                                 for i, x in enumerate(rows)))
+    responses.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": x["id"],
+                    "answer": x["answer"],
+                    "response": f"<answer>{x['oracle_answer'] if i % 2 else 'no'}</answer>",
+                }
+            )
+            + "\n"
+            for i, x in enumerate(rows)
+        )
+    )
     verdicts = tmp_path / "verdicts.jsonl"
     r = runner.invoke(app, ["score", "--task", task, "--input", str(responses), "--output", str(verdicts)])
     assert r.exit_code == 0 and "accuracy 0.500" in r.output, r.output
@@ -285,8 +338,22 @@ def test_export_then_score_round_trip(tmp_path):
 
 def test_eval_cli_end_to_end_on_the_tiny_model(tmp_path):
     path = EXAMPLES / "rg_basic_arithmetic.yaml"
-    r = runner.invoke(app, ["eval", "--task", str(path), "--model", "tiny", "--limit", "5", "--max-new-tokens", "8",
-                            "--runs-dir", str(tmp_path)])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--task",
+            str(path),
+            "--model",
+            "tiny",
+            "--limit",
+            "5",
+            "--max-new-tokens",
+            "8",
+            "--runs-dir",
+            str(tmp_path),
+        ],
+    )
     assert r.exit_code == 0, r.output
     (record_dir,) = [p for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))]
     record = json.loads((record_dir / "record.json").read_text())

@@ -20,6 +20,7 @@ def invoke(*args):
 
 # --- 1. YAML aliases ---------------------------------------------------------------------------------------------
 
+
 def billion_laughs(path: Path, levels: int = 9) -> Path:
     lines = ["a0: &a0 [" + ", ".join(['"lol"'] * 9) + "]"]
     lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, levels)]
@@ -66,8 +67,12 @@ def test_billion_laughs_recipe_is_one_error(tmp_path):
 # --- 2. corrupt run records --------------------------------------------------------------------------------------
 
 FIX = Path(__file__).parent / "fixtures"
-CORRUPT = {"truncated": b'{"kind": "run", "config": {"ta', "list": b'[1, 2, 3]', "latin1": b'{"kind": "caf\xe9"}',
-           "deep": b"[" * 100_000}
+CORRUPT = {
+    "truncated": b'{"kind": "run", "config": {"ta',
+    "list": b"[1, 2, 3]",
+    "latin1": b'{"kind": "caf\xe9"}',
+    "deep": b"[" * 100_000,
+}
 
 
 def runs_with_corrupt_records(tmp_path: Path) -> Path:
@@ -120,23 +125,27 @@ def test_runs_list_leaderboard_and_compare_keep_going_past_corrupt_files(tmp_pat
 
 # --- 3. numeric verdicts -----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("response, answer, score", [
-    ("42000001", "42000000", 0.0),           # an integer reference is matched exactly, whatever the magnitude
-    ("42000000.5", "42000000", 0.0),
-    ("#### 42,000,000", "42000000", 1.0),
-    ("1e400", "2e400", 0.0),                 # no overflow to inf
-    ("2e400", "2e400", 1.0),
-    ("1e-12", "0", 0.0),
-    ("0", "1e-12", 0.0),
-    ("0.0", "1e-12", 0.0),
-    ("0.50000001", "1/2", 0.0),
-    ("0.50000001", "\\frac{1}{2}", 0.0),
-    ("0.5", "\\frac{1}{2}", 1.0),
-    ("0.30000000000000004", "0.3", 1.0),     # float noise in a decimal passes
-    ("0.3333333333", "1/3", 1.0),
-    ("0.333333", "1/3", 0.0),
-    ("1e999999999999999999", "1e999999999999999999", 1.0),
-])
+
+@pytest.mark.parametrize(
+    "response, answer, score",
+    [
+        ("42000001", "42000000", 0.0),  # an integer reference is matched exactly, whatever the magnitude
+        ("42000000.5", "42000000", 0.0),
+        ("#### 42,000,000", "42000000", 1.0),
+        ("1e400", "2e400", 0.0),  # no overflow to inf
+        ("2e400", "2e400", 1.0),
+        ("1e-12", "0", 0.0),
+        ("0", "1e-12", 0.0),
+        ("0.0", "1e-12", 0.0),
+        ("0.50000001", "1/2", 0.0),
+        ("0.50000001", "\\frac{1}{2}", 0.0),
+        ("0.5", "\\frac{1}{2}", 1.0),
+        ("0.30000000000000004", "0.3", 1.0),  # float noise in a decimal passes
+        ("0.3333333333", "1/3", 1.0),
+        ("0.333333", "1/3", 0.0),
+        ("1e999999999999999999", "1e999999999999999999", 1.0),
+    ],
+)
 def test_numeric_compares_exact_values(response, answer, score):
     from harness.verifiers import get_verifier
 
@@ -158,14 +167,17 @@ def test_numeric_tolerances_apply_to_decimals_only_when_set():
         get_verifier("numeric")("1", "1/0")
 
 
-@pytest.mark.parametrize("pred, ref, same", [
-    ("0.50000001", "\\frac{1}{2}", False),
-    ("0.5", "\\frac{1}{2}", True),
-    ("-0.5", "\\frac{-1}{2}", True),
-    ("1/2", "0.5", True),
-    ("2", "\\frac{4}{2}", True),
-    ("1000001", "1000000", False),
-])
+@pytest.mark.parametrize(
+    "pred, ref, same",
+    [
+        ("0.50000001", "\\frac{1}{2}", False),
+        ("0.5", "\\frac{1}{2}", True),
+        ("-0.5", "\\frac{-1}{2}", True),
+        ("1/2", "0.5", True),
+        ("2", "\\frac{4}{2}", True),
+        ("1000001", "1000000", False),
+    ],
+)
 def test_boxed_math_decides_plain_numbers_exactly_in_process(pred, ref, same):
     from harness.verifiers.boxed_math import _plain_equal
 
@@ -182,20 +194,24 @@ def test_boxed_math_rejects_a_near_miss_decimal_for_a_fraction():
 
 # --- 4. recipe numbers --------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("setting, words", [
-    ("sft.epochs=-1", "'epochs' must be a positive integer"),
-    ("sft.batch_size=0", "'batch_size' must be a positive integer"),
-    ("sft.learning_rate=-1", "'learning_rate' must be a number > 0"),
-    ("sft.warmup_ratio=1.5", "'warmup_ratio' must be a number in [0, 1)"),
-    ("sft.max_steps=0", "'max_steps' must be -1"),
-    ("rl.steps=0", "'steps' must be a positive integer (1, 2, ...) or null"),
-    ("rl.num_generations=1", "'num_generations' must be an integer >= 2"),
-    ("rl.prompts_per_step=0", "'prompts_per_step' must be a positive integer"),
-    ("rl.temperature=0", "'temperature' must be a number > 0"),
-    ("rl.top_p=1.5", "'top_p' must be a number in (0, 1]"),
-    ("rl.learning_rate=-1e-5", "'learning_rate' must be a number > 0"),
-    ("eval.batch_size=0", "'batch_size' must be a positive integer"),
-])
+
+@pytest.mark.parametrize(
+    "setting, words",
+    [
+        ("sft.epochs=-1", "'epochs' must be a positive integer"),
+        ("sft.batch_size=0", "'batch_size' must be a positive integer"),
+        ("sft.learning_rate=-1", "'learning_rate' must be a number > 0"),
+        ("sft.warmup_ratio=1.5", "'warmup_ratio' must be a number in [0, 1)"),
+        ("sft.max_steps=0", "'max_steps' must be -1"),
+        ("rl.steps=0", "'steps' must be a positive integer (1, 2, ...) or null"),
+        ("rl.num_generations=1", "'num_generations' must be an integer >= 2"),
+        ("rl.prompts_per_step=0", "'prompts_per_step' must be a positive integer"),
+        ("rl.temperature=0", "'temperature' must be a number > 0"),
+        ("rl.top_p=1.5", "'top_p' must be a number in (0, 1]"),
+        ("rl.learning_rate=-1e-5", "'learning_rate' must be a number > 0"),
+        ("eval.batch_size=0", "'batch_size' must be a positive integer"),
+    ],
+)
 def test_run_rejects_recipe_numbers_out_of_range_before_any_model_loads(tmp_path, monkeypatch, setting, words):
     import harness.run
 
@@ -221,6 +237,7 @@ def test_backend_recipe_resolution_checks_the_same_numbers():
 
 
 # --- 5. full disk ---------------------------------------------------------------------------------------------------
+
 
 def disk_full_for(monkeypatch, is_full):
     """os.replace raises ENOSPC for destinations where is_full(dst) (the last step of every atomic write)."""
@@ -283,10 +300,23 @@ def test_harness_run_says_where_its_results_are_when_the_record_cannot_be_writte
     monkeypatch.setattr(harness.run.models, "resolve", lambda model, spec: "base-ref")
     monkeypatch.setattr(harness.run, "train_for_method", lambda ctx, *a: "base-ref")
     monkeypatch.setattr(harness.run, "provenance", lambda seed, spec: {})
-    metrics = {"accuracy": 0.5, "ci95": [0.1, 0.9], "n": 2, "truncation_rate": 0.0, "mean_response_tokens": 3.0,
-               "tokens_generated": 6}
-    monkeypatch.setattr(harness.run, "_evaluate", lambda ctx, final, limem: (
-        metrics, [{"id": "a"}, {"id": "b"}], {"n_params": 10, "wall": 1.0, "engine": "transformers", "tokens": 6}))
+    metrics = {
+        "accuracy": 0.5,
+        "ci95": [0.1, 0.9],
+        "n": 2,
+        "truncation_rate": 0.0,
+        "mean_response_tokens": 3.0,
+        "tokens_generated": 6,
+    }
+    monkeypatch.setattr(
+        harness.run,
+        "_evaluate",
+        lambda ctx, final, limem: (
+            metrics,
+            [{"id": "a"}, {"id": "b"}],
+            {"n_params": 10, "wall": 1.0, "engine": "transformers", "tokens": 6},
+        ),
+    )
     disk_full_for(monkeypatch, lambda dst: dst.parent == root and not dst.name.startswith("."))
     r = invoke("run", "--task", "kk", "--method", "base", "--runs-dir", root)
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
@@ -325,6 +355,7 @@ def test_runs_list_tells_a_resumable_stage_from_one_with_only_half_written_check
 
 # --- 6. harness eval numbers ------------------------------------------------------------------------------------------
 
+
 def no_model_loads(monkeypatch):
     import harness.lmeval
     import harness.run_eval
@@ -336,21 +367,27 @@ def no_model_loads(monkeypatch):
     monkeypatch.setattr(harness.lmeval, "run_lm_eval", fail)
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--samples", "0"], "--samples must be at least 1 (got 0)"),
-    (["--samples", "-3"], "--samples must be at least 1"),
-    (["--max-new-tokens", "-5"], "--max-new-tokens must be at least 1 (got -5)"),
-    (["--max-new-tokens", "0"], "--max-new-tokens must be at least 1 (got 0)"),
-    (["--samples", "2", "--temperature", "-1"], "--temperature must be 0 (greedy) or more (got -1.0)"),
-    (["--temperature", "-1"], "--temperature must be 0 (greedy) or more"),
-    (["--temperature", "nan"], "--temperature must be 0 (greedy) or more"),
-    (["--samples", "2", "--temperature", "0"], "gives identical samples"),
-    (["--samples", "2"], "task 'kk''s temperature 0 (greedy) gives identical samples"),
-    (["--batch-size", "0"], "--batch-size must be at least 1 (got 0)"),
-    (["--limit", "0"], "--limit must be at least 1 (got 0)"),
-    (["--engine", "lm-eval", "--lm-eval-tasks", "gsm8k", "--batch-size", "0"], "--batch-size must be at least 1"),
-    (["--engine", "lm-eval", "--lm-eval-tasks", "gsm8k", "--num-fewshot", "-1"], "--num-fewshot must be at least 0"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--samples", "0"], "--samples must be at least 1 (got 0)"),
+        (["--samples", "-3"], "--samples must be at least 1"),
+        (["--max-new-tokens", "-5"], "--max-new-tokens must be at least 1 (got -5)"),
+        (["--max-new-tokens", "0"], "--max-new-tokens must be at least 1 (got 0)"),
+        (["--samples", "2", "--temperature", "-1"], "--temperature must be 0 (greedy) or more (got -1.0)"),
+        (["--temperature", "-1"], "--temperature must be 0 (greedy) or more"),
+        (["--temperature", "nan"], "--temperature must be 0 (greedy) or more"),
+        (["--samples", "2", "--temperature", "0"], "gives identical samples"),
+        (["--samples", "2"], "task 'kk''s temperature 0 (greedy) gives identical samples"),
+        (["--batch-size", "0"], "--batch-size must be at least 1 (got 0)"),
+        (["--limit", "0"], "--limit must be at least 1 (got 0)"),
+        (["--engine", "lm-eval", "--lm-eval-tasks", "gsm8k", "--batch-size", "0"], "--batch-size must be at least 1"),
+        (
+            ["--engine", "lm-eval", "--lm-eval-tasks", "gsm8k", "--num-fewshot", "-1"],
+            "--num-fewshot must be at least 0",
+        ),
+    ],
+)
 def test_eval_checks_its_numbers_before_loading_anything(tmp_path, monkeypatch, args, words):
     no_model_loads(monkeypatch)
     r = invoke("eval", "--task", "kk", "--runs-dir", tmp_path, *args)
@@ -358,9 +395,14 @@ def test_eval_checks_its_numbers_before_loading_anything(tmp_path, monkeypatch, 
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("args, words", [(["--max-new-tokens", "-1"], "--max-new-tokens must be at least 1 (got -1)"),
-                                         (["--max-new-tokens", "0"], "--max-new-tokens must be at least 1"),
-                                         (["--limit", "0"], "--limit must be at least 1")])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--max-new-tokens", "-1"], "--max-new-tokens must be at least 1 (got -1)"),
+        (["--max-new-tokens", "0"], "--max-new-tokens must be at least 1"),
+        (["--limit", "0"], "--limit must be at least 1"),
+    ],
+)
 def test_export_lm_eval_checks_its_numbers(tmp_path, args, words):
     r = invoke("tasks", "export-lm-eval", "kk", "--out", tmp_path / "x", *args)
     assert r.exit_code == 2 and words in r.output, r.output
@@ -375,11 +417,13 @@ KK_RIGHT = "\\boxed{Ann is a knight, Bob is a knave}"
 
 def test_score_skips_undecodable_and_too_deep_lines_and_reads_truncated_strictly(tmp_path):
     good = json.dumps({"id": "a", "response": KK_RIGHT, "answer": KK_ANSWER}).encode()
-    lines = [good,
-             b'{"id": "b", "response": "caf\xe9", "answer": "x"}',      # latin-1, not UTF-8
-             b"[" * 100_000,                                           # nested too deeply for json
-             json.dumps({"id": "d", "response": KK_RIGHT, "answer": KK_ANSWER, "truncated": "false"}).encode(),
-             json.dumps({"id": "e", "response": KK_RIGHT, "answer": KK_ANSWER, "truncated": False}).encode()]
+    lines = [
+        good,
+        b'{"id": "b", "response": "caf\xe9", "answer": "x"}',  # latin-1, not UTF-8
+        b"[" * 100_000,  # nested too deeply for json
+        json.dumps({"id": "d", "response": KK_RIGHT, "answer": KK_ANSWER, "truncated": "false"}).encode(),
+        json.dumps({"id": "e", "response": KK_RIGHT, "answer": KK_ANSWER, "truncated": False}).encode(),
+    ]
     inp, outp = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     inp.write_bytes(b"\n".join(lines) + b"\n")
     r = invoke("score", "--task", "kk", "--input", inp, "--output", outp)
@@ -391,8 +435,9 @@ def test_score_skips_undecodable_and_too_deep_lines_and_reads_truncated_strictly
     assert [g["score"] for g in map(json.loads, outp.read_text().splitlines())] == [1.0, None, None, None, 1.0]
 
 
-@pytest.mark.parametrize("content, words", [(b"", "it is empty"), (b"\n  \n", "it is empty"),
-                                            (b"{nope\n[1]\n", "all 2 lines are malformed")])
+@pytest.mark.parametrize(
+    "content, words", [(b"", "it is empty"), (b"\n  \n", "it is empty"), (b"{nope\n[1]\n", "all 2 lines are malformed")]
+)
 def test_score_with_nothing_to_score_is_an_error(tmp_path, content, words):
     inp, outp = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     inp.write_bytes(content)
@@ -402,6 +447,7 @@ def test_score_with_nothing_to_score_is_an_error(tmp_path, content, words):
 
 
 # --- 8. output paths ------------------------------------------------------------------------------------------------
+
 
 def kk_responses(tmp_path: Path) -> Path:
     inp = tmp_path / "in.jsonl"
@@ -415,7 +461,10 @@ def test_output_paths_naming_the_wrong_kind_are_one_error(tmp_path):
     afile.write_text("keep me\n")
     runs = runs_with_corrupt_records(tmp_path)
     for args, words in [
-        (["score", "--task", "kk", "--input", kk_responses(tmp_path), "--output", folder], "is a folder; give a file path"),
+        (
+            ["score", "--task", "kk", "--input", kk_responses(tmp_path), "--output", folder],
+            "is a folder; give a file path",
+        ),
         (["score", "--task", "kk", "--input", kk_responses(tmp_path), "--output", afile / "x.jsonl"], "is a file, so"),
         (["data", "export", "--task", "kk", "--limit", "2", "--out", folder], "is a folder; give a file path"),
         (["leaderboard", "--task", "kk", "--runs-dir", runs, "--out", afile], "is a file, not a folder"),

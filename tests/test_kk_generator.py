@@ -11,8 +11,7 @@ import pytest
 
 from harness.generators import kk
 
-HEADER = ("Let's think step by step, by considering whether each person is lying and if that leads to "
-          "contradiction.")
+HEADER = "Let's think step by step, by considering whether each person is lying and if that leads to contradiction."
 
 
 def truth(tree, roles):
@@ -32,8 +31,11 @@ def truth(tree, roles):
 
 def brute_force(statements):
     n = len(statements)
-    return [list(r) for r in itertools.product([True, False], repeat=n)
-            if all(truth(s, r) == r[p] for p, s in enumerate(statements))]
+    return [
+        list(r)
+        for r in itertools.product([True, False], repeat=n)
+        if all(truth(s, r) == r[p] for p, s in enumerate(statements))
+    ]
 
 
 def depth_of(tree):
@@ -99,8 +101,10 @@ def test_answer_format_and_names(mixed):
 def test_question_text(mixed):
     for d in mixed:
         q, names = d["question"], d["metadata"]["names"]
-        assert q.startswith("A very special island is inhabited only by knights and knaves. Knights always "
-                            "tell the truth, and knaves always lie. ")
+        assert q.startswith(
+            "A very special island is inhabited only by knights and knaves. Knights always "
+            "tell the truth, and knaves always lie. "
+        )
         assert f"You meet {len(names)} inhabitants: " in q
         assert q.endswith("So who is a knight and who is a knave?")
         assert all(name in q for name in names)
@@ -148,19 +152,27 @@ def test_pretraining_bucket_is_no_splits():
     assert all(kk.reserved(k) for k in pre)
     for parts in (1, 3, 4, 5):
         for i in range(60):
-            key = kk.generate(seed=0, split="sft", index=i, partition=(i % parts, parts), people=(2, 3))["metadata"]["key"]
+            key = kk.generate(seed=0, split="sft", index=i, partition=(i % parts, parts), people=(2, 3))["metadata"][
+                "key"
+            ]
             assert not kk.reserved(key) and key not in pre
 
 
 def test_render_forms():
     names = ["A", "B", "C"]
-    assert kk.render(["and", ["knight", 0], ["knave", 1], ["knight", 2]], names) == \
-        "A is a knight, B is a knave and C is a knight"
+    assert (
+        kk.render(["and", ["knight", 0], ["knave", 1], ["knight", 2]], names)
+        == "A is a knight, B is a knave and C is a knight"
+    )
     assert kk.render(["imply", ["knight", 0], ["not", ["knave", 1]]], names) == "if A is a knight then B is not a knave"
-    assert kk.render(["not", ["or", ["knight", 0], ["knave", 2]]], names) == \
-        "it is not the case that (A is a knight or C is a knave)"
-    assert kk.render(["iff", ["and", ["knight", 0], ["knight", 1]], ["knave", 2]], names) == \
-        "(A is a knight and B is a knight) if and only if C is a knave"
+    assert (
+        kk.render(["not", ["or", ["knight", 0], ["knave", 2]]], names)
+        == "it is not the case that (A is a knight or C is a knave)"
+    )
+    assert (
+        kk.render(["iff", ["and", ["knight", 0], ["knight", 1]], ["knave", 2]], names)
+        == "(A is a knight and B is a knight) if and only if C is a knave"
+    )
 
 
 def test_bad_arguments():
@@ -179,8 +191,10 @@ def test_bad_params_through_a_task_are_one_clear_error(tmp_path):
 
     yaml = (Path(__file__).parents[1] / "tasks" / "kk.yaml").read_text()
     (tmp_path / "kk_bad.yaml").write_text(yaml.replace("params: {depth: 2, width: 2}", "params: {names: klingon}"))
-    with pytest.raises(HarnessError, match=r"generator 'kk' cannot make sample 0 .*names must be 'common'.*fix "
-                                           r"source.generator.params"):
+    with pytest.raises(
+        HarnessError,
+        match=r"generator 'kk' cannot make sample 0 .*names must be 'common'.*fix " r"source.generator.params",
+    ):
         load_split(get_task(str(tmp_path / "kk_bad.yaml")), "test", limit=1)
 
 
@@ -191,10 +205,14 @@ def test_terse_style_is_the_same_puzzle_in_one_line_per_person():
         assert terse["metadata"]["key"] == prose["metadata"]["key"] and terse["answer"] == prose["answer"]
         lines = re.findall(r"([A-L]): (.*?)\.(?: |$)", terse["question"])
         assert [name for name, _ in lines] == terse["metadata"]["names"]
-    assert kk.render_terse(["not", ["or", ["knight", 0], ["not", ["knave", 2]]]], ["A", "B", "C"]) == \
-        "not (A knight or C not knave)"
-    assert kk.render_terse(["imply", ["knight", 0], ["iff", ["knave", 1], ["knight", 2]]], ["A", "B", "C"]) == \
-        "if A knight then (B knave iff C knight)"
+    assert (
+        kk.render_terse(["not", ["or", ["knight", 0], ["not", ["knave", 2]]]], ["A", "B", "C"])
+        == "not (A knight or C not knave)"
+    )
+    assert (
+        kk.render_terse(["imply", ["knight", 0], ["iff", ["knave", 1], ["knight", 2]]], ["A", "B", "C"])
+        == "if A knight then (B knave iff C knight)"
+    )
     with pytest.raises(ValueError, match="style"):
         kk.generate(seed=0, split="x", index=0, style="poem")
 
@@ -207,8 +225,11 @@ def test_explicit_trace_checks_are_right(style):
     for i in range(60):
         d = kk.generate(seed=9, split="sft", index=i, people=(2, 4), names="letters", style=style)
         st, names = d["metadata"]["statements"], d["metadata"]["names"]
-        claims = (dict(re.findall(r"([A-L]): (.*?)\.(?: |$)", d["question"])) if style == "terse"
-                  else {n: kk.render(t, names) for n, t in zip(names, st)})
+        claims = (
+            dict(re.findall(r"([A-L]): (.*?)\.(?: |$)", d["question"]))
+            if style == "terse"
+            else {n: kk.render(t, names) for n, t in zip(names, st)}
+        )
         body, box = d["traces"]["explicit"].rsplit(" The final answer is: ", 1)
         assert box == f"\\boxed{{{d['answer']}}}."
         backtracked += "back to" in body
@@ -277,11 +298,15 @@ def test_min_rank_gives_harder_puzzles_and_leaves_the_default_unchanged():
         return 1 + sum((not k) << (n - 1 - i) for i, k in enumerate(sample["metadata"]["solution"]))
 
     plain = [kk.generate(seed=7, split="rl", index=i, people=(3, 3), names="letters", style="grid") for i in range(40)]
-    same = [kk.generate(seed=7, split="rl", index=i, people=(3, 3), names="letters", style="grid", min_rank=1)
-            for i in range(40)]
+    same = [
+        kk.generate(seed=7, split="rl", index=i, people=(3, 3), names="letters", style="grid", min_rank=1)
+        for i in range(40)
+    ]
     assert same == plain and min(map(rank, plain)) == 1
-    hard = [kk.generate(seed=7, split="rl", index=i, people=(3, 3), names="letters", style="grid", min_rank=5)
-            for i in range(40)]
+    hard = [
+        kk.generate(seed=7, split="rl", index=i, people=(3, 3), names="letters", style="grid", min_rank=5)
+        for i in range(40)
+    ]
     assert min(map(rank, hard)) == 5 and set(map(rank, hard)) == {5, 6, 7, 8}
     for s in hard:  # the grid trace writes one row per assignment tried, the solution's row last
         assert len(s["traces"]["grid"].splitlines()) - 1 == rank(s)

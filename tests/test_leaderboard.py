@@ -6,8 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from harness.leaderboard import (build_table, load_outcomes, plot_series, render_csv, render_html, render_json,
-                                 render_markdown, write_leaderboard)
+from harness.leaderboard import (
+    build_table,
+    load_outcomes,
+    plot_series,
+    render_csv,
+    render_html,
+    render_json,
+    render_markdown,
+    write_leaderboard,
+)
 from harness.records import write_record
 from harness.stats import wilson
 
@@ -20,8 +28,14 @@ def _records():
     return [json.loads(p.read_text()) for p in sorted(FIX.glob("*.json"))]
 
 
-@pytest.mark.parametrize("name,render", [("leaderboard.md", lambda t: render_markdown(t, COMMAND)),
-                                         ("leaderboard.csv", render_csv), ("leaderboard.json", render_json)])
+@pytest.mark.parametrize(
+    "name,render",
+    [
+        ("leaderboard.md", lambda t: render_markdown(t, COMMAND)),
+        ("leaderboard.csv", render_csv),
+        ("leaderboard.json", render_json),
+    ],
+)
 def test_golden_tables(name, render, request):
     text = render(build_table(_records()))
     path = GOLDEN / name
@@ -42,7 +56,9 @@ def test_rows_aggregate_seeds_and_never_mix_setups():
     assert all(r["method"]["value"] != "eval" for r in table["rows"])  # only run records
     # seed 0 of sft@100 was run twice: its latest record counts, once.
     sft100 = rows[("tiny", "sft", 100)]
-    assert sft100["runs"]["value"] == ["r-sft-100-0z", "r-sft-100-1"] and sft100["accuracy"]["value"] == pytest.approx(0.13)
+    assert sft100["runs"]["value"] == ["r-sft-100-0z", "r-sft-100-1"] and sft100["accuracy"]["value"] == pytest.approx(
+        0.13
+    )
 
 
 def test_records_without_samples_fall_back_to_unpaired_tests_over_problems():
@@ -65,7 +81,9 @@ def test_write_leaderboard_html_and_plot(tmp_path):
     assert {"leaderboard.md", "leaderboard.csv", "leaderboard.json", "index.html"} <= files
     page = (tmp_path / "index.html").read_text()
     assert COMMAND in page and "sortBy" in page
-    assert page.count("<tr>") == 1 + len(table["rows"]) + 1 + len(table["samples_to_match"]) + 1 + len(table["comparisons"])
+    assert page.count("<tr>") == (
+        1 + len(table["rows"]) + 1 + len(table["samples_to_match"]) + 1 + len(table["comparisons"])
+    )
     assert "Samples to match" in page and "Significance" in page and 'class="hide-cost hide-prov"' in page
     if "accuracy.png" in files:
         assert (tmp_path / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -83,20 +101,38 @@ def test_renderers_are_pure():
 
 # --- per-problem outcomes: seeds share one test set, rows are paired by problem id --------------------------------
 
+
 def _outcomes(n: int, correct: set[int]) -> dict[str, float]:
     return {f"kk/test/{i}": float(i in correct) for i in range(n)}
 
 
 def _rec(run_id: str, method: str, budget: int, outcomes: dict, seed: int = 0, stages=(), init=None, **metrics) -> dict:
     acc = sum(outcomes.values()) / len(outcomes)
-    return {"kind": "run", "run_id": run_id, "method": method, "budget": budget,
-            "config": {"task": "kk", "model": "tiny", "seed": seed, "init": init, "recipe": {"rl": {"init": "sft@1k"}}},
-            "provenance": {"harness_version": "0.1.0", "recipe_hash": "p1", "splits": {"test": {"size": len(outcomes)}},
-                           "task_sha256": "feedc0de00000000", "verifier": {"name": "kk_boxed", "params": {}}},
-            "metrics": {"accuracy": acc, "n": len(outcomes), "truncation_rate": 0.0, "mean_response_tokens": 50.0,
-                        **metrics},
-            "counts": {"training_examples": budget}, "wall_seconds": {"total": 1.0}, "stages": list(stages),
-            "outcomes": outcomes}
+    return {
+        "kind": "run",
+        "run_id": run_id,
+        "method": method,
+        "budget": budget,
+        "config": {"task": "kk", "model": "tiny", "seed": seed, "init": init, "recipe": {"rl": {"init": "sft@1k"}}},
+        "provenance": {
+            "harness_version": "0.1.0",
+            "recipe_hash": "p1",
+            "splits": {"test": {"size": len(outcomes)}},
+            "task_sha256": "feedc0de00000000",
+            "verifier": {"name": "kk_boxed", "params": {}},
+        },
+        "metrics": {
+            "accuracy": acc,
+            "n": len(outcomes),
+            "truncation_rate": 0.0,
+            "mean_response_tokens": 50.0,
+            **metrics,
+        },
+        "counts": {"training_examples": budget},
+        "wall_seconds": {"total": 1.0},
+        "stages": list(stages),
+        "outcomes": outcomes,
+    }
 
 
 def _paired_records() -> list[dict]:
@@ -104,14 +140,37 @@ def _paired_records() -> list[dict]:
     problems rl does not and misses 16-19 that rl solves; sft@100 (0.52) and redistill@1k (0.45) solve only problems
     rl solves too."""
     n = 200
-    sft = [_rec(f"p-sft-1k-{s}", "sft", 1000, _outcomes(n, set(range(105)) | set(range(150, 160 + 2 * s))), seed=s,
-                stages=[{"stage": "sft", "key": f"sft{s}"}], faithful_accuracy=0.4 + 0.1 * s, lucky=0.1)
-           for s in range(3)]
-    rl = [_rec(f"p-rl-128-{s}", "rl", 128, _outcomes(n, set(range(120))), seed=s,
-               stages=[{"stage": "sft", "key": f"sft{s}"}, {"stage": "rl", "key": f"rl{s}"}]) for s in range(3)]
-    return [_rec("p-base", "base", 0, _outcomes(n, set(range(10)))), *sft, *rl,
-            _rec("p-sft-100", "sft", 100, _outcomes(n, set(range(104)))),
-            _rec("p-redistill-1k", "redistill", 1000, _outcomes(n, set(range(90))))]
+    sft = [
+        _rec(
+            f"p-sft-1k-{s}",
+            "sft",
+            1000,
+            _outcomes(n, set(range(105)) | set(range(150, 160 + 2 * s))),
+            seed=s,
+            stages=[{"stage": "sft", "key": f"sft{s}"}],
+            faithful_accuracy=0.4 + 0.1 * s,
+            lucky=0.1,
+        )
+        for s in range(3)
+    ]
+    rl = [
+        _rec(
+            f"p-rl-128-{s}",
+            "rl",
+            128,
+            _outcomes(n, set(range(120))),
+            seed=s,
+            stages=[{"stage": "sft", "key": f"sft{s}"}, {"stage": "rl", "key": f"rl{s}"}],
+        )
+        for s in range(3)
+    ]
+    return [
+        _rec("p-base", "base", 0, _outcomes(n, set(range(10)))),
+        *sft,
+        *rl,
+        _rec("p-sft-100", "sft", 100, _outcomes(n, set(range(104)))),
+        _rec("p-redistill-1k", "redistill", 1000, _outcomes(n, set(range(90)))),
+    ]
 
 
 def test_seeds_that_agree_give_the_single_seed_interval():
@@ -121,8 +180,9 @@ def test_seeds_that_agree_give_the_single_seed_interval():
     assert three["seeds"]["value"] == 3 and three["ci95"]["value"] == single["ci95"]["value"] == list(wilson(100, 300))
     assert three["ci95"]["method"] == "Wilson" and three["ci95"]["problems"] == 300
     # Seeds that disagree: per-problem means over 300 problems (normal interval), never 900 pooled outcomes.
-    mixed = build_table([_rec(f"m-{s}", "sft", 1000, _outcomes(300, set(range(s, 300, 3))), seed=s)
-                         for s in range(3)])["rows"][0]
+    mixed = build_table([_rec(f"m-{s}", "sft", 1000, _outcomes(300, set(range(s, 300, 3))), seed=s) for s in range(3)])[
+        "rows"
+    ][0]
     lo, hi = mixed["ci95"]["value"]
     assert mixed["ci95"]["method"] == "normal" and mixed["accuracy"]["value"] == pytest.approx(1 / 3)
     assert lo == pytest.approx(hi) == pytest.approx(1 / 3)  # every problem solved by exactly one seed in three
@@ -130,11 +190,13 @@ def test_seeds_that_agree_give_the_single_seed_interval():
 
 def test_paired_test_finds_what_the_unpaired_one_misses():
     # rl solves every problem sft solves and 12 more, on 100 problems: 0.62 vs 0.50.
-    recs = [_rec("a-sft", "sft", 1000, _outcomes(100, set(range(50)))),
-            _rec("a-rl", "rl", 1000, _outcomes(100, set(range(62))), init="sft@1k")]
+    recs = [
+        _rec("a-sft", "sft", 1000, _outcomes(100, set(range(50)))),
+        _rec("a-rl", "rl", 1000, _outcomes(100, set(range(62))), init="sft@1k"),
+    ]
     paired = build_table(recs)
     c = next(c for c in paired["comparisons"] if c["row"] == "rl@1k" and c["against"] == "sft@1k")
-    assert c["test"] == "McNemar exact" and c["p"] == pytest.approx(2 / 2 ** 12) and c["significant"]
+    assert c["test"] == "McNemar exact" and c["p"] == pytest.approx(2 / 2**12) and c["significant"]
     unpaired = build_table([{k: v for k, v in r.items() if k != "outcomes"} for r in recs])
     u = next(c for c in unpaired["comparisons"] if c["row"] == "rl@1k")
     assert u["test"] == "two-proportion z-test (unpaired)" and u["p"] > 0.05 and not u["significant"]
@@ -149,9 +211,17 @@ def test_each_trained_row_is_tested_against_its_start_and_base():
     assert rows[("redistill", 1000)]["start"]["value"] == "base" and rows[("base", 0)]["start"]["display"] == "-"
     # Family: starts, base, and every row against rl@128 and sft@1k; Holm-adjusted, each test named.
     pairs = {(c["row"], c["against"]) for c in table["comparisons"]}
-    assert pairs == {("sft@1k", "base"), ("rl@128", "sft@1k"), ("rl@128", "base"), ("sft@100", "base"),
-                     ("redistill@1k", "base"), ("sft@100", "rl@128"), ("redistill@1k", "rl@128"),
-                     ("sft@100", "sft@1k"), ("redistill@1k", "sft@1k")}
+    assert pairs == {
+        ("sft@1k", "base"),
+        ("rl@128", "sft@1k"),
+        ("rl@128", "base"),
+        ("sft@100", "base"),
+        ("redistill@1k", "base"),
+        ("sft@100", "rl@128"),
+        ("redistill@1k", "rl@128"),
+        ("sft@100", "sft@1k"),
+        ("redistill@1k", "sft@1k"),
+    }
     assert all(c["p_holm"] >= c["p"] for c in table["comparisons"])
     assert {c["test"] for c in table["comparisons"]} == {"McNemar exact", "paired sign-flip permutation"}
     md, csv_text, page = render_markdown(table, COMMAND), render_csv(table), render_html(table, COMMAND, None)
@@ -194,8 +264,10 @@ def test_load_outcomes_reads_samples_and_tolerates_their_absence(tmp_path):
     write_record(tmp_path, "w-0", rec, samples)
     write_record(tmp_path, "w-1", {**rec, "run_id": "w-1"})
     (tmp_path / "w-1" / "samples.jsonl").unlink()
-    got = {r["run_id"]: r for r in load_outcomes([{**rec, "path": str(tmp_path / "w-0")}, {**rec, "run_id": "w-1"}],
-                                                 runs_root=tmp_path)}
+    got = {
+        r["run_id"]: r
+        for r in load_outcomes([{**rec, "path": str(tmp_path / "w-0")}, {**rec, "run_id": "w-1"}], runs_root=tmp_path)
+    }
     assert got["w-0"]["outcomes"] == {"kk/test/0": 0.5, "kk/test/1": 1.0} and "outcomes" not in got["w-1"]
 
 
@@ -210,14 +282,25 @@ def test_golden_paired_markdown(request):
 def test_sampled_pass_at_1_is_a_column_and_tested_against_the_start(tmp_path):
     n = 100
     sft = _rec("q-sft", "sft", 1000, _outcomes(n, set(range(50))), stages=[{"stage": "sft", "key": "s"}])
-    rl = _rec("q-rl", "rl", 128, _outcomes(n, set(range(50))), stages=[{"stage": "sft", "key": "s"},
-                                                                        {"stage": "rl", "key": "r"}])
+    rl = _rec(
+        "q-rl",
+        "rl",
+        128,
+        _outcomes(n, set(range(50))),
+        stages=[{"stage": "sft", "key": "s"}, {"stage": "rl", "key": "r"}],
+    )
     # Greedy: the same 50 problems. Sampled (4 per problem): sft gets 1 of 4 right on 60 problems; rl 3 of 4.
     for rec, right in ((sft, 1), (rl, 3)):
         rec["metrics"]["sampled"] = {"pass_at_1": 0.6 * right / 4, "temperature": 0.7, "samples": 4}
         del rec["outcomes"]
-        rows = [{"id": f"kk/test/{i}", "scores": [float(i < 50)],
-                 "sampled_scores": [1.0] * right + [0.0] * (4 - right) if i < 60 else [0.0] * 4} for i in range(n)]
+        rows = [
+            {
+                "id": f"kk/test/{i}",
+                "scores": [float(i < 50)],
+                "sampled_scores": [1.0] * right + [0.0] * (4 - right) if i < 60 else [0.0] * 4,
+            }
+            for i in range(n)
+        ]
         write_record(tmp_path, rec["run_id"], rec, rows)
     table = build_table(load_outcomes([sft, rl], runs_root=tmp_path))
     row = next(r for r in table["rows"] if r["method"]["value"] == "rl")
@@ -233,12 +316,30 @@ def test_measurement_only_recipe_keys_do_not_split_a_setup():
     """eval.samples / eval.temperature / eval.limem add measurements and change neither the model nor its greedy
     accuracy: a run with them is the same set-up (paired with the others); another learning rate is not."""
     recs = [r for r in _paired_records()]
-    extra = dict(recs[0], run_id="r-extra", config={**recs[0]["config"], "seed": 7,
-                 "recipe": {**recs[0]["config"]["recipe"], "eval": {"samples": 8, "temperature": 0.7, "limem": False}}})
-    other = dict(recs[0], run_id="r-other", config={**recs[0]["config"], "seed": 8,
-                 "recipe": {**recs[0]["config"]["recipe"], "sft": {"learning_rate": 1.0}}})
+    extra = dict(
+        recs[0],
+        run_id="r-extra",
+        config={
+            **recs[0]["config"],
+            "seed": 7,
+            "recipe": {**recs[0]["config"]["recipe"], "eval": {"samples": 8, "temperature": 0.7, "limem": False}},
+        },
+    )
+    other = dict(
+        recs[0],
+        run_id="r-other",
+        config={
+            **recs[0]["config"],
+            "seed": 8,
+            "recipe": {**recs[0]["config"]["recipe"], "sft": {"learning_rate": 1.0}},
+        },
+    )
     table = build_table(recs + [extra, other])
-    rows = [r for r in table["rows"] if r["method"]["value"] == recs[0]["method"] and r["budget"]["value"] == recs[0]["budget"]]
+    rows = [
+        r
+        for r in table["rows"]
+        if r["method"]["value"] == recs[0]["method"] and r["budget"]["value"] == recs[0]["budget"]
+    ]
     assert len(rows) == 2
     assert any("r-extra" in r["runs"]["value"] and recs[0]["run_id"] in r["runs"]["value"] for r in rows)
     assert any(r["runs"]["value"] == ["r-other"] for r in rows)
@@ -251,7 +352,9 @@ def test_sampled_pass_at_1_over_the_seeds_that_measured_it(tmp_path):
     recs = []
     for seed, sampled in ((0, True), (1, False)):
         for method, budget, right in (("sft", 1000, 1), ("rl", 128, 3)):
-            stages = [{"stage": "sft", "key": f"s{seed}"}] + ([{"stage": "rl", "key": f"r{seed}"}] if method == "rl" else [])
+            stages = [{"stage": "sft", "key": f"s{seed}"}] + (
+                [{"stage": "rl", "key": f"r{seed}"}] if method == "rl" else []
+            )
             rec = _rec(f"p-{method}-{seed}", method, budget, _outcomes(n, set(range(50))), seed=seed, stages=stages)
             del rec["outcomes"]
             rows = [{"id": f"kk/test/{i}", "scores": [float(i < 50)]} for i in range(n)]
@@ -271,8 +374,9 @@ def test_rl_from_base_beside_rl_from_the_cold_start_is_its_own_row():
     """`--init base` next to the recipe's rl.init (sft@1k): two rows, neither counted as a second seed of the other;
     "rl at its largest budget" is the recipe's chain."""
     recs = _paired_records()
-    zero = _rec("r-rl-zero", "rl", 128, _outcomes(200, set(range(10))), init="base",
-                stages=[{"stage": "rl", "key": "z"}])
+    zero = _rec(
+        "r-rl-zero", "rl", 128, _outcomes(200, set(range(10))), init="base", stages=[{"stage": "rl", "key": "z"}]
+    )
     table = build_table(recs + [zero])
     rl_rows = [r for r in table["rows"] if r["method"]["value"] == "rl" and r["budget"]["value"] == 128]
     assert sorted(r["start"]["display"] for r in rl_rows) == ["base", "sft@1k"]
@@ -292,8 +396,14 @@ def test_redistill_variants_are_their_own_rows_in_the_same_setup():
         rec["config"]["recipe"] = {**rec["config"]["recipe"], "redistill": rd}
         return rec
 
-    table = build_table(recs + [variant("r-faithful", filter="faithful"), variant("r-short", keep="shortest"),
-                                variant("r-default", filter="correct", keep="random")])
+    table = build_table(
+        recs
+        + [
+            variant("r-faithful", filter="faithful"),
+            variant("r-short", keep="shortest"),
+            variant("r-default", filter="correct", keep="random"),
+        ]
+    )
     rows = {r["method"]["display"]: r for r in table["rows"] if r["method"]["value"] == "redistill"}
     assert set(rows) == {"redistill", "redistill (filter faithful)", "redistill (keep shortest)"}
     assert rows["redistill (filter faithful)"]["runs"]["value"] == ["r-faithful"]

@@ -44,8 +44,9 @@ def exported(tiny_kk, tmp_path_factory):
     (tasks_dir / "kk_sys.yaml").write_text(SYSTEM_TASK)
     (tasks_dir / "kk_raw.yaml").write_text(SYSTEM_TASK.replace("chat: true", "chat: false"))
     out = tmp_path_factory.mktemp("lmeval_tasks")
-    r = CliRunner().invoke(app, ["tasks", "export-lm-eval", "kk", "--out", str(out), "--limit", str(N),
-                                 "--max-new-tokens", str(TOKENS)])
+    r = CliRunner().invoke(
+        app, ["tasks", "export-lm-eval", "kk", "--out", str(out), "--limit", str(N), "--max-new-tokens", str(TOKENS)]
+    )
     assert r.exit_code == 0 and "--include_path" in r.output, r.output
     for tid in ("kk_sys", "kk_raw"):
         export_task(get_task(tid, [tasks_dir]), out, split="test", limit=N, max_new_tokens=TOKENS)
@@ -54,8 +55,14 @@ def exported(tiny_kk, tmp_path_factory):
 
 def test_export_folder_is_self_contained(exported, tmp_path, monkeypatch):
     out, _ = exported
-    assert {p.name for p in out.iterdir()} >= {"harness_kk.yaml", "harness_kk_sys.yaml", "utils.py", "harness_export.json",
-                                                 "harness_kk_test.jsonl", "harness_kk_sys_test.jsonl"}
+    assert {p.name for p in out.iterdir()} >= {
+        "harness_kk.yaml",
+        "harness_kk_sys.yaml",
+        "utils.py",
+        "harness_export.json",
+        "harness_kk_test.jsonl",
+        "harness_kk_sys_test.jsonl",
+    }
     text = (out / "harness_kk.yaml").read_text()
     assert "custom_dataset: !function utils.load_docs" in text and "max_gen_toks: 24" in text
     assert "description: system" in (out / "harness_kk_sys.yaml").read_text()
@@ -98,31 +105,51 @@ def test_lm_eval_and_harness_eval_agree_per_sample(tiny_kk, exported, tmp_path):
     from harness.run_eval import run_eval
 
     out, tasks_dir = exported
-    lm_path, lm_metrics = run_lm_eval(tasks="harness_kk,harness_kk_sys", model=str(tiny_kk), include_paths=[out], batch_size=16,
-                                      runs_dir=tmp_path)
+    lm_path, lm_metrics = run_lm_eval(
+        tasks="harness_kk,harness_kk_sys", model=str(tiny_kk), include_paths=[out], batch_size=16, runs_dir=tmp_path
+    )
     record = json.loads((lm_path / "record.json").read_text())
     assert record["config"]["engine"] == "lm-eval" and record["config"]["apply_chat_template"] is True
-    assert record["lm_eval"]["versions"] == {"harness_kk": 1.0, "harness_kk_sys": 1.0} and record["provenance"]["packages"]["lm_eval"]
-    raw_path, raw_metrics = run_lm_eval(tasks="harness_kk_raw", model=str(tiny_kk), include_paths=[out], batch_size=16,
-                                        runs_dir=tmp_path)
+    assert (
+        record["lm_eval"]["versions"] == {"harness_kk": 1.0, "harness_kk_sys": 1.0}
+        and record["provenance"]["packages"]["lm_eval"]
+    )
+    raw_path, raw_metrics = run_lm_eval(
+        tasks="harness_kk_raw", model=str(tiny_kk), include_paths=[out], batch_size=16, runs_dir=tmp_path
+    )
     assert json.loads((raw_path / "record.json").read_text())["config"]["apply_chat_template"] is False
     lm_metrics["lm_eval"].update(raw_metrics["lm_eval"])
     lm_rows = {(r["lm_eval_task"], r["doc"]["id"]): r for r in _rows(lm_path) + _rows(raw_path)}
     tok = AutoTokenizer.from_pretrained(tiny_kk)
     cut = 0
     for tid in ("kk", "kk_sys", "kk_raw"):
-        h_path, h_metrics = run_eval(task=tid, model=str(tiny_kk), limit=N, max_new_tokens=TOKENS, batch_size=16,
-                                     engine="transformers", runs_dir=tmp_path, tasks_dirs=[tasks_dir])
+        h_path, h_metrics = run_eval(
+            task=tid,
+            model=str(tiny_kk),
+            limit=N,
+            max_new_tokens=TOKENS,
+            batch_size=16,
+            engine="transformers",
+            runs_dir=tmp_path,
+            tasks_dirs=[tasks_dir],
+        )
         h_rows = _rows(h_path)
-        assert len(h_rows) == N and {(t, i) for t, i in lm_rows if t == "harness_" + tid} == {("harness_" + tid, r["id"]) for r in h_rows}
+        assert len(h_rows) == N and (
+            {(t, i) for t, i in lm_rows if t == "harness_" + tid} == {("harness_" + tid, r["id"]) for r in h_rows}
+        )
         for h in h_rows:
             lm = lm_rows[("harness_" + tid, h["id"])]
             assert lm["arguments"][0][0] == prompt_text(tok, h["prompt"])  # the exact text the model saw
             assert lm["filtered_resps"][0] == h["responses"][0]
-            assert (lm["acc"], lm["reason"], lm["extracted"]) == tuple(h["verdicts"][0][k] for k in ("score", "reason", "extracted"))
+            assert (lm["acc"], lm["reason"], lm["extracted"]) == tuple(
+                h["verdicts"][0][k] for k in ("score", "reason", "extracted")
+            )
             cut += tid != "kk" and not h["truncated"][0]  # ended at a stop string, not the length limit
         assert lm_metrics["lm_eval"]["harness_" + tid]["acc,none"] == h_metrics["accuracy"]
-    assert "<|im_start|>system\nYou are a careful logician" in lm_rows[("harness_kk_sys", "kk_sys/test/0")]["arguments"][0][0]
+    assert (
+        "<|im_start|>system\nYou are a careful logician"
+        in lm_rows[("harness_kk_sys", "kk_sys/test/0")]["arguments"][0][0]
+    )
     assert lm_rows[("harness_kk_raw", "kk_raw/test/0")]["arguments"][0][0].startswith("A very special island")
     assert cut > 0  # the stop string was exercised
 
@@ -138,7 +165,8 @@ def test_lm_eval_unreachable_dataset_is_one_clear_error(tiny_kk, tmp_path, monke
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     (tmp_path / "gsm_hub.yaml").write_text(
         "task: gsm_hub\ndataset_path: openai/gsm8k\ndataset_name: main\ntest_split: test\noutput_type: generate_until\n"
-        "doc_to_text: '{{question}}'\ndoc_to_target: '{{answer}}'\nmetric_list: [{metric: exact_match}]\n")
+        "doc_to_text: '{{question}}'\ndoc_to_target: '{{answer}}'\nmetric_list: [{metric: exact_match}]\n"
+    )
     runner = CliRunner()
     base = ["eval", "--engine", "lm-eval", "--model", str(tiny_kk), "--lm-eval-include-path", str(tmp_path)]
     r = runner.invoke(app, base + ["--lm-eval-tasks", "gsm_hub"])
@@ -152,8 +180,20 @@ def test_chat_and_raw_exports_do_not_share_a_run(tiny_kk, exported):
     from harness.cli import app
 
     out, _ = exported
-    r = CliRunner().invoke(app, ["eval", "--engine", "lm-eval", "--model", str(tiny_kk), "--lm-eval-include-path",
-                                 str(out), "--lm-eval-tasks", "harness_kk,harness_kk_raw"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--engine",
+            "lm-eval",
+            "--model",
+            str(tiny_kk),
+            "--lm-eval-include-path",
+            str(out),
+            "--lm-eval-tasks",
+            "harness_kk,harness_kk_raw",
+        ],
+    )
     assert r.exit_code == 2 and "harness_kk_raw" in r.output and "separate runs" in r.output
 
 

@@ -58,7 +58,7 @@ def test_every_shipped_sample_scores_its_reference_1_and_a_wrong_answer_0(tid, n
         if tid == "gsm8k":
             wrong = str(float(s["answer"].replace(",", "")) + 1)
         else:  # another problem's answer that the verifier itself does not consider equal
-            wrong = next(a for a in answers[i + 1:] + answers[:i] if a != s["answer"])
+            wrong = next(a for a in answers[i + 1 :] + answers[:i] if a != s["answer"])
         assert v(f"\\boxed{{{wrong}}}\n#### {wrong}", s["answer"]).score == 0.0, (s["id"], wrong)
 
 
@@ -105,7 +105,8 @@ def test_split_source_override_and_answer_pattern(tmp_path):
         "answer_field: sol\n"
         "answer_pattern: '####\\s*(\\S+)'\n"
         "traces: {short: sol}\n"
-        "verifier: {name: numeric}\n")
+        "verifier: {name: numeric}\n"
+    )
     spec = load_file(tmp_path / "t.yaml")
     assert [(s["question"], s["answer"]) for s in load_split(spec, "train")] == [("what", "3"), ("who", "4")]
     assert [(s["question"], s["answer"]) for s in load_split(spec, "test")] == [("other", "9")]
@@ -116,8 +117,22 @@ def test_split_source_override_and_answer_pattern(tmp_path):
 
 
 def test_eval_math_on_the_shipped_sample(tmp_path):
-    r = runner.invoke(app, ["eval", "--task", "math", "--model", "tiny", "--limit", "3", "--max-new-tokens", "24",
-                            "--runs-dir", str(tmp_path)])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--task",
+            "math",
+            "--model",
+            "tiny",
+            "--limit",
+            "3",
+            "--max-new-tokens",
+            "24",
+            "--runs-dir",
+            str(tmp_path),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "accuracy" in r.output and "on 3 problems" in r.output
     record = json.loads(next(tmp_path.rglob("record.json")).read_text())

@@ -20,7 +20,7 @@ from harness.methods import METHODS, Method, Section, run_counts
 
 CODE_ROOT = Path(harness.__file__).resolve().parent.parent
 FAST = ["--set", "eval.limit=2", "--set", "eval.max_new_tokens=8", "--set", "eval.limem=false"]
-ECHO = '''
+ECHO = """
 from harness.methods import Method, Section, register
 from harness.recipes import POS_INT, one_of
 
@@ -34,14 +34,20 @@ register(Method(name="echo", summary="evaluates the base model, for tests", trai
                 section=Section("echo", {"times": 1, "mode": "plain"},
                                 rules={"times": POS_INT, "mode": one_of({"plain": "as it is", "loud": "louder"})},
                                 variants=("mode",))))
-'''
+"""
 
 
 def cli(*args, cwd):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(CODE_ROOT), os.environ.get("PYTHONPATH", "")])}
     env.pop("HARNESS_PLUGINS", None)
-    return subprocess.run([sys.executable, "-m", "harness.cli", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture
@@ -68,15 +74,25 @@ def test_an_unknown_method_names_the_near_miss_or_how_to_load_a_plugin(tmp_path)
         methods.get("sfft")
     with pytest.raises(HarnessError, match="if a plugin defines it, load the plugin with --plugin"):
         methods.get("zzzz")
-    r = CliRunner().invoke(app, ["compare", "--task", "kk", "--methods", "sft,rll", "--budgets", "8",
-                                 "--runs-dir", str(tmp_path)])
+    r = CliRunner().invoke(
+        app, ["compare", "--task", "kk", "--methods", "sft,rll", "--budgets", "8", "--runs-dir", str(tmp_path)]
+    )
     assert r.exit_code == 2 and "unknown method 'rll' in --methods: did you mean 'rl'?" in r.output, r.output
 
 
 def test_run_counts_are_the_sums_and_flops_the_records_always_had():
-    stages = [{"counts": {"sequences_trained": 40, "tokens_trained": 9000, "optimizer_steps": 5}},
-              {"counts": {"rollouts_generated": 64, "tokens_generated": 7000, "tokens_trained": 12000,
-                          "tokens_forward_only": 300, "optimizer_steps": 8}}]
+    stages = [
+        {"counts": {"sequences_trained": 40, "tokens_trained": 9000, "optimizer_steps": 5}},
+        {
+            "counts": {
+                "rollouts_generated": 64,
+                "tokens_generated": 7000,
+                "tokens_trained": 12000,
+                "tokens_forward_only": 300,
+                "optimizer_steps": 8,
+            }
+        },
+    ]
     c = run_counts(methods.get("rl"), stages, eval_tokens=500, budget=8, n_params=1000)
     assert list(c) == [*methods.COUNT_KEYS, "training_examples", "flops_estimate", "model_parameters"]
     assert (c["tokens_generated"], c["tokens_trained"], c["optimizer_steps"]) == (7500, 21000, 13)
@@ -102,12 +118,18 @@ def test_a_registered_method_has_its_own_recipe_section_checked_like_every_other
     assert "echo" in recipes.sections() and recipes.known_keys()["echo"] == ("times", "mode")
     _, recipe = recipes.resolve("kk", "tiny", None, ["echo.times=3", "echo.mode=loud"])
     assert recipe["echo"] == {"times": 3, "mode": "loud"}
-    for setting, words in [("echo.tims=2", "unknown key 'echo.tims': did you mean 'times'?"),
-                           ("echo.times=0", "'times' must be a positive integer"),
-                           ("echo.mode=lowd", "'mode' must be plain (as it is) or loud (louder), got 'lowd' (did you "
-                                              "mean 'loud'?); set it in the recipe or with --set echo.mode=VALUE")]:
-        r = CliRunner().invoke(app, ["run", "--task", "kk", "--method", "echo", "--set", setting,
-                                     "--runs-dir", str(tmp_path)])
+    for setting, words in [
+        ("echo.tims=2", "unknown key 'echo.tims': did you mean 'times'?"),
+        ("echo.times=0", "'times' must be a positive integer"),
+        (
+            "echo.mode=lowd",
+            "'mode' must be plain (as it is) or loud (louder), got 'lowd' (did you "
+            "mean 'loud'?); set it in the recipe or with --set echo.mode=VALUE",
+        ),
+    ]:
+        r = CliRunner().invoke(
+            app, ["run", "--task", "kk", "--method", "echo", "--set", setting, "--runs-dir", str(tmp_path)]
+        )
         assert r.exit_code == 2 and words in r.output.replace("\n", ""), r.output
         assert not any(tmp_path.iterdir())
     f = tmp_path / "r.yaml"
@@ -138,8 +160,21 @@ def test_a_plugin_method_is_listed_run_and_recorded(tmp_path):
     assert r.returncode == 0 and "echo" in r.stdout and "redistill" in r.stdout, r.stderr
     r = cli("run", "--task", "kk", "--method", "echo", "--runs-dir", "runs", *FAST, cwd=tmp_path)
     assert r.returncode == 2 and "unknown method 'echo'" in r.stderr and "--plugin" in r.stderr, r.stderr
-    r = cli("run", "--task", "kk", "--method", "echo", "--plugin", "echo_plugin.py", "--runs-dir", "runs",
-            "--set", "echo.mode=loud", *FAST, cwd=tmp_path)
+    r = cli(
+        "run",
+        "--task",
+        "kk",
+        "--method",
+        "echo",
+        "--plugin",
+        "echo_plugin.py",
+        "--runs-dir",
+        "runs",
+        "--set",
+        "echo.mode=loud",
+        *FAST,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     (folder,) = [p for p in (tmp_path / "runs").iterdir() if (p / "record.json").is_file()]
     rec = json.loads((folder / "record.json").read_text())
@@ -150,15 +185,19 @@ def test_a_plugin_method_is_listed_run_and_recorded(tmp_path):
 
 
 def test_a_plugin_may_not_take_a_builtin_method_name(tmp_path):
-    (tmp_path / "mine.py").write_text("from harness.methods import Method, register\n"
-                                      "register(Method(name='sft', summary='', train=lambda *a: ''))\n")
+    (tmp_path / "mine.py").write_text(
+        "from harness.methods import Method, register\n"
+        "register(Method(name='sft', summary='', train=lambda *a: ''))\n"
+    )
     r = cli("methods", "--plugin", "mine.py", cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert "registers method 'sft', which the harness (harness.methods.sft, a built-in) already registered" in r.stderr
 
 
 def test_the_methods_command_imports_no_torch():
-    code = ("import sys; from typer.testing import CliRunner; from harness.cli import app;"
-            "r = CliRunner().invoke(app, ['methods']); assert r.exit_code == 0 and 'redistill' in r.output, r.output;"
-            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'")
+    code = (
+        "import sys; from typer.testing import CliRunner; from harness.cli import app;"
+        "r = CliRunner().invoke(app, ['methods']); assert r.exit_code == 0 and 'redistill' in r.output, r.output;"
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=CODE_ROOT)

@@ -23,9 +23,32 @@ def test_two_process_accelerate_run(tiny_kk, tmp_path):
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
     assert accelerate, "accelerate is part of the train extra"
     # `--multi_gpu` is accelerate's torchrun launcher; with no GPU the processes train DDP on the CPU (gloo).
-    cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-           "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
-           "-m", "harness.cli", "run", "--task", "kk", "--method", "sft", "--budget", "16", "--runs-dir", str(tmp_path)]
+    cmd = [
+        accelerate,
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(_free_port()),
+        "-m",
+        "harness.cli",
+        "run",
+        "--task",
+        "kk",
+        "--method",
+        "sft",
+        "--budget",
+        "16",
+        "--runs-dir",
+        str(tmp_path),
+    ]
     for s in ["sft.max_steps=2", "sft.batch_size=2", "eval.limit=2", "eval.max_new_tokens=8"]:
         cmd += ["--set", s]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)

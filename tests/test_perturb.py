@@ -12,14 +12,24 @@ from harness.engines import Generation
 from harness.errors import HarnessError
 from harness.generators.kk import LETTERS, _answer, generate, puzzle_key, solutions
 from harness.perturb import (
-    KINDS, _claims, _leaves, _relabel, _templates, limem, limem_config, perturb, perturb_split, question_text,
-    run_limem, training_refs,
+    KINDS,
+    _claims,
+    _leaves,
+    _relabel,
+    _templates,
+    limem,
+    limem_config,
+    perturb,
+    perturb_split,
+    question_text,
+    run_limem,
+    training_refs,
 )
 from harness.tasks import get_task
 
 runner = CliRunner()
 TERSE = dict(seed=1, split="sft", people=[2, 3], names="letters", style="terse")  # the tiny recipe's puzzles
-PROSE = dict(seed=3, split="test", people=[4, 8])                                   # the paper's
+PROSE = dict(seed=3, split="test", people=[4, 8])  # the paper's
 SAMPLES = [generate(index=i, **TERSE) for i in range(30)] + [generate(index=i, **PROSE) for i in range(15)]
 
 
@@ -105,7 +115,7 @@ def test_reorder_is_the_same_puzzle_under_the_renaming():
         assert Counter(relabelled) == Counter(json.dumps(t) for t in m1["statements"])
         assert m1["solution"] == [m0["solution"][old] for old in order]
         if m0["style"] == "terse":  # letters stay positional: the first line is still A's
-            assert m1["names"] == m0["names"] == list(LETTERS[:len(order)])
+            assert m1["names"] == m0["names"] == list(LETTERS[: len(order)])
         else:  # each line keeps its speaker
             assert m1["names"] == [m0["names"][old] for old in order]
         assert p["question"] != s["question"]
@@ -155,8 +165,8 @@ def test_limem_arithmetic():
     m = limem([1, 1, 1, 0, 0], [1, 0, 0, 0, 1])
     assert m["limem_accuracy"] == pytest.approx(0.6) and m["limem_consistency"] == pytest.approx(1 / 3)
     assert m["limem"] == pytest.approx(0.6 * (1 - 1 / 3)) and m["limem_n"] == 5
-    assert limem([1, 1], [1, 1])["limem"] == 0.0          # solves the perturbed ones too: reasoning, no memorisation
-    assert limem([1, 1], [0, 0])["limem"] == 1.0          # solves only what it saw: pure memorisation
+    assert limem([1, 1], [1, 1])["limem"] == 0.0  # solves the perturbed ones too: reasoning, no memorisation
+    assert limem([1, 1], [0, 0])["limem"] == 1.0  # solves only what it saw: pure memorisation
     none = limem([0, 0], [1, 0])
     assert none["limem"] == 0.0 and none["limem_consistency"] is None
 
@@ -164,7 +174,7 @@ def test_limem_arithmetic():
 def test_limem_config_defaults_and_errors():
     kk, cd = get_task("kk"), get_task("countdown")
     assert limem_config(kk, {}, trained=True) == {"kind": "leaf", "n": 200, "seed": 0}
-    assert limem_config(kk, {}, trained=False) is None                 # base: off unless asked
+    assert limem_config(kk, {}, trained=False) is None  # base: off unless asked
     assert limem_config(kk, {"eval": {"limem": {"n": 50}}}, trained=False)["n"] == 50
     assert limem_config(kk, {"eval": {"limit": 2}}, trained=True)["n"] == 2  # cheap settings stay cheap
     assert limem_config(kk, {"eval": {"limem": False}}, trained=True) is None
@@ -180,8 +190,10 @@ def test_training_refs_follow_the_stage_that_made_the_model(tmp_path):
     d = tmp_path / "_stages" / "sft-abc"
     d.mkdir(parents=True)
     (d / "train_data.jsonl").write_text("".join(json.dumps({"id": i}) + "\n" for i in ("kk/rl/7", "kk/sft/3", "x")))
-    stages = [{"stage": "rl", "key": "r", "model_path": "/m/rl", "config": {"budget": 3}},
-              {"stage": "sft", "key": "abc", "model_path": "/m/sft", "config": {}}]
+    stages = [
+        {"stage": "rl", "key": "r", "model_path": "/m/rl", "config": {"budget": 3}},
+        {"stage": "sft", "key": "abc", "model_path": "/m/sft", "config": {}},
+    ]
     assert training_refs(spec, stages, "/m/sft", tmp_path) == ([("rl", 7), ("sft", 3)], "sft data")
     assert training_refs(spec, stages, "/m/rl", tmp_path) == ([("rl", 0), ("rl", 1), ("rl", 2)], "rl prompts")
     refs, source = training_refs(spec, [], "/base", tmp_path)
@@ -190,11 +202,12 @@ def test_training_refs_follow_the_stage_that_made_the_model(tmp_path):
 
 def _cast(question):
     """The quiz up to its cast ("... You meet 3 inhabitants: Emma, Liam and Noah"): what a role flip leaves alone."""
-    return question[:question.index(".", question.index("You meet"))]
+    return question[: question.index(".", question.index("You meet"))]
 
 
 class _Memoriser:
     """Answers every puzzle it was 'trained' on with the trained answer, whatever the statements now say."""
+
     name = "fake"
 
     def __init__(self, known):
@@ -227,9 +240,11 @@ def test_cli_perturb(tmp_path):
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert rows and all(x["id"].endswith("~leaf") and x["metadata"]["perturbation"] == "leaf" for x in rows)
     assert all(x["prompt"].startswith(x["question"]) for x in rows)
-    for args in (["data", "export", "--task", "kk", "--perturb", "flip", "--out", str(out)],
-                 ["eval", "--task", "kk", "--perturb", "flip", "--limit", "1"],
-                 ["data", "export", "--task", "countdown", "--perturb", "leaf", "--out", str(out)]):
+    for args in (
+        ["data", "export", "--task", "kk", "--perturb", "flip", "--out", str(out)],
+        ["eval", "--task", "kk", "--perturb", "flip", "--limit", "1"],
+        ["data", "export", "--task", "countdown", "--perturb", "leaf", "--out", str(out)],
+    ):
         r = runner.invoke(app, args)
         assert r.exit_code == 2, (args, r.output)
         assert "leaf, role, reorder, rename" in r.output and "Traceback" not in r.output

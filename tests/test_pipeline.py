@@ -21,8 +21,19 @@ REPO = Path(__file__).resolve().parent.parent
 FAST = ["sft.max_steps=2", "sft.batch_size=4", "eval.limit=2", "eval.max_new_tokens=8", "eval.dtype=float32"]
 
 
-@pytest.mark.parametrize("text,value", [("100", 100), ("500", 500), ("1k", 1000), ("2.5k", 2500), ("10k", 10000),
-                                        ("1m", 1_000_000), ("1K", 1000), (250, 250)])
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        ("100", 100),
+        ("500", 500),
+        ("1k", 1000),
+        ("2.5k", 2500),
+        ("10k", 10000),
+        ("1m", 1_000_000),
+        ("1K", 1000),
+        (250, 250),
+    ],
+)
 def test_budget_parser_accepts(text, value):
     assert parse_budget(text) == value
 
@@ -46,7 +57,8 @@ def test_sft_run_records_counts_and_reuses_its_stage(tiny_kk, tmp_path):
     assert c["tokens_trained"] > 0 and c["flops_estimate"] > 0 and c["rollouts_generated"] == 0
     assert rec["config"]["recipe"]["sft"]["max_steps"] == 2  # --set reached the resolved recipe
     tiny_test = recipes.resolve("kk", "tiny", None, [])[1]["task"]["splits"]["test"]
-    assert rec["provenance"]["splits"]["test"]["params"]["people"] == tiny_test["params"]["people"]  # the recipe's override
+    # the recipe's override
+    assert rec["provenance"]["splits"]["test"]["params"]["people"] == tiny_test["params"]["people"]
     assert [s["cached"] for s in rec["stages"]] == [False]
     _, again = run(task="kk", method="sft", budget="16", sets=FAST, runs_dir=tmp_path)
     assert [s["cached"] for s in again["stages"]] == [True]
@@ -71,26 +83,44 @@ def _letters_task(folder: Path) -> Path:
     """A user task whose verifier (regex, the last 'a' or 'b') gives an untrained model a mix of verdicts."""
     rows = [{"question": f"Question {i}: say a letter, a or b.", "answer": "a", "trace": "a"} for i in range(80)]
     (folder / "letters.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (folder / "letters.yaml").write_text(yaml.safe_dump({
-        "description": "Say the letter a.",
-        "source": {"file": {"path": "letters.jsonl"}},
-        "splits": {"sft": {"from": "all", "size": 20}, "rl": {"from": "all", "start": 20, "size": 50},
-                   "test": {"from": "all", "start": 70, "size": 10}},
-        "prompt": {"template": "{question}"},
-        "traces": {"short": "trace"},
-        "verifier": {"name": "regex", "params": {"pattern": "([ab])"}},
-        "generation": {"max_new_tokens": 8}}))
+    (folder / "letters.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "description": "Say the letter a.",
+                "source": {"file": {"path": "letters.jsonl"}},
+                "splits": {
+                    "sft": {"from": "all", "size": 20},
+                    "rl": {"from": "all", "start": 20, "size": 50},
+                    "test": {"from": "all", "start": 70, "size": 10},
+                },
+                "prompt": {"template": "{question}"},
+                "traces": {"short": "trace"},
+                "verifier": {"name": "regex", "params": {"pattern": "([ab])"}},
+                "generation": {"max_new_tokens": 8},
+            }
+        )
+    )
     # `from: all` names the file's only split; the file path does not depend on it.
     return folder
 
 
 def test_redistill_keeps_verified_one_per_prompt_and_trains_the_base(tmp_path):
     tasks = _letters_task(tmp_path)
-    sets = FAST + ["rl.init=base", "rl.budget=8", "rl.prompts_per_step=4", "rl.num_generations=4", "rl.steps=1",
-                   "rl.max_completion_length=8", "rl.learning_rate=1.0e-3",
-                   "redistill.samples_per_prompt=4", "redistill.temperature=1.0", "redistill.max_new_tokens=64"]
-    path, rec = run(task="letters", method="redistill", budget="4", sets=sets, runs_dir=tmp_path / "runs",
-                    tasks_dirs=[tasks])
+    sets = FAST + [
+        "rl.init=base",
+        "rl.budget=8",
+        "rl.prompts_per_step=4",
+        "rl.num_generations=4",
+        "rl.steps=1",
+        "rl.max_completion_length=8",
+        "rl.learning_rate=1.0e-3",
+        "redistill.samples_per_prompt=4",
+        "redistill.temperature=1.0",
+        "redistill.max_new_tokens=64",
+    ]
+    path, rec = run(
+        task="letters", method="redistill", budget="4", sets=sets, runs_dir=tmp_path / "runs", tasks_dirs=[tasks]
+    )
     assert [s["stage"] for s in rec["stages"]] == ["rl", "sample", "sft"]
     sft_cfg = json.loads((Path(rec["stages"][2]["model_path"]).parent / "stage.json").read_text())["config"]
     assert sft_cfg["init"].startswith("tiny:tiny-scratch-letters-")  # the student is the base model, not the RL policy
@@ -100,17 +130,38 @@ def test_redistill_keeps_verified_one_per_prompt_and_trains_the_base(tmp_path):
     assert len(kept) >= 4
     assert all(verifier(r["completion"], r["answer"]).score == 1.0 for r in kept)
     assert len({r["id"] for r in kept}) == len(kept)  # one per prompt
-    trained = [json.loads(x) for x in (Path(rec["stages"][2]["model_path"]).parent / "train_data.jsonl").read_text().splitlines()]
+    trained = [
+        json.loads(x)
+        for x in (Path(rec["stages"][2]["model_path"]).parent / "train_data.jsonl").read_text().splitlines()
+    ]
     assert trained == kept[:4]
     assert rec["counts"]["rollouts_generated"] > 0 and rec["counts"]["training_examples"] == 4
 
 
 def test_killed_run_resumes_from_its_checkpoint(tiny_kk, tmp_path):
     STEPS = 40
-    args = [sys.executable, "-m", "harness.cli", "run", "--task", "kk", "--method", "sft", "--budget", "32",
-            "--runs-dir", str(tmp_path)]
+    args = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "run",
+        "--task",
+        "kk",
+        "--method",
+        "sft",
+        "--budget",
+        "32",
+        "--runs-dir",
+        str(tmp_path),
+    ]
     # Enough steps that the run cannot finish in the moment between the first checkpoint and the kill.
-    for s in [f"sft.max_steps={STEPS}", "sft.save_steps=2", "sft.batch_size=4", "eval.limit=2", "eval.max_new_tokens=8"]:
+    for s in [
+        f"sft.max_steps={STEPS}",
+        "sft.save_steps=2",
+        "sft.batch_size=4",
+        "eval.limit=2",
+        "eval.max_new_tokens=8",
+    ]:
         args += ["--set", s]
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240

@@ -1,7 +1,6 @@
 """`--dry-run` (harness/plan.py): the plan of a run without training: every stage resolved as a run resolves it,
 cached ones reported as cached, the rest estimated; nothing written."""
 
-import json
 import math
 
 from typer.testing import CliRunner
@@ -10,14 +9,21 @@ from harness.cli import app
 from harness.run import run
 
 FAST = ["sft.max_steps=2", "sft.batch_size=4", "eval.limit=2", "eval.max_new_tokens=8", "eval.dtype=float32"]
-RL = ["rl.steps=2", "rl.prompts_per_step=2", "rl.num_generations=2", "rl.micro_batch_size=2",
-      "rl.max_completion_length=16", "redistill.max_new_tokens=16"]
+RL = [
+    "rl.steps=2",
+    "rl.prompts_per_step=2",
+    "rl.num_generations=2",
+    "rl.micro_batch_size=2",
+    "rl.max_completion_length=16",
+    "redistill.max_new_tokens=16",
+]
 
 
 def test_dry_run_plans_every_stage_and_writes_nothing(tiny_kk, tmp_path):
     runs = tmp_path / "runs"
-    _, plan = run(task="kk", method="redistill", budget="8", sets=FAST + RL, runs_dir=runs, dry_run=True,
-                  assume_accuracy=0.25)
+    _, plan = run(
+        task="kk", method="redistill", budget="8", sets=FAST + RL, runs_dir=runs, dry_run=True, assume_accuracy=0.25
+    )
     assert not runs.exists()  # no stage folder, no record
     stages = [(s["stage"], s["status"]) for s in plan["stages"]]
     assert stages == [("sft", "to run"), ("rl", "to run"), ("sample", "to run"), ("sft", "to run"), ("eval", "to run")]
@@ -44,14 +50,62 @@ def test_dry_run_reports_cached_stages_and_estimates_within_2x_of_a_real_run(tin
 
 def test_cli_dry_run_prints_the_plan_for_run_and_compare(tiny_kk, tmp_path):
     sets = [x for s in FAST + RL for x in ("--set", s)]
-    r = CliRunner().invoke(app, ["run", "--task", "kk", "--method", "rl", "--budget", "4", "--init", "base",
-                                 "--runs-dir", str(tmp_path), "--dry-run", "--device", "gpu", *sets])
+    r = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--task",
+            "kk",
+            "--method",
+            "rl",
+            "--budget",
+            "4",
+            "--init",
+            "base",
+            "--runs-dir",
+            str(tmp_path),
+            "--dry-run",
+            "--device",
+            "gpu",
+            *sets,
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "rl" in r.output and "to run" in r.output and "assumed" in r.output and not (tmp_path / "_stages").exists()
-    r = CliRunner().invoke(app, ["compare", "--task", "kk", "--methods", "sft,rl", "--budgets", "4,8", "--runs-dir",
-                                 str(tmp_path), "--dry-run", *sets])
+    r = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            "--task",
+            "kk",
+            "--methods",
+            "sft,rl",
+            "--budgets",
+            "4,8",
+            "--runs-dir",
+            str(tmp_path),
+            "--dry-run",
+            *sets,
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert r.output.count("sft@4 seed 0") >= 1 and "rl@8 seed 0" in r.output
-    r = CliRunner().invoke(app, ["run", "--task", "kk", "--method", "sft", "--budget", "4", "--runs-dir",
-                                 str(tmp_path), "--dry-run", "--assume-accuracy", "0", *sets])
+    r = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--task",
+            "kk",
+            "--method",
+            "sft",
+            "--budget",
+            "4",
+            "--runs-dir",
+            str(tmp_path),
+            "--dry-run",
+            "--assume-accuracy",
+            "0",
+            *sets,
+        ],
+    )
     assert r.exit_code == 2 and "assume-accuracy" in r.output

@@ -38,8 +38,14 @@ def cli(*args, cwd, env=None):
     environ = {k: v for k, v in os.environ.items() if k != plugins.ENV_VAR}
     environ["PYTHONPATH"] = os.pathsep.join([str(CODE_ROOT), environ.get("PYTHONPATH", "")])
     environ.update(env or {})
-    return subprocess.run([sys.executable, "-m", "harness.cli", *map(str, args)], cwd=cwd, env=environ,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *map(str, args)],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def only_record(runs: Path) -> dict:
@@ -52,7 +58,8 @@ def assert_scored_by_the_plugin(record: dict, plugin_file: Path, n: int) -> None
     prov = record["provenance"]
     assert prov["verifier"]["name"] == "parity"
     assert [(p["file"], p["sha256"], p["source"]) for p in prov["plugins"]] == [
-        (str(plugin_file), hashlib.sha256(plugin_file.read_bytes()).hexdigest(), "--plugin")]
+        (str(plugin_file), hashlib.sha256(plugin_file.read_bytes()).hexdigest(), "--plugin")
+    ]
     assert record["metrics"]["n"] == n and len(record["samples"]) == n
     assert all(v["reason"] in PLUGIN_REASONS for s in record["samples"] for v in s["verdicts"])
 
@@ -61,18 +68,34 @@ def assert_scored_by_the_plugin(record: dict, plugin_file: Path, n: int) -> None
 
 
 def test_score_uses_a_plugin_verifier_from_outside_the_repository(outside):
-    rows = [{"id": "a", "response": "1 0 1: two ones, so even", "answer": "even"},
-            {"id": "b", "response": "EVEN... no wait, odd", "answer": "odd"},
-            {"id": "c", "response": "it is even", "answer": "odd"},
-            {"id": "d", "response": "no idea", "answer": "even"}]
+    rows = [
+        {"id": "a", "response": "1 0 1: two ones, so even", "answer": "even"},
+        {"id": "b", "response": "EVEN... no wait, odd", "answer": "odd"},
+        {"id": "c", "response": "it is even", "answer": "odd"},
+        {"id": "d", "response": "no idea", "answer": "even"},
+    ]
     (outside / "responses.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    r = cli("score", "--plugin", "parity_plugin.py", "--task", "parity.yaml", "--input", "responses.jsonl",
-            "--output", "verdicts.jsonl", cwd=outside)
+    r = cli(
+        "score",
+        "--plugin",
+        "parity_plugin.py",
+        "--task",
+        "parity.yaml",
+        "--input",
+        "responses.jsonl",
+        "--output",
+        "verdicts.jsonl",
+        cwd=outside,
+    )
     assert r.returncode == 0, r.stderr
     assert "parity: accuracy 0.500" in r.stdout and "over 4 responses" in r.stdout
     got = [json.loads(x) for x in (outside / "verdicts.jsonl").read_text().splitlines()]
     assert [(g["score"], g["extracted"], g["reason"]) for g in got] == [
-        (1.0, "even", "correct"), (1.0, "odd", "correct"), (0.0, "even", "wrong"), (0.0, None, "no_parity")]
+        (1.0, "even", "correct"),
+        (1.0, "odd", "correct"),
+        (0.0, "even", "wrong"),
+        (0.0, None, "no_parity"),
+    ]
 
 
 def test_without_the_plugin_the_verifier_is_unknown_and_the_message_says_how_to_load_it(outside):
@@ -83,9 +106,25 @@ def test_without_the_plugin_the_verifier_is_unknown_and_the_message_says_how_to_
 
 def test_eval_on_the_tiny_model_scores_with_the_plugin_and_records_it_once(outside):
     # named twice, by two spellings of one path and by $HARNESS_PLUGINS: one plugin, loaded once
-    r = cli("eval", "--plugin", "parity_plugin.py", "--plugin", outside / "parity_plugin.py", "--task", "parity.yaml",
-            "--model", "tiny", "--limit", "2", "--max-new-tokens", "8", "--runs-dir", "runs", cwd=outside,
-            env={plugins.ENV_VAR: str(outside / "parity_plugin.py")})
+    r = cli(
+        "eval",
+        "--plugin",
+        "parity_plugin.py",
+        "--plugin",
+        outside / "parity_plugin.py",
+        "--task",
+        "parity.yaml",
+        "--model",
+        "tiny",
+        "--limit",
+        "2",
+        "--max-new-tokens",
+        "8",
+        "--runs-dir",
+        "runs",
+        cwd=outside,
+        env={plugins.ENV_VAR: str(outside / "parity_plugin.py")},
+    )
     assert r.returncode == 0, r.stderr
     record = only_record(outside / "runs")
     assert record["kind"] == "eval" and record["config"]["task"] == "parity"
@@ -94,9 +133,27 @@ def test_eval_on_the_tiny_model_scores_with_the_plugin_and_records_it_once(outsi
 
 def test_compare_gives_each_cell_its_plugins_so_the_cells_harness_run_works_anywhere(outside, tmp_path):
     task = outside / "parity.yaml"
-    r = cli("compare", "--plugin", "parity_plugin.py", "--task", task, "--methods", "base", "--budgets", "1",
-            "--set", "eval.limit=2", "--set", "eval.max_new_tokens=8", "--set", "eval.limem=false",
-            "--runs-dir", tmp_path / "runs", "--emit-commands", cwd=outside)
+    r = cli(
+        "compare",
+        "--plugin",
+        "parity_plugin.py",
+        "--task",
+        task,
+        "--methods",
+        "base",
+        "--budgets",
+        "1",
+        "--set",
+        "eval.limit=2",
+        "--set",
+        "eval.max_new_tokens=8",
+        "--set",
+        "eval.limem=false",
+        "--runs-dir",
+        tmp_path / "runs",
+        "--emit-commands",
+        cwd=outside,
+    )
     assert r.returncode == 0, r.stderr
     (line,) = [x for x in r.stdout.splitlines() if x.startswith("harness run")]
     args = shlex.split(line)[1:]
@@ -114,16 +171,31 @@ def test_harness_plugins_loads_a_file_and_a_module_for_tasks_and_data_commands(o
     (outside / "pkg").mkdir()
     (outside / "pkg" / "extra_rules.py").write_text(
         "from harness.verifiers import VERIFIERS\nfrom harness.verifiers.builtin import Exact\n\n\n"
-        "@VERIFIERS.register('exact_copy')\nclass ExactCopy(Exact):\n    name = 'exact_copy'\n")
-    env = {plugins.ENV_VAR: os.pathsep.join([str(outside / "parity_plugin.py"), "", "extra_rules"]),
-           "PYTHONPATH": os.pathsep.join([str(CODE_ROOT), str(outside / "pkg")])}
+        "@VERIFIERS.register('exact_copy')\nclass ExactCopy(Exact):\n    name = 'exact_copy'\n"
+    )
+    env = {
+        plugins.ENV_VAR: os.pathsep.join([str(outside / "parity_plugin.py"), "", "extra_rules"]),
+        "PYTHONPATH": os.pathsep.join([str(CODE_ROOT), str(outside / "pkg")]),
+    }
     copied = (outside / "parity.yaml").read_text().replace("name: parity", "name: exact_copy")
     (outside / "copied.yaml").write_text(copied)
     r = cli("tasks", "validate", outside, cwd=outside, env=env)  # the names from both plugins resolve
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == [f"{outside / n}.yaml: ok" for n in ("copied", "parity", "parity_generated")]
-    r = cli("data", "export", "--task", "parity_generated.yaml", "--split", "test", "--limit", "5", "--out",
-            "test.jsonl", cwd=outside, env=env)
+    r = cli(
+        "data",
+        "export",
+        "--task",
+        "parity_generated.yaml",
+        "--split",
+        "test",
+        "--limit",
+        "5",
+        "--out",
+        "test.jsonl",
+        cwd=outside,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     rows = [json.loads(x) for x in (outside / "test.jsonl").read_text().splitlines()]
     assert [row["level"] for row in rows] == [10, 11, 12, 13, 14]  # the plugin generator's lengths
@@ -134,11 +206,15 @@ def test_harness_plugins_loads_a_file_and_a_module_for_tasks_and_data_commands(o
 
 BROKEN = {
     "syntax.py": ("def verify(:\n", "has a syntax error at {file}:1"),
-    "raises.py": ("import os\nraise RuntimeError('no licence key found')\n",
-                  "failed while loading: RuntimeError: no licence key found (at {file}:2)"),
-    "duplicate.py": ("from harness.verifiers import VERIFIERS\nVERIFIERS.register('exact')(object)\n",
-                     "registers verifier 'exact', which the harness (harness.verifiers.builtin, a built-in) already "
-                     "registered; give it another name"),
+    "raises.py": (
+        "import os\nraise RuntimeError('no licence key found')\n",
+        "failed while loading: RuntimeError: no licence key found (at {file}:2)",
+    ),
+    "duplicate.py": (
+        "from harness.verifiers import VERIFIERS\nVERIFIERS.register('exact')(object)\n",
+        "registers verifier 'exact', which the harness (harness.verifiers.builtin, a built-in) already "
+        "registered; give it another name",
+    ),
     "needs_dep.py": ("import surely_not_installed_xyz\n", "needs the module 'surely_not_installed_xyz'"),
 }
 
@@ -154,11 +230,17 @@ def test_a_broken_plugin_is_one_message_and_exit_2(tmp_path, name):
     assert needle.format(file=tmp_path / name) in r.stderr and f"drop --plugin {name}" in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize("spec, needle", [
-    ("missing.py", "plugin file missing.py (from $HARNESS_PLUGINS) does not exist; check the path"),
-    ("no_such_module", "plugin 'no_such_module' (from $HARNESS_PLUGINS) cannot be imported: there is no module named "
-                       "'no_such_module'; install the package"),
-])
+@pytest.mark.parametrize(
+    "spec, needle",
+    [
+        ("missing.py", "plugin file missing.py (from $HARNESS_PLUGINS) does not exist; check the path"),
+        (
+            "no_such_module",
+            "plugin 'no_such_module' (from $HARNESS_PLUGINS) cannot be imported: there is no module named "
+            "'no_such_module'; install the package",
+        ),
+    ],
+)
 def test_a_plugin_that_is_not_there_is_one_message_and_exit_2(tmp_path, spec, needle):
     r = cli("score", "--task", "kk", "--input", "x.jsonl", cwd=tmp_path, env={plugins.ENV_VAR: spec})
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
@@ -169,8 +251,10 @@ def test_a_second_plugin_with_the_same_name_is_refused_naming_the_first(outside)
     shutil.copy(outside / "parity_plugin.py", outside / "parity_copy.py")
     r = cli("tasks", "show", "parity.yaml", "--plugin", "parity_plugin.py", "--plugin", "parity_copy.py", cwd=outside)
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert ("plugin 'parity_copy.py' (from --plugin) registers verifier 'parity', which plugin 'parity_plugin.py' "
-            "(from --plugin) already registered") in r.stderr
+    assert (
+        "plugin 'parity_copy.py' (from --plugin) registers verifier 'parity', which plugin 'parity_plugin.py' "
+        "(from --plugin) already registered"
+    ) in r.stderr
 
 
 # ------------------------------------------------------------------------------------------------ in-process
@@ -209,8 +293,10 @@ def test_loading_the_same_plugin_again_does_nothing(fresh, outside):
 
 def test_a_file_plugin_can_import_the_modules_beside_it(fresh, tmp_path):
     (tmp_path / "rules_helpers.py").write_text("NAME = 'sibling_rule'\n")
-    (tmp_path / "rules.py").write_text("from rules_helpers import NAME\nfrom harness.generators import GENERATORS\n"
-                                       "GENERATORS.register(NAME)(lambda **kw: {})\n")
+    (tmp_path / "rules.py").write_text(
+        "from rules_helpers import NAME\nfrom harness.generators import GENERATORS\n"
+        "GENERATORS.register(NAME)(lambda **kw: {})\n"
+    )
     plugins.load_plugins([str(tmp_path / "rules.py")])
     assert "sibling_rule" in GENERATORS
 
@@ -218,8 +304,10 @@ def test_a_file_plugin_can_import_the_modules_beside_it(fresh, tmp_path):
 def test_installed_entry_points_are_loaded_and_named_in_errors(fresh, outside):
     fresh.syspath_prepend(str(outside))
     (outside / "broken_rules.py").write_text("raise ValueError('bad config')\n")
-    eps = [importlib.metadata.EntryPoint("parity", "parity_plugin", plugins.GROUP),
-           importlib.metadata.EntryPoint("parity_again", "parity_plugin", plugins.GROUP)]  # one module: loaded once
+    eps = [
+        importlib.metadata.EntryPoint("parity", "parity_plugin", plugins.GROUP),
+        importlib.metadata.EntryPoint("parity_again", "parity_plugin", plugins.GROUP),
+    ]  # one module: loaded once
     seen = []
     fresh.setattr(importlib.metadata, "entry_points", lambda group=None: seen.append(group) or eps)
     (p,) = plugins.load_plugins()
@@ -227,8 +315,11 @@ def test_installed_entry_points_are_loaded_and_named_in_errors(fresh, outside):
     assert (p.source, p.module, p.file) == ("entry point", "parity_plugin", str(outside / "parity_plugin.py"))
     assert plugins.child_specs([p]) == []  # a child harness finds the installed entry point by itself
     eps.append(importlib.metadata.EntryPoint("broken", "broken_rules", plugins.GROUP))
-    with pytest.raises(HarnessError, match=r"plugin 'broken = broken_rules' \(from entry point\) failed while "
-                                           r"loading: ValueError: bad config .*uninstall the package"):
+    with pytest.raises(
+        HarnessError,
+        match=r"plugin 'broken = broken_rules' \(from entry point\) failed while "
+        r"loading: ValueError: bad config .*uninstall the package",
+    ):
         plugins.load_plugins()
 
 

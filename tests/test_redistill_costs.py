@@ -44,8 +44,15 @@ def test_truncated_correct_responses_are_never_redistillation_data(tmp_path, mon
     spec = get_task("kk")
     assert spec.verifier.params.get("require_eos", False) is False  # the verifier alone would accept them
     monkeypatch.setattr(harness.engines, "make_engine", lambda *a, **k: ScriptedEngine(spec))
-    ctx = pipeline.Context(task=spec, recipe_name="test", recipe={"redistill": {"variant": "B"}}, base_model="x",
-                           base_ref=str(tmp_path / "base"), seed=0, root=tmp_path)
+    ctx = pipeline.Context(
+        task=spec,
+        recipe_name="test",
+        recipe={"redistill": {"variant": "B"}},
+        base_model="x",
+        base_ref=str(tmp_path / "base"),
+        seed=0,
+        root=tmp_path,
+    )
     info = pipeline.stage_sample(ctx, str(tmp_path / "teacher"), target=8)
     kept = [json.loads(x) for x in Path(info["data_path"]).read_text().splitlines()]
     first = {r["id"] for r in load_split(spec, "rl", limit=4)}
@@ -60,8 +67,12 @@ class ManyLengthsEngine(ScriptedEngine):
         out = []
         for p in prompts:
             _, answer = self.answers[json.dumps(p)]
-            out.append([Generation(f"{n} tokens {k}: \\boxed{{{answer}}}", n, truncated=False)
-                        for k, n in enumerate((30, 10, 20, 10))])
+            out.append(
+                [
+                    Generation(f"{n} tokens {k}: \\boxed{{{answer}}}", n, truncated=False)
+                    for k, n in enumerate((30, 10, 20, 10))
+                ]
+            )
         return out
 
 
@@ -73,8 +84,15 @@ def test_redistill_keep_shortest_takes_the_fewest_tokens(tmp_path, monkeypatch):
     monkeypatch.setattr(harness.engines, "make_engine", lambda *a, **k: ManyLengthsEngine(spec))
 
     def sample(**rd):
-        ctx = pipeline.Context(task=spec, recipe_name="test", base_model="x", base_ref=str(tmp_path / "base"), seed=0,
-                               root=tmp_path, recipe={"redistill": {"variant": "B", "samples_per_prompt": 4, **rd}})
+        ctx = pipeline.Context(
+            task=spec,
+            recipe_name="test",
+            base_model="x",
+            base_ref=str(tmp_path / "base"),
+            seed=0,
+            root=tmp_path,
+            recipe={"redistill": {"variant": "B", "samples_per_prompt": 4, **rd}},
+        )
         info = pipeline.stage_sample(ctx, str(tmp_path / "teacher"), target=8)
         assert ctx.stages[-1]["keep"] == info["keep"]  # in the run record with the stage
         return info, [json.loads(x) for x in Path(info["data_path"]).read_text().splitlines()]
@@ -97,19 +115,59 @@ def test_redistill_from_a_teacher_run_counts_the_rl_chain(tmp_path):
     tasks = _letters_task(tmp_path)
     root = tmp_path / "runs"
     policy = resolve("tiny", get_task("letters", [tasks]))  # stands in for the RL policy's folder
-    chain = [{"stage": "sft", "key": "coldstart", "cached": False, "wall_seconds": 5.0,
-              "counts": {"optimizer_steps": 2, "sequences_trained": 16, "tokens_trained": 1000}},
-             {"stage": "rl", "key": "grpo", "cached": False, "wall_seconds": 7.0,
-              "counts": {"optimizer_steps": 4, "sequences_trained": 64, "tokens_trained": 5000,
-                         "tokens_forward_only": 700, "rollouts_generated": 32, "tokens_generated": 400}}]
-    write_record(root, "teacher-rl", {"kind": "run", "method": "rl", "budget": 8, "config": {"task": "letters"},
-                                      "counts": {"tokens_generated": 10**6}, "stages": chain, "model_path": policy})
+    chain = [
+        {
+            "stage": "sft",
+            "key": "coldstart",
+            "cached": False,
+            "wall_seconds": 5.0,
+            "counts": {"optimizer_steps": 2, "sequences_trained": 16, "tokens_trained": 1000},
+        },
+        {
+            "stage": "rl",
+            "key": "grpo",
+            "cached": False,
+            "wall_seconds": 7.0,
+            "counts": {
+                "optimizer_steps": 4,
+                "sequences_trained": 64,
+                "tokens_trained": 5000,
+                "tokens_forward_only": 700,
+                "rollouts_generated": 32,
+                "tokens_generated": 400,
+            },
+        },
+    ]
+    write_record(
+        root,
+        "teacher-rl",
+        {
+            "kind": "run",
+            "method": "rl",
+            "budget": 8,
+            "config": {"task": "letters"},
+            "counts": {"tokens_generated": 10**6},
+            "stages": chain,
+            "model_path": policy,
+        },
+    )
     sets = FAST + ["redistill.samples_per_prompt=4", "redistill.temperature=1.0", "redistill.max_new_tokens=64"]
-    _, rec = run(task="letters", method="redistill", budget="2", teacher="teacher-rl", sets=sets, runs_dir=root,
-                 tasks_dirs=[tasks])
+    _, rec = run(
+        task="letters",
+        method="redistill",
+        budget="2",
+        teacher="teacher-rl",
+        sets=sets,
+        runs_dir=root,
+        tasks_dirs=[tasks],
+    )
     stages = rec["stages"]
     assert [(s["stage"], s.get("inherited_from")) for s in stages] == [
-        ("sft", "teacher-rl"), ("rl", "teacher-rl"), ("sample", None), ("sft", None)]
+        ("sft", "teacher-rl"),
+        ("rl", "teacher-rl"),
+        ("sample", None),
+        ("sft", None),
+    ]
     own = [s["counts"] for s in stages[2:]]
     c = rec["counts"]
     # the chain's training counts, not the teacher's evaluation (its record's 10**6 generated tokens)
@@ -121,12 +179,18 @@ def test_redistill_from_a_teacher_run_counts_the_rl_chain(tmp_path):
     assert rec["wall_seconds"]["rl-grpo"] == 7.0
 
 
-@pytest.mark.parametrize("counts,fwd", [({"tokens_trained": 10, "tokens_generated": 4}, 0),
-                                        ({"tokens_trained": 10, "tokens_generated": 4, "tokens_forward_only": 3}, 3)])
+@pytest.mark.parametrize(
+    "counts,fwd",
+    [
+        ({"tokens_trained": 10, "tokens_generated": 4}, 0),
+        ({"tokens_trained": 10, "tokens_generated": 4, "tokens_forward_only": 3}, 3),
+    ],
+)
 def test_inherit_stages_skips_missing_runs_and_repeats(tmp_path, counts, fwd):
     write_record(tmp_path, "r1", {"kind": "run", "stages": [{"stage": "rl", "key": "k", "counts": counts}]})
-    ctx = pipeline.Context(task=get_task("kk"), recipe_name="t", recipe={}, base_model="x", base_ref="x", seed=0,
-                           root=tmp_path)
+    ctx = pipeline.Context(
+        task=get_task("kk"), recipe_name="t", recipe={}, base_model="x", base_ref="x", seed=0, root=tmp_path
+    )
     pipeline.inherit_stages(ctx, "no-such-run")
     assert ctx.stages == []
     pipeline.inherit_stages(ctx, "r1")

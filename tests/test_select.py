@@ -16,9 +16,24 @@ from harness.methods.select import choose, pool_size
 from harness.records import config_hash, read_records
 
 runner = CliRunner()
-TINY = ["--set", "select.pool_size=16", "--set", "select.eval_count=16", "--set", "select.k=8",
-        "--set", "sft.epochs=1", "--set", "sft.batch_size=4", "--set", "eval.limit=2", "--set", "eval.max_new_tokens=8",
-        "--set", "eval.limem=false"]
+TINY = [
+    "--set",
+    "select.pool_size=16",
+    "--set",
+    "select.eval_count=16",
+    "--set",
+    "select.k=8",
+    "--set",
+    "sft.epochs=1",
+    "--set",
+    "sft.batch_size=4",
+    "--set",
+    "eval.limit=2",
+    "--set",
+    "eval.max_new_tokens=8",
+    "--set",
+    "eval.limem=false",
+]
 
 
 def invoke(*args):
@@ -35,8 +50,20 @@ def grid(tmp_path_factory):
     root = tmp_path_factory.mktemp("select_runs")
     r = invoke("compare", "--task", "kk", "--methods", "sft,select", "--budgets", "8", "--runs-dir", root, *TINY)
     assert r.exit_code == 0, r.output
-    r = invoke("run", "--task", "kk", "--method", "select", "--budget", "8", "--runs-dir", root, *TINY,
-               "--set", "select.order=random")
+    r = invoke(
+        "run",
+        "--task",
+        "kk",
+        "--method",
+        "select",
+        "--budget",
+        "8",
+        "--runs-dir",
+        root,
+        *TINY,
+        "--set",
+        "select.order=random",
+    )
     assert r.exit_code == 0, r.output
     torch.set_num_threads(threads)
     recs = read_records(root)
@@ -86,7 +113,8 @@ def test_the_record_counts_what_measuring_cost(grid):
     assert c["tokens_gradient"] == effect["counts"]["tokens_gradient"] > 0
     backward = c["tokens_trained"] + c["tokens_gradient"]
     assert c["flops_estimate"] == 6 * c["model_parameters"] * backward + 2 * c["model_parameters"] * (
-        c["tokens_generated"] + c["tokens_forward_only"])
+        c["tokens_generated"] + c["tokens_forward_only"]
+    )
     assert random_rec["counts"]["tokens_gradient"] == 0 and random_rec["counts"]["rollouts_generated"] == 0
     assert "tokens_gradient" not in sft_rec["counts"]  # other methods' records keep their fields
 
@@ -119,9 +147,10 @@ def test_leaderboard_rows_and_effect_predict_see_select_like_any_method(grid):
     assert sorted(rows) == sorted(["sft", plain, control])
     assert rows[plain]["recipe"]["value"] == rows[control]["recipe"]["value"] == rows["sft"]["recipe"]["value"]
     assert rows[plain]["start"]["display"] == "base (not in table)"
-    assert {("select@8 (pool_size 16, eval_count 16)", "sft@8"),
-            ("select@8 (order random, pool_size 16, eval_count 16)", "sft@8")} <= {(c["row"], c["against"])
-                                                                                   for c in table["comparisons"]}
+    assert {
+        ("select@8 (pool_size 16, eval_count 16)", "sft@8"),
+        ("select@8 (order random, pool_size 16, eval_count 16)", "sft@8"),
+    } <= {(c["row"], c["against"]) for c in table["comparisons"]}
     from harness.effect import trained_hashes
 
     assert {rec["run_id"], random_rec["run_id"], sft_rec["run_id"]} <= set(trained_hashes(read_records(root), root))
@@ -130,8 +159,21 @@ def test_leaderboard_rows_and_effect_predict_see_select_like_any_method(grid):
 def test_dry_run_plans_the_measurement(grid):
     root, *_ = grid
     before = sorted((root / "_stages").iterdir())
-    r = invoke("run", "--task", "kk", "--method", "select", "--budget", "4", "--dry-run", "--runs-dir", root, *TINY,
-               "--set", "select.pool_size=12")
+    r = invoke(
+        "run",
+        "--task",
+        "kk",
+        "--method",
+        "select",
+        "--budget",
+        "4",
+        "--dry-run",
+        "--runs-dir",
+        root,
+        *TINY,
+        "--set",
+        "select.pool_size=12",
+    )
     assert r.exit_code == 0, r.output
     planned = [line for line in r.output.splitlines() if "to run" in line]
     assert any("effect" in line for line in planned) and any("select" in line for line in planned), r.output
@@ -139,24 +181,49 @@ def test_dry_run_plans_the_measurement(grid):
 
 
 def test_an_unknown_order_is_one_error_with_the_near_miss(tmp_path):
-    r = invoke("run", "--task", "kk", "--method", "select", "--budget", "8", "--set", "select.order=efect",
-               "--runs-dir", tmp_path)
+    r = invoke(
+        "run",
+        "--task",
+        "kk",
+        "--method",
+        "select",
+        "--budget",
+        "8",
+        "--set",
+        "select.order=efect",
+        "--runs-dir",
+        tmp_path,
+    )
     out = r.output.replace("\n", "")
     assert r.exit_code == 2 and "'order' must be effect" in out and "did you mean 'effect'?" in out, r.output
     assert "Traceback" not in r.output and not any(tmp_path.iterdir())
-    r = invoke("run", "--task", "kk", "--method", "select", "--budget", "8", "--set", "select.eval_split=test",
-               "--runs-dir", tmp_path)
+    r = invoke(
+        "run",
+        "--task",
+        "kk",
+        "--method",
+        "select",
+        "--budget",
+        "8",
+        "--set",
+        "select.eval_split=test",
+        "--runs-dir",
+        tmp_path,
+    )
     assert r.exit_code == 2 and "a split other than test" in r.output.replace("\n", ""), r.output
-    r = invoke("run", "--task", "kk", "--method", "select", "--budget", "8", "--teacher", "traces:gird",
-               "--runs-dir", tmp_path)
+    r = invoke(
+        "run", "--task", "kk", "--method", "select", "--budget", "8", "--teacher", "traces:gird", "--runs-dir", tmp_path
+    )
     assert r.exit_code == 2 and "select's pool (--teacher traces:gird)" in r.output and "'grid'" in r.output, r.output
 
 
 def test_pool_size_must_hold_the_budget_and_fit_the_pool():
     assert pool_size(None, 8, 1000, "traces:grid") == 32 and pool_size(None, 300, 1000, "traces:grid") == 1000
     assert pool_size("all", 8, 20, "f.jsonl") == 20 and pool_size(16, 8, 20, "f.jsonl") == 16
-    for setting, budget, available, words in [(4, 8, 20, "smaller than the budget 8"),
-                                              (30, 8, 20, "larger than the pool f.jsonl (20 demonstrations)"),
-                                              (None, 30, 20, "has 20 demonstrations; budget 30 needs more")]:
+    for setting, budget, available, words in [
+        (4, 8, 20, "smaller than the budget 8"),
+        (30, 8, 20, "larger than the pool f.jsonl (20 demonstrations)"),
+        (None, 30, 20, "has 20 demonstrations; budget 30 needs more"),
+    ]:
         with pytest.raises(HarnessError, match=words.replace("(", r"\(").replace(")", r"\)")):
             pool_size(setting, budget, available, "f.jsonl")

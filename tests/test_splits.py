@@ -30,8 +30,11 @@ def _procedural_cases():
             overrides = (yaml.safe_load(tiny.read_text()) or {}).get("task")
             variants.append((tiny.stem, recipes.apply_task_overrides(spec, overrides)))
         for label, s in variants:
-            cases += [pytest.param(s, split, id=f"{spec.id}-{label}-{split}")
-                      for split, sp in s.splits.items() if sp.source is None]
+            cases += [
+                pytest.param(s, split, id=f"{spec.id}-{label}-{split}")
+                for split, sp in s.splits.items()
+                if sp.source is None
+            ]
     return cases
 
 
@@ -44,12 +47,19 @@ def test_builtin_procedural_splits_have_no_repeated_puzzle(spec, split):
 
 
 def _tiny_space_task(tmp_path: Path, size: int, values: int) -> object:
-    (tmp_path / "tiny_space.yaml").write_text(yaml.safe_dump({
-        "description": "a generator with few distinct puzzles per level",
-        "source": {"generator": {"name": "tiny_space", "params": {"values": values}}},
-        "splits": {"train": {"size": size, "seed": 0}},
-        "prompt": {"template": "{question}"}, "answer_field": "answer", "level_field": "level",
-        "verifier": {"name": "exact"}}))
+    (tmp_path / "tiny_space.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "description": "a generator with few distinct puzzles per level",
+                "source": {"generator": {"name": "tiny_space", "params": {"values": values}}},
+                "splits": {"train": {"size": size, "seed": 0}},
+                "prompt": {"template": "{question}"},
+                "answer_field": "answer",
+                "level_field": "level",
+                "verifier": {"name": "exact"},
+            }
+        )
+    )
     return get_task(str(tmp_path / "tiny_space.yaml"))
 
 

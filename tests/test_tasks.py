@@ -1,4 +1,5 @@
-"""Task registry and YAML schema: every built-in task loads and scores its own reference; bad files get exact messages."""
+"""Task registry and YAML schema: every built-in task loads and scores its own reference; bad files get exact
+messages."""
 
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def test_kk_splits_share_no_puzzle():
     keys = {split: {s["metadata"]["key"] for s in load_split(spec, split, limit=400)} for split in spec.splits}
     names = sorted(keys)
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             assert not keys[a] & keys[b], (a, b)
 
 
@@ -65,7 +66,8 @@ EXPECTED_ERRORS = {
         "unknown_names.yaml:3: source.generator.name: unknown generator 'kkk'; did you mean 'kk'?",
     ],
     "two_sources.yaml": [
-        "two_sources.yaml:2: source: give exactly one of 'generator', 'file', 'hf' or 'reasoning_gym' (found: generator, file)",
+        "two_sources.yaml:2: source: give exactly one of 'generator', 'file', 'hf' or 'reasoning_gym' "
+        "(found: generator, file)",
         "two_sources.yaml:6: splits.test.size: Input should be greater than or equal to 1; fix the value",
     ],
 }
@@ -83,7 +85,9 @@ def test_bad_yaml_reports_every_error_with_line_and_fix(name):
 
 def test_template_syntax_error_is_reported():
     _, errors = validate_file(FIX / "bad_tasks" / "two_sources.yaml")
-    assert any("two_sources.yaml:7: prompt: template is not a valid format string" in e and "'{{'" in e for e in errors), errors
+    assert any(
+        "two_sources.yaml:7: prompt: template is not a valid format string" in e and "'{{'" in e for e in errors
+    ), errors
 
 
 def test_invalid_yaml_syntax_names_the_line():

@@ -85,7 +85,7 @@ def test_committed_checkpoint_matches_card_and_build():
     card = json.loads((folder / "harness_tiny.json").read_text())
     assert card["build_hash"] == tiny.build_hash() and card["build"] == json.loads(json.dumps(tiny.BUILD))
     assert hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest() == card["sha256"]
-    assert (folder / "model.safetensors").stat().st_size <= 8 * 2 ** 20
+    assert (folder / "model.safetensors").stat().st_size <= 8 * 2**20
     assert card["final_loss"] < card["first_loss"]
 
 

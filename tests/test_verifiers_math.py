@@ -23,17 +23,20 @@ def strict():
     return get_verifier("boxed_math")
 
 
-@pytest.mark.parametrize("text, want", [
-    ("so \\boxed{\\frac{1}{2}} and finally \\boxed{\\frac{3}{4}}.", "\\frac{3}{4}"),
-    ("\\boxed{\\left\\{ 1, \\{2\\} \\right\\}}", "\\left\\{ 1, \\{2\\} \\right\\}"),
-    ("\\boxed 5$ dollars", "5"),
-    ("\\fbox{7}", "7"),
-    ("\\boxed {12}", "12"),
-    ("\\boxed{3} then an unclosed \\boxed{4", "3"),
-    ("\\boxed{a{b}c", None),
-    ("no box here", None),
-    ("\\boxed{x}}}}", "x"),
-])
+@pytest.mark.parametrize(
+    "text, want",
+    [
+        ("so \\boxed{\\frac{1}{2}} and finally \\boxed{\\frac{3}{4}}.", "\\frac{3}{4}"),
+        ("\\boxed{\\left\\{ 1, \\{2\\} \\right\\}}", "\\left\\{ 1, \\{2\\} \\right\\}"),
+        ("\\boxed 5$ dollars", "5"),
+        ("\\fbox{7}", "7"),
+        ("\\boxed {12}", "12"),
+        ("\\boxed{3} then an unclosed \\boxed{4", "3"),
+        ("\\boxed{a{b}c", None),
+        ("no box here", None),
+        ("\\boxed{x}}}}", "x"),
+    ],
+)
 def test_last_boxed(text, want):
     assert last_boxed(text) == want
 
@@ -51,29 +54,32 @@ def test_normalize_is_light():
     assert normalize("10,\\!000.") == "10,000"
 
 
-@pytest.mark.parametrize("box, gold, score", [
-    ("\\frac{1}{2}", "0.5", 1.0),
-    ("0.5", "\\frac{1}{2}", 1.0),
-    ("\\dfrac{1}{2}", "\\frac12", 1.0),
-    ("2\\sqrt{2}", "\\sqrt{8}", 1.0),
-    ("x=3", "3", 1.0),
-    ("\\{1,2\\}", "\\{2,1\\}", 1.0),
-    ("[2,5)", "[2, 5)", 1.0),
-    ("(4,\\infty)", "(4, \\infty)", 1.0),
-    ("50\\%", "50", 1.0),
-    ("5\\text{ cm}", "5", 1.0),
-    ("\\left( 2, \\frac{\\pi}{3} \\right)", "(2,\\pi/3)", 1.0),
-    ("14\\pi", "14 \\pi", 1.0),
-    ("\\text{(A)}", "\\text{(A)}", 1.0),
-    ("1.50", "1.5", 1.0),
-    ("x^2+y^2", "y^2 + x^2", 1.0),
-    ("3", "4", 0.0),
-    ("\\frac{1}{3}", "0.33", 0.0),
-    ("[2,5]", "[2,5)", 0.0),
-    ("2\\sqrt{3}", "\\sqrt{8}", 0.0),
-    ("-6", "6", 0.0),
-    ("\\text{(B)}", "\\text{(A)}", 0.0),
-])
+@pytest.mark.parametrize(
+    "box, gold, score",
+    [
+        ("\\frac{1}{2}", "0.5", 1.0),
+        ("0.5", "\\frac{1}{2}", 1.0),
+        ("\\dfrac{1}{2}", "\\frac12", 1.0),
+        ("2\\sqrt{2}", "\\sqrt{8}", 1.0),
+        ("x=3", "3", 1.0),
+        ("\\{1,2\\}", "\\{2,1\\}", 1.0),
+        ("[2,5)", "[2, 5)", 1.0),
+        ("(4,\\infty)", "(4, \\infty)", 1.0),
+        ("50\\%", "50", 1.0),
+        ("5\\text{ cm}", "5", 1.0),
+        ("\\left( 2, \\frac{\\pi}{3} \\right)", "(2,\\pi/3)", 1.0),
+        ("14\\pi", "14 \\pi", 1.0),
+        ("\\text{(A)}", "\\text{(A)}", 1.0),
+        ("1.50", "1.5", 1.0),
+        ("x^2+y^2", "y^2 + x^2", 1.0),
+        ("3", "4", 0.0),
+        ("\\frac{1}{3}", "0.33", 0.0),
+        ("[2,5]", "[2,5)", 0.0),
+        ("2\\sqrt{3}", "\\sqrt{8}", 0.0),
+        ("-6", "6", 0.0),
+        ("\\text{(B)}", "\\text{(A)}", 0.0),
+    ],
+)
 def test_tricky_equivalences(strict, box, gold, score):
     v = strict(f"Reasoning... so the answer is \\boxed{{{box}}}.", gold)
     assert v.score == score, v

@@ -41,8 +41,14 @@ class ParityVerifier(BaseVerifier):
 
 
 @GENERATORS.register("bit_parity")
-def bit_parity(*, seed: int, split: str, index: int, partition: tuple[int, int] = (0, 1),
-               length: list[int] | tuple[int, int] = (8, 12)) -> dict:
+def bit_parity(
+    *,
+    seed: int,
+    split: str,
+    index: int,
+    partition: tuple[int, int] = (0, 1),
+    length: list[int] | tuple[int, int] = (8, 12),
+) -> dict:
     """A random bit string of `length` [min, max] bits (the level, balanced over consecutive indices). Split k of K
     keeps the strings whose sha256 is k modulo K, so procedural splits never share a string."""
     lo, hi = length
@@ -57,5 +63,10 @@ def bit_parity(*, seed: int, split: str, index: int, partition: tuple[int, int] 
             break
     ones = bits.count("1")
     answer = PARITIES[ones % 2]
-    return {"question": " ".join(bits), "answer": answer, "level": n, "metadata": {"key": bits, "ones": ones},
-            "traces": {"short": f"Count the 1s: there are {ones}. {ones} is {answer}.\n{answer}"}}
+    return {
+        "question": " ".join(bits),
+        "answer": answer,
+        "level": n,
+        "metadata": {"key": bits, "ones": ones},
+        "traces": {"short": f"Count the 1s: there are {ones}. {ones} is {answer}.\n{answer}"},
+    }

@@ -47,8 +47,12 @@ def _combine(a: int, b: int, ops: str) -> list[tuple[int, str, int, int]]:
 
 def _moves(nums: tuple[int, ...], ops: str) -> list[tuple[int, int, tuple]]:
     """(i, j, step) for every pair i < j and every allowed step on it."""
-    return [(i, j, step) for i in range(len(nums)) for j in range(i + 1, len(nums))
-            for step in _combine(nums[i], nums[j], ops)]
+    return [
+        (i, j, step)
+        for i in range(len(nums))
+        for j in range(i + 1, len(nums))
+        for step in _combine(nums[i], nums[j], ops)
+    ]
 
 
 def _rest(nums: tuple[int, ...], i: int, j: int, value: int) -> tuple[int, ...]:
@@ -59,8 +63,9 @@ def _rest(nums: tuple[int, ...], i: int, j: int, value: int) -> tuple[int, ...]:
 def _solvable_sorted(nums: tuple[int, ...], target: int, ops: str) -> bool:
     if len(nums) == 1:
         return nums[0] == target
-    return any(_solvable_sorted(tuple(sorted(_rest(nums, i, j, step[3]))), target, ops)
-               for i, j, step in _moves(nums, ops))
+    return any(
+        _solvable_sorted(tuple(sorted(_rest(nums, i, j, step[3]))), target, ops) for i, j, step in _moves(nums, ops)
+    )
 
 
 def solvable(nums: list[int] | tuple[int, ...], target: int, ops: str = ALL_OPS) -> bool:
@@ -106,9 +111,13 @@ def _nums(values: tuple[int, ...]) -> str:
 
 
 def _short_trace(numbers: list[int], target: int, levels: list, solution: str) -> str:
-    steps = [(f"Numbers: {_nums(tuple(numbers))}. Target: {target}. "
-              "I combine two numbers at a time, keeping every result a positive whole number, until one is left, "
-              "and back off from dead ends.")]
+    steps = [
+        (
+            f"Numbers: {_nums(tuple(numbers))}. Target: {target}. "
+            "I combine two numbers at a time, keeping every result a positive whole number, until one is left, "
+            "and back off from dead ends."
+        )
+    ]
     for dead, (x, op, y, value), left in levels:
         for (dx, dop, dy, dv), dleft in dead:
             tail = f"{dv} is not {target}" if len(dleft) == 1 else f"{_nums(dleft)} cannot make {target}"
@@ -140,14 +149,24 @@ def _pair(name: str, value, lo_min: int, hi_max: int) -> tuple[int, int]:
     except (TypeError, ValueError):
         lo, hi = 0, -1
     if not lo_min <= lo <= hi <= hi_max:
-        raise HarnessError(f"countdown generator: '{name}' must be an integer or [min, max] with "
-                           f"{lo_min} <= min <= max <= {hi_max}, got {value!r}; fix it in the task's params")
+        raise HarnessError(
+            f"countdown generator: '{name}' must be an integer or [min, max] with "
+            f"{lo_min} <= min <= max <= {hi_max}, got {value!r}; fix it in the task's params"
+        )
     return lo, hi
 
 
-def generate(*, seed: int, split: str, index: int, partition: tuple[int, int] = (0, 1),
-             count: int | list[int] | tuple[int, int] = (3, 4), max_value: int = 100,
-             targets: int | list[int] | tuple[int, int] = (1, 100), ops: str = ALL_OPS) -> dict:
+def generate(
+    *,
+    seed: int,
+    split: str,
+    index: int,
+    partition: tuple[int, int] = (0, 1),
+    count: int | list[int] | tuple[int, int] = (3, 4),
+    max_value: int = 100,
+    targets: int | list[int] | tuple[int, int] = (1, 100),
+    ops: str = ALL_OPS,
+) -> dict:
     """count: how many numbers (level; balanced over consecutive indices); numbers are drawn from 1..max_value;
     the target lies in `targets` [min, max] (one integer: always that target, e.g. count=4, max_value=13,
     targets=24 is the 24 game); ops: the allowed operations, a subset of "+-*/"."""
@@ -182,16 +201,28 @@ def generate(*, seed: int, split: str, index: int, partition: tuple[int, int] = 
             continue
         levels, solution = _search(numbers, target, ops, rng)
         words = ", ".join(_WORDS[o] for o in ops)
-        question = (f"Using the numbers {_nums(tuple(numbers))}, write an arithmetic expression that equals "
-                    f"{target}. Use each number exactly once; you may use {words} and parentheses.")
+        question = (
+            f"Using the numbers {_nums(tuple(numbers))}, write an arithmetic expression that equals "
+            f"{target}. Use each number exactly once; you may use {words} and parentheses."
+        )
         return {
             "question": question,
             "answer": f"{solution} = {target}",
             "level": n,
-            "traces": {"short": _short_trace(numbers, target, levels, solution),
-                       "compact": _compact_trace(levels, solution)},
-            "metadata": {"numbers": numbers, "target": target, "solution": solution, "count": n,
-                         "ops": ops, "key": key},
+            "traces": {
+                "short": _short_trace(numbers, target, levels, solution),
+                "compact": _compact_trace(levels, solution),
+            },
+            "metadata": {
+                "numbers": numbers,
+                "target": target,
+                "solution": solution,
+                "count": n,
+                "ops": ops,
+                "key": key,
+            },
         }
-    raise RuntimeError(f"no countdown puzzle with {n} numbers in 1..{max_value} and a target in [{t_lo}, {t_hi}] "
-                       f"after {MAX_ATTEMPTS} attempts (partition={partition}); widen 'targets' or 'max_value'")
+    raise RuntimeError(
+        f"no countdown puzzle with {n} numbers in 1..{max_value} and a target in [{t_lo}, {t_hi}] "
+        f"after {MAX_ATTEMPTS} attempts (partition={partition}); widen 'targets' or 'max_value'"
+    )

@@ -34,13 +34,66 @@ from harness.generators.rng import seeded_rng
 
 # Xie et al.'s COMMON_NAMES plus a few more, so 8-person puzzles still get varied casts.
 NAMES = (
-    "Emma", "Liam", "Olivia", "Noah", "Ava", "Ethan", "Sophia", "Mason", "Isabella", "William",
-    "Mia", "James", "Charlotte", "Benjamin", "Amelia", "Lucas", "Harper", "Henry", "Evelyn",
-    "Alexander", "Abigail", "Michael", "Emily", "Daniel", "Elizabeth", "Jacob", "Sofia", "Logan",
-    "Avery", "Jackson", "Ella", "Sebastian", "Scarlett", "Jack", "Grace", "Aiden", "Chloe", "Owen",
-    "Victoria", "Samuel", "Riley", "Matthew", "Aria", "Joseph", "Lily", "Luke", "Aurora", "David",
-    "Zoey", "Oliver", "Penelope", "Hannah", "Nora", "Leo", "Wyatt", "Ryan", "Nathan", "Ruby",
-    "Isaac", "Stella",
+    "Emma",
+    "Liam",
+    "Olivia",
+    "Noah",
+    "Ava",
+    "Ethan",
+    "Sophia",
+    "Mason",
+    "Isabella",
+    "William",
+    "Mia",
+    "James",
+    "Charlotte",
+    "Benjamin",
+    "Amelia",
+    "Lucas",
+    "Harper",
+    "Henry",
+    "Evelyn",
+    "Alexander",
+    "Abigail",
+    "Michael",
+    "Emily",
+    "Daniel",
+    "Elizabeth",
+    "Jacob",
+    "Sofia",
+    "Logan",
+    "Avery",
+    "Jackson",
+    "Ella",
+    "Sebastian",
+    "Scarlett",
+    "Jack",
+    "Grace",
+    "Aiden",
+    "Chloe",
+    "Owen",
+    "Victoria",
+    "Samuel",
+    "Riley",
+    "Matthew",
+    "Aria",
+    "Joseph",
+    "Lily",
+    "Luke",
+    "Aurora",
+    "David",
+    "Zoey",
+    "Oliver",
+    "Penelope",
+    "Hannah",
+    "Nora",
+    "Leo",
+    "Wyatt",
+    "Ryan",
+    "Nathan",
+    "Ruby",
+    "Isaac",
+    "Stella",
 )
 # {Content} is the claim capitalised (it opens a quotation), {content} the claim as is.
 TEMPLATES = (
@@ -55,10 +108,11 @@ TEMPLATES = (
     "{name} said that {content}.",
     '"{Content}," {name} mentioned.',
 )
-INTRO = ("A very special island is inhabited only by knights and knaves. Knights always tell the truth, "
-         "and knaves always lie. ")
-HEADER = ("Let's think step by step, by considering whether each person is lying and if that leads to "
-          "contradiction.")
+INTRO = (
+    "A very special island is inhabited only by knights and knaves. Knights always tell the truth, "
+    "and knaves always lie. "
+)
+HEADER = "Let's think step by step, by considering whether each person is lying and if that leads to contradiction."
 MAX_PEOPLE = 12  # the brute-force check is over 2^n assignments
 MAX_ATTEMPTS = 200_000  # bounds the rejection loop; real puzzles need ~10-1000 attempts
 # One bucket in RESERVED of puzzle space (by puzzle key) belongs to no split of any task: the embedded tiny model's
@@ -273,19 +327,23 @@ def _short_trace(tape: list, statements: list, names: list[str], answer: str) ->
     for ev in tape:
         if ev[0] == "back":
             gone = _list_names([names[q] for q in ev[1]])
-            steps.append(f"We have exhausted all possibilities for {gone}, so let us go back and "
-                         f"reconsider {names[ev[2]]}.")
+            steps.append(
+                f"We have exhausted all possibilities for {gone}, so let us go back and reconsider {names[ev[2]]}."
+            )
             continue
         _, p, knight, _, bad, assign = ev
         if bad is None:
             false = "" if knight else "false "
-            steps.append(f"Assume {names[p]} is {_role(knight)}. No contradiction is found in their "
-                         f"{false}claim that {render(statements[p], names)}.")
+            steps.append(
+                f"Assume {names[p]} is {_role(knight)}. No contradiction is found in their "
+                f"{false}claim that {render(statements[p], names)}."
+            )
         else:
             false = "" if assign[bad] else "false "
             whom = "their own" if bad == p else names[bad]
-            steps.append(f"{names[p]} cannot be {_role(knight)}, because this would contradict the "
-                         f"{false}claim of {whom}.")
+            steps.append(
+                f"{names[p]} cannot be {_role(knight)}, because this would contradict the {false}claim of {whom}."
+            )
     steps.append("This leads to a feasible solution.")
     steps.append(f"The final answer is: \\boxed{{{answer}}}.")
     return " ".join(steps)
@@ -352,8 +410,10 @@ def _leaf_code(tree: list, names: list[str]) -> str:
 
 def grid_words(tree: list, names: list[str], assign: list | None = None) -> list[str]:
     """A depth <= 2 claim as grid words; with `assign`, each leaf's truth value appended (`AkT`)."""
+
     def leaf(t: list) -> str:
         return _leaf_code(t, names) + ("" if assign is None else ("T" if evaluate(t, assign) else "F"))
+
     if _is_leaf(tree):
         return [leaf(tree)]
     if any(not _is_leaf(t) for t in tree[1:]):  # `not` over a leaf is a leaf, so this covers every deeper claim
@@ -396,8 +456,10 @@ def grid_trace(statements: list, names: list[str], width: int, answer: str) -> s
             for s, tree in enumerate(statements):
                 value = evaluate(tree, assign)
                 good &= value == assign[s]
-                cells.append(f"{grid_claim(tree, names, width, assign)} {'T' if value else 'F'} "
-                             f"{'ok' if value == assign[s] else 'no'}")
+                cells.append(
+                    f"{grid_claim(tree, names, width, assign)} {'T' if value else 'F'} "
+                    f"{'ok' if value == assign[s] else 'no'}"
+                )
             rows.append(" | ".join(cells))
             if good:
                 return "\n".join(rows) + f"\nThe final answer is: \\boxed{{{answer}}}."
@@ -406,20 +468,25 @@ def grid_trace(statements: list, names: list[str], width: int, answer: str) -> s
     raise RuntimeError("no consistent assignment")  # unreachable for a puzzle with a solution
 
 
-def make_traces(tape: list, statements: list, names: list[str], solution: list[bool], answer: str, claims: list[str],
-                width: int) -> dict:
+def make_traces(
+    tape: list, statements: list, names: list[str], solution: list[bool], answer: str, claims: list[str], width: int
+) -> dict:
     """Every reference trace of a puzzle (grid only where it applies)."""
-    out = {"short": _short_trace(tape, statements, names, answer), "compact": _compact_trace(tape, names, answer),
-           "explicit": _explicit_trace(tape, statements, names, answer, claims),
-           "long": _long_trace(tape, statements, names, solution, answer)}
+    out = {
+        "short": _short_trace(tape, statements, names, answer),
+        "compact": _compact_trace(tape, names, answer),
+        "explicit": _explicit_trace(tape, statements, names, answer, claims),
+        "long": _long_trace(tape, statements, names, solution, answer),
+    }
     grid = grid_trace(statements, names, width, answer)
     if grid is not None:
         out["grid"] = grid
     return out
 
 
-def question_text(statements: list, claims: list[str], names: list[str], style: str, lines: list[str] | None = None,
-                  width: int = 2) -> str:
+def question_text(
+    statements: list, claims: list[str], names: list[str], style: str, lines: list[str] | None = None, width: int = 2
+) -> str:
     """The quiz in a style; `lines`: the prose lines (one per person, templates filled in)."""
     if style == "terse":
         return " ".join(f"{names[p]}: {text}." for p, text in enumerate(claims))
@@ -440,20 +507,26 @@ def _why(tree: list, assign: list, names: list[str]) -> str:
 
 
 def _long_trace(tape: list, statements: list, names: list[str], solution: list[bool], answer: str) -> str:
-    lines = ["Each person is either a knight, whose statement is true, or a knave, whose statement is "
-             "false. I will assign roles in the order the people were introduced, trying knight before "
-             "knave, check each statement as soon as everyone it involves has a role, and backtrack "
-             "whenever a contradiction appears."]
+    lines = [
+        "Each person is either a knight, whose statement is true, or a knave, whose statement is "
+        "false. I will assign roles in the order the people were introduced, trying knight before "
+        "knave, check each statement as soon as everyone it involves has a role, and backtrack "
+        "whenever a contradiction appears."
+    ]
     for ev in tape:
         if ev[0] == "back":
             gone, q = [names[x] for x in ev[1]], names[ev[2]]
-            lines.append(f"Both options for {_list_names(gone)} lead to contradictions, so the assumption "
-                         f"that {q} is a knight must be wrong. Go back and try {q} as a knave.")
+            lines.append(
+                f"Both options for {_list_names(gone)} lead to contradictions, so the assumption "
+                f"that {q} is a knight must be wrong. Go back and try {q} as a knave."
+            )
             continue
         _, p, knight, checks, bad, assign = ev
         must = "true" if knight else "false"
-        text = [f"Suppose {names[p]} is {_role(knight)}. Then their statement "
-                f"\"{_cap(render(statements[p], names))}\" must be {must}."]
+        text = [
+            f"Suppose {names[p]} is {_role(knight)}. Then their statement "
+            f'"{_cap(render(statements[p], names))}" must be {must}.'
+        ]
         if not checks:
             text.append("Nothing can be fully checked yet.")
         for s, value in checks:
@@ -463,15 +536,19 @@ def _long_trace(tape: list, statements: list, names: list[str], solution: list[b
                 text.append(f"That fits {names[s]} being {_role(assign[s])}.")
             else:
                 need = "true" if assign[s] else "false"
-                text.append(f"But {names[s]} is {_role(assign[s])}, so it would have to be {need}. "
-                            f"Contradiction: {names[p]} cannot be {_role(knight)} here.")
+                text.append(
+                    f"But {names[s]} is {_role(assign[s])}, so it would have to be {need}. "
+                    f"Contradiction: {names[p]} cannot be {_role(knight)} here."
+                )
         lines.append(" ".join(text))
     lines.append(f"Every statement is consistent with these roles, so a solution is: {answer}.")
     lines.append("Verification:")
     for p, tree in enumerate(statements):
         truth = "true" if solution[p] else "false"
-        lines.append(f"Check: {names[p]} is {_role(solution[p])}, and their statement "
-                     f"\"{_cap(render(tree, names))}\" is {truth}, consistent.")
+        lines.append(
+            f"Check: {names[p]} is {_role(solution[p])}, and their statement "
+            f'"{_cap(render(tree, names))}" is {truth}, consistent.'
+        )
     lines.append(f"The final answer is: \\boxed{{{answer}}}.")
     return "\n".join(lines)
 
@@ -484,25 +561,76 @@ def puzzle_key(statements: list) -> str:
 LETTERS = tuple("ABCDEFGHIJKL")
 
 
-def generate(*, seed: int, split: str, index: int, partition: tuple[int, int] = (0, 1),
-             people: list[int] | tuple[int, int] = (2, 3), depth: int = 2, width: int = 2,
-             names: str = "common", style: str = "prose", min_rank: int = 1) -> dict:
+def generate(
+    *,
+    seed: int,
+    split: str,
+    index: int,
+    partition: tuple[int, int] = (0, 1),
+    people: list[int] | tuple[int, int] = (2, 3),
+    depth: int = 2,
+    width: int = 2,
+    names: str = "common",
+    style: str = "prose",
+    min_rank: int = 1,
+) -> dict:
     """A puzzle of split bucket `partition` (never one of the reserved pretraining bucket). min_rank: the solution is
     at least the min_rank-th assignment a search in name order, knight before knave, tries (the grid trace writes
     that many rows); 1 = any puzzle, higher = harder puzzles (e.g. RL prompts harder than the SFT ones)."""
-    return _generate(seed=seed, split=split, index=index, partition=partition, people=people, depth=depth,
-                     width=width, names=names, style=style, pretraining=False, min_rank=min_rank)
+    return _generate(
+        seed=seed,
+        split=split,
+        index=index,
+        partition=partition,
+        people=people,
+        depth=depth,
+        width=width,
+        names=names,
+        style=style,
+        pretraining=False,
+        min_rank=min_rank,
+    )
 
 
-def pretraining_puzzle(*, seed: int, index: int, people: list[int] | tuple[int, int] = (2, 4), depth: int = 2,
-                       width: int = 2, names: str = "common", style: str = "prose") -> dict:
+def pretraining_puzzle(
+    *,
+    seed: int,
+    index: int,
+    people: list[int] | tuple[int, int] = (2, 4),
+    depth: int = 2,
+    width: int = 2,
+    names: str = "common",
+    style: str = "prose",
+) -> dict:
     """A puzzle of the reserved bucket, for the tiny model's pretraining text only: no split of any task holds it."""
-    return _generate(seed=seed, split="pretraining", index=index, partition=(0, 1), people=people, depth=depth,
-                     width=width, names=names, style=style, pretraining=True)
+    return _generate(
+        seed=seed,
+        split="pretraining",
+        index=index,
+        partition=(0, 1),
+        people=people,
+        depth=depth,
+        width=width,
+        names=names,
+        style=style,
+        pretraining=True,
+    )
 
 
-def _generate(*, seed: int, split: str, index: int, partition: tuple[int, int], people: list[int] | tuple[int, int],
-              depth: int, width: int, names: str, style: str, pretraining: bool, min_rank: int = 1) -> dict:
+def _generate(
+    *,
+    seed: int,
+    split: str,
+    index: int,
+    partition: tuple[int, int],
+    people: list[int] | tuple[int, int],
+    depth: int,
+    width: int,
+    names: str,
+    style: str,
+    pretraining: bool,
+    min_rank: int = 1,
+) -> dict:
     """names: "common" draws first names (Xie et al.); "letters" calls the people A, B, C, ... in order, which
     spares a very small model from copying names out of the prompt. style: "prose" (the paper's quiz text) or
     "terse" (`A: B knave or C knight.`, one line per person); the puzzle and its key are the same either way."""
@@ -521,7 +649,7 @@ def _generate(*, seed: int, split: str, index: int, partition: tuple[int, int], 
         raise ValueError(f"partition must be (k, K) with 0 <= k < K, got {partition}")
     if depth < 1 or width < 1:
         raise ValueError("depth and width must be >= 1")
-    if not 1 <= min_rank <= 2 ** lo:
+    if not 1 <= min_rank <= 2**lo:
         raise ValueError(f"min_rank must be between 1 and 2^(min people) = {2 ** lo}, got {min_rank}")
     n = lo + index % (hi - lo + 1)  # exact level balance over consecutive indices
     full, cols = _columns(n)
@@ -547,8 +675,10 @@ def _generate(*, seed: int, split: str, index: int, partition: tuple[int, int], 
         claims = [(render if style == "prose" else render_terse)(tree, names) for tree in statements]
         lines = None
         if style == "prose":
-            lines = [rng.choice(TEMPLATES).format(name=names[p], content=text, Content=_cap(text))
-                     for p, text in enumerate(claims)]
+            lines = [
+                rng.choice(TEMPLATES).format(name=names[p], content=text, Content=_cap(text))
+                for p, text in enumerate(claims)
+            ]
         question = question_text(statements, claims, names, style, lines, width)
         answer = _answer(names, solution)
         tape = _search(statements, n)
@@ -557,8 +687,18 @@ def _generate(*, seed: int, split: str, index: int, partition: tuple[int, int], 
             "answer": answer,
             "level": n,
             "traces": make_traces(tape, statements, names, solution, answer, claims, width),
-            "metadata": {"n_people": n, "names": names, "solution": solution, "statements": statements,
-                         "depth": depth, "width": width, "style": style, "key": key},
+            "metadata": {
+                "n_people": n,
+                "names": names,
+                "solution": solution,
+                "statements": statements,
+                "depth": depth,
+                "width": width,
+                "style": style,
+                "key": key,
+            },
         }
-    raise RuntimeError(f"no unique K&K puzzle with {n} people after {MAX_ATTEMPTS} attempts "
-                       f"(depth={depth}, width={width}, partition={partition})")
+    raise RuntimeError(
+        f"no unique K&K puzzle with {n} people after {MAX_ATTEMPTS} attempts "
+        f"(depth={depth}, width={width}, partition={partition})"
+    )

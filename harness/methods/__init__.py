@@ -34,8 +34,14 @@ BUILTINS = tuple(f"{__name__}.{m.name}" for m in pkgutil.iter_modules(__path__) 
 # The counts a run record sums over its stages (inherited ones too), in this order. tokens_forward_only: tokens through
 # a forward pass without a backward (GRPO's old log-probs when mu > 1, a KL reference model), at 2N FLOPs per token
 # against 6N for a trained token.
-COUNT_KEYS = ("rollouts_generated", "sequences_trained", "tokens_generated", "tokens_trained", "optimizer_steps",
-              "tokens_forward_only")
+COUNT_KEYS = (
+    "rollouts_generated",
+    "sequences_trained",
+    "tokens_generated",
+    "tokens_trained",
+    "optimizer_steps",
+    "tokens_forward_only",
+)
 # Tokens through a forward and a backward pass without an optimizer step (a method that scores its data by gradients),
 # 6N FLOPs a token like a trained one; in a record only when its method's count_keys name it.
 GRADIENT_COUNT = "tokens_gradient"
@@ -71,18 +77,18 @@ class Method:
     to evaluate; the other fields say how the harness treats its runs."""
 
     name: str
-    summary: str                          # one line for `harness methods`
+    summary: str  # one line for `harness methods`
     train: TrainFn
-    trains: bool = True                   # False: evaluates the model as it is, takes no --budget
-    starts_from: Optional[str] = "base"   # the model its training starts from: base, or "init" (--init / init_key)
-    init_key: Optional[str] = None        # starts_from "init": the recipe key with the default start, "rl.init"
-    teacher: Optional[str] = None         # what --teacher names for it (None: it takes none)
-    teacher_model: bool = False           # takes --teacher-model
-    section: Optional[Section] = None     # its own recipe section
+    trains: bool = True  # False: evaluates the model as it is, takes no --budget
+    starts_from: Optional[str] = "base"  # the model its training starts from: base, or "init" (--init / init_key)
+    init_key: Optional[str] = None  # starts_from "init": the recipe key with the default start, "rl.init"
+    teacher: Optional[str] = None  # what --teacher names for it (None: it takes none)
+    teacher_model: bool = False  # takes --teacher-model
+    section: Optional[Section] = None  # its own recipe section
     count_keys: tuple[str, ...] = COUNT_KEYS  # the stage counts that add up into its runs' cost
-    demonstrations: bool = False          # its last stage is SFT on demonstrations (`harness effect` run:ID, --predict)
-    order: int = 9                        # its place among methods in leaderboards
-    wave: int = 0                         # a grid's jobs run in waves (harness/launch.py): 0 needs no other cell
+    demonstrations: bool = False  # its last stage is SFT on demonstrations (`harness effect` run:ID, --predict)
+    order: int = 9  # its place among methods in leaderboards
+    wave: int = 0  # a grid's jobs run in waves (harness/launch.py): 0 needs no other cell
 
     @property
     def origin(self) -> str:
@@ -136,12 +142,12 @@ def grid_args(name: str, init: Optional[str], teacher: Optional[str]) -> tuple[O
     --teacher where it takes one. base, which trains nothing, gets --teacher too and ignores it: grids always gave it,
     and a base cell's key (compare.cell_key) holds it, so records made so are found again."""
     m = get(name)
-    return (init if m.starts_from == "init" else None,
-            teacher if m.teacher is not None or not m.trains else None)
+    return (init if m.starts_from == "init" else None, teacher if m.teacher is not None or not m.trains else None)
 
 
-def train_for_method(ctx: Any, method: str, budget: int, init: Optional[str], teacher: Optional[str],
-                     teacher_model: Optional[str] = None) -> str:
+def train_for_method(
+    ctx: Any, method: str, budget: int, init: Optional[str], teacher: Optional[str], teacher_model: Optional[str] = None
+) -> str:
     """Run (or reuse) the stages of a method; return the model to evaluate."""
     return get(method).train(ctx, budget, init, teacher, teacher_model)
 
@@ -149,11 +155,14 @@ def train_for_method(ctx: Any, method: str, budget: int, init: Optional[str], te
 def run_counts(method: Method, stages: list[dict], eval_tokens: int, budget: int, n_params: int) -> dict:
     """A run's cost: its method's counts summed over the stages, the evaluation's generated tokens, the budget, and
     FLOPs (6N per token through a backward pass, 2N per token only generated or forwarded)."""
-    counts = {k: sum(st.get("counts", {}).get(k, 0) for st in stages) + (eval_tokens if k == "tokens_generated" else 0)
-              for k in method.count_keys}
+    counts = {
+        k: sum(st.get("counts", {}).get(k, 0) for st in stages) + (eval_tokens if k == "tokens_generated" else 0)
+        for k in method.count_keys
+    }
     counts["training_examples"] = budget
     backward = counts["tokens_trained"] + counts.get(GRADIENT_COUNT, 0)  # + 0: the sum records always had
     counts["flops_estimate"] = 6 * n_params * backward + 2 * n_params * (
-        counts["tokens_generated"] + counts["tokens_forward_only"])
+        counts["tokens_generated"] + counts["tokens_forward_only"]
+    )
     counts["model_parameters"] = n_params
     return counts

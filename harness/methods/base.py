@@ -11,5 +11,14 @@ def train(ctx: Any, budget: int, init: Optional[str], teacher: Optional[str], te
     return ctx.base_ref
 
 
-register(Method(name="base", summary="no training: evaluate the model as it is", train=train, trains=False,
-                starts_from=None, order=0, wave=0))
+register(
+    Method(
+        name="base",
+        summary="no training: evaluate the model as it is",
+        train=train,
+        trains=False,
+        starts_from=None,
+        order=0,
+        wave=0,
+    )
+)

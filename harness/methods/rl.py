@@ -17,5 +17,14 @@ def train(ctx: Any, budget: int, init: Optional[str], teacher: Optional[str], te
     return stage_rl(ctx, start, budget)["model_path"]
 
 
-register(Method(name="rl", summary="GRPO on `budget` rl prompts from a start model (--init, default rl.init)",
-                train=train, starts_from="init", init_key="rl.init", order=2, wave=1))
+register(
+    Method(
+        name="rl",
+        summary="GRPO on `budget` rl prompts from a start model (--init, default rl.init)",
+        train=train,
+        starts_from="init",
+        init_key="rl.init",
+        order=2,
+        wave=1,
+    )
+)

@@ -36,28 +36,56 @@ def _params_ok(v: Any) -> bool:
 
 # pool None: --teacher, else cold_start.teacher; pool_size None: 4 x budget (at most the pool); eval_split None: val,
 # else rl (never test); max_new_tokens None: the task's. The rest as `harness effect` takes them.
-DEFAULTS = {"pool": None, "order": "effect", "pool_size": None, "eval_split": None, "eval_count": 32, "k": 8,
-            "temperature": 1.0, "max_new_tokens": None, "params": "all", "project": None, "batch_size": 8,
-            "dtype": "float32"}
-RULES = {"pool": (lambda v: v is None or (isinstance(v, str) and v != ""), "a data source (traces:STYLE, run:RUN_ID, "
-                  "redistill:RUN_ID or a JSONL file) or null (--teacher, else cold_start.teacher)"),
-         "order": one_of({"effect": "the highest measured sample effects first",
-                          "random": "a seeded random subset of the same pool, the control"}),
-         "pool_size": (lambda v: v is None or v == "all" or POS_INT[0](v),
-                       "a positive integer, all, or null (4 x the budget)"),
-         "eval_split": (lambda v: v is None or (isinstance(v, str) and v != "test"),
-                        "a split other than test (g* must not see the problems the run is scored on), or null"),
-         "eval_count": POS_INT, "k": (lambda v: POS_INT[0](v) and v >= 2, "an integer >= 2 (g* compares a prompt's "
-                                      "responses)"),
-         "temperature": POS, "max_new_tokens": or_null(POS_INT), "project": or_null(POS_INT), "batch_size": POS_INT,
-         "params": (_params_ok, "all, last:N, lm_head or lora:R"),
-         "dtype": one_of({"float32": "exact", "bfloat16": "half the memory", "float64": "for checks"})}
+DEFAULTS = {
+    "pool": None,
+    "order": "effect",
+    "pool_size": None,
+    "eval_split": None,
+    "eval_count": 32,
+    "k": 8,
+    "temperature": 1.0,
+    "max_new_tokens": None,
+    "params": "all",
+    "project": None,
+    "batch_size": 8,
+    "dtype": "float32",
+}
+RULES = {
+    "pool": (
+        lambda v: v is None or (isinstance(v, str) and v != ""),
+        "a data source (traces:STYLE, run:RUN_ID, "
+        "redistill:RUN_ID or a JSONL file) or null (--teacher, else cold_start.teacher)",
+    ),
+    "order": one_of(
+        {
+            "effect": "the highest measured sample effects first",
+            "random": "a seeded random subset of the same pool, the control",
+        }
+    ),
+    "pool_size": (
+        lambda v: v is None or v == "all" or POS_INT[0](v),
+        "a positive integer, all, or null (4 x the budget)",
+    ),
+    "eval_split": (
+        lambda v: v is None or (isinstance(v, str) and v != "test"),
+        "a split other than test (g* must not see the problems the run is scored on), or null",
+    ),
+    "eval_count": POS_INT,
+    "k": (lambda v: POS_INT[0](v) and v >= 2, "an integer >= 2 (g* compares a prompt's responses)"),
+    "temperature": POS,
+    "max_new_tokens": or_null(POS_INT),
+    "project": or_null(POS_INT),
+    "batch_size": POS_INT,
+    "params": (_params_ok, "all, last:N, lm_head or lora:R"),
+    "dtype": one_of({"float32": "exact", "bfloat16": "half the memory", "float64": "for checks"}),
+}
 # Every key is a variant key: a run that sets one off its default is its own row (`select (order random)`) in the
 # set-up of the rest, and a recipe gains this section without splitting the set-ups of the other methods' runs.
 SECTION = Section("select", DEFAULTS, RULES, variants=tuple(DEFAULTS))
 
 
 # --- the pool -----------------------------------------------------------------------------------------------------
+
 
 def pool_rows(ctx: Context, sec: dict, teacher: Optional[str], budget: int) -> tuple[list[dict], str]:
     """(the first pool_size candidates of the pool, its source)."""
@@ -73,58 +101,103 @@ def pool_rows(ctx: Context, sec: dict, teacher: Optional[str], budget: int) -> t
 
 def pool_size(setting: Any, budget: int, available: int, source: str) -> int:
     if available < budget:
-        raise HarnessError(f"the pool {source} has {available} demonstrations; budget {format_budget(budget)} needs "
-                           "more: lower --budget or choose a larger pool (select.pool, --teacher)")
+        raise HarnessError(
+            f"the pool {source} has {available} demonstrations; budget {format_budget(budget)} needs "
+            "more: lower --budget or choose a larger pool (select.pool, --teacher)"
+        )
     if setting is None:
         return min(4 * budget, available)
     n = available if setting == "all" else int(setting)
     if n > available:
-        raise HarnessError(f"select.pool_size {n} is larger than the pool {source} ({available} demonstrations); "
-                           "lower it, or set it to all")
+        raise HarnessError(
+            f"select.pool_size {n} is larger than the pool {source} ({available} demonstrations); "
+            "lower it, or set it to all"
+        )
     if n < budget:
-        raise HarnessError(f"select.pool_size {n} is smaller than the budget {budget}: there would be nothing to "
-                           "choose; raise select.pool_size or lower --budget")
+        raise HarnessError(
+            f"select.pool_size {n} is smaller than the budget {budget}: there would be nothing to "
+            "choose; raise select.pool_size or lower --budget"
+        )
     return n
 
 
 # --- stages -------------------------------------------------------------------------------------------------------
 
+
 def settings(ctx: Context, sec: dict) -> EffectSettings:
     split = sec["eval_split"] or ("val" if "val" in ctx.task.splits else "rl")
     ctx.task.split(split)  # a split the task lacks fails here, before any model is loaded
-    return EffectSettings(task=ctx.task.id, model=ctx.base_model, eval_split=split, eval_count=sec["eval_count"],
-                          k=sec["k"], temperature=float(sec["temperature"]), max_new_tokens=sec["max_new_tokens"],
-                          seed=ctx.seed, params=sec["params"], project=sec["project"], batch_size=sec["batch_size"],
-                          dtype=sec["dtype"])
+    return EffectSettings(
+        task=ctx.task.id,
+        model=ctx.base_model,
+        eval_split=split,
+        eval_count=sec["eval_count"],
+        k=sec["k"],
+        temperature=float(sec["temperature"]),
+        max_new_tokens=sec["max_new_tokens"],
+        seed=ctx.seed,
+        params=sec["params"],
+        project=sec["project"],
+        batch_size=sec["batch_size"],
+        dtype=sec["dtype"],
+    )
 
 
 def stage_effect(ctx: Context, sec: dict, pool: list[dict], source: str) -> dict:
     """The sample effect of every candidate at the base model; effects.jsonl in pool order."""
     s = settings(ctx, sec)
-    cfg = {"stage": "effect", "model": model_key(ctx, ctx.base_ref), "pool_hash": config_hash(pool), "n": len(pool),
-           "g_star": {"data": ctx.split_def(s.eval_split), "count": s.eval_count, "k": s.k,
-                                      "temperature": s.temperature, "max_new_tokens": s.max_new_tokens,
-                                      "verifier": ctx.task.verifier.model_dump()},
-           "params": s.params, "project": s.project, "batch_size": s.batch_size, "dtype": s.dtype,
-           "max_length": int(ctx.recipe.get("sft", {}).get("max_length", 2048)), "seed": ctx.seed}
+    cfg = {
+        "stage": "effect",
+        "model": model_key(ctx, ctx.base_ref),
+        "pool_hash": config_hash(pool),
+        "n": len(pool),
+        "g_star": {
+            "data": ctx.split_def(s.eval_split),
+            "count": s.eval_count,
+            "k": s.k,
+            "temperature": s.temperature,
+            "max_new_tokens": s.max_new_tokens,
+            "verifier": ctx.task.verifier.model_dump(),
+        },
+        "params": s.params,
+        "project": s.project,
+        "batch_size": s.batch_size,
+        "dtype": s.dtype,
+        "max_length": int(ctx.recipe.get("sft", {}).get("max_length", 2048)),
+        "seed": ctx.seed,
+    }
 
     def build(d: Path) -> dict:
         try:
             s.check()
-            metrics, rows, cost = measure_at(s, ctx.task, ctx.recipe, ctx.base_ref,
-                                             [Dataset(source, pool, cfg["pool_hash"])], ctx.progress)
+            metrics, rows, cost = measure_at(
+                s, ctx.task, ctx.recipe, ctx.base_ref, [Dataset(source, pool, cfg["pool_hash"])], ctx.progress
+            )
         except HarnessError as e:
-            raise HarnessError(f"select could not measure its pool: {e} (for select, set these in the recipe's "
-                               "select section, e.g. --set select.k=16)") from None
+            raise HarnessError(
+                f"select could not measure its pool: {e} (for select, set these in the recipe's "
+                "select section, e.g. --set select.k=16)"
+            ) from None
         write_atomic(d / "effects.jsonl", "".join(json.dumps({"index": i, **r}) + "\n" for i, r in enumerate(rows)))
         seconds = metrics["measurement"]["seconds_total"]
-        return {"data_path": str(d / "effects.jsonl"), "counts": cost,
-                "metrics": {"effect_wall_seconds": seconds, "pool_size": len(pool),
-                            "pool_mean_effect": metrics["datasets"][source]["mean"],
-                            **{k: metrics[k] for k in ("g_star", "params", "measurement")}}}
+        return {
+            "data_path": str(d / "effects.jsonl"),
+            "counts": cost,
+            "metrics": {
+                "effect_wall_seconds": seconds,
+                "pool_size": len(pool),
+                "pool_mean_effect": metrics["datasets"][source]["mean"],
+                **{k: metrics[k] for k in ("g_star", "params", "measurement")},
+            },
+        }
 
-    return cached_stage(ctx, "effect", cfg, build, hint={"estimate": estimate_effect, "settings": s, "pool": pool,
-                                                        "max_length": cfg["max_length"]})
+    return cached_stage(
+        ctx,
+        "effect",
+        cfg,
+        build,
+        hint={"estimate": estimate_effect, "settings": s, "pool": pool, "max_length": cfg["max_length"]},
+    )
 
 
 def choose(effects: Optional[list[float]], n_pool: int, budget: int, order: str, seed: int) -> list[int]:
@@ -136,11 +209,19 @@ def choose(effects: Optional[list[float]], n_pool: int, budget: int, order: str,
     return sorted(range(n_pool), key=lambda i: (-effects[i], i))[:budget]
 
 
-def stage_select(ctx: Context, order: str, budget: int, pool: list[dict], source: str,
-                 measured: Optional[dict]) -> dict:
+def stage_select(
+    ctx: Context, order: str, budget: int, pool: list[dict], source: str, measured: Optional[dict]
+) -> dict:
     """The chosen candidates (selected.jsonl: pool index, id, effect) and what the choice was made of."""
-    cfg = {"stage": "select", "order": order, "budget": budget, "pool_hash": config_hash(pool), "n": len(pool),
-           "effects": measured["key"] if measured else None, "seed": ctx.seed}
+    cfg = {
+        "stage": "select",
+        "order": order,
+        "budget": budget,
+        "pool_hash": config_hash(pool),
+        "n": len(pool),
+        "effects": measured["key"] if measured else None,
+        "seed": ctx.seed,
+    }
 
     def build(d: Path) -> dict:
         effects = None
@@ -149,13 +230,22 @@ def stage_select(ctx: Context, order: str, budget: int, pool: list[dict], source
         picked = choose(effects, len(pool), budget, order, ctx.seed)
         rows = [{"index": i, "id": pool[i].get("id"), "effect": effects[i] if effects else None} for i in picked]
         write_atomic(d / "selected.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-        metrics = {"order": order, "pool": source, "pool_size": len(pool), "selected": len(picked),
-                   "selected_ids_hash": config_hash([r["id"] for r in rows]), "effect_wall_seconds": None,
-                   "mean_effect_selected": None, "mean_effect_pool": None}
+        metrics = {
+            "order": order,
+            "pool": source,
+            "pool_size": len(pool),
+            "selected": len(picked),
+            "selected_ids_hash": config_hash([r["id"] for r in rows]),
+            "effect_wall_seconds": None,
+            "mean_effect_selected": None,
+            "mean_effect_pool": None,
+        }
         if effects:
-            metrics.update(effect_wall_seconds=measured["metrics"]["effect_wall_seconds"],
-                           mean_effect_selected=sum(r["effect"] for r in rows) / len(rows),
-                           mean_effect_pool=sum(effects) / len(effects))
+            metrics.update(
+                effect_wall_seconds=measured["metrics"]["effect_wall_seconds"],
+                mean_effect_selected=sum(r["effect"] for r in rows) / len(rows),
+                mean_effect_pool=sum(effects) / len(effects),
+            )
         return {"data_path": str(d / "selected.jsonl"), "counts": {}, "metrics": metrics}
 
     return cached_stage(ctx, "select", cfg, build, hint={"estimate": lambda planner, hint: {"memory": {"total_gb": 0}}})
@@ -170,15 +260,21 @@ def estimate_effect(planner: Any, hint: dict) -> dict:
     completion = min(planner.reference_length(), max_new)
     rollouts = len(prompts) * s.k
     pool_tokens = sum(min(sum(planner.tokens(x["prompt"], x["completion"])), hint["max_length"]) for x in pool)
-    memory = planner.memory(s.batch_size, round(prompt + max_new), s.dtype, False, gen_batch=max(s.k, 32),
-                            gen_len=round(prompt + max_new))
+    memory = planner.memory(
+        s.batch_size, round(prompt + max_new), s.dtype, False, gen_batch=max(s.k, 32), gen_len=round(prompt + max_new)
+    )
     memory["gradients_gb"] = 2 * memory["weights_gb"]  # g* and one sample's gradient (params all: the most)
     memory["total_gb"] += memory["gradients_gb"]
-    return {"rollouts_generated": rollouts, "tokens_generated": round(rollouts * completion),
-            "tokens_gradient": round(rollouts * (prompt + completion)) + pool_tokens, "memory": memory}
+    return {
+        "rollouts_generated": rollouts,
+        "tokens_generated": round(rollouts * completion),
+        "tokens_gradient": round(rollouts * (prompt + completion)) + pool_tokens,
+        "memory": memory,
+    }
 
 
 # --- the method ---------------------------------------------------------------------------------------------------
+
 
 def train(ctx: Context, budget: int, init: Optional[str], teacher: Optional[str], teacher_model: Optional[str]) -> str:
     sec = SECTION.values(ctx.recipe)
@@ -193,8 +289,18 @@ def train(ctx: Context, budget: int, init: Optional[str], teacher: Optional[str]
     return stage_sft(ctx, ctx.base_ref, data, data_id, tag="select sft")["model_path"]
 
 
-register(Method(name="select", summary="SFT of the base model on the `budget` demonstrations of a pool with the "
-                "highest sample effect (select.order random: a random subset, the control)", train=train,
-                teacher="the pool: traces:STYLE | FILE.jsonl | run:RUN_ID | redistill:RUN_ID (default: select.pool, "
-                "else cold_start.teacher)", section=SECTION, count_keys=(*COUNT_KEYS, GRADIENT_COUNT),
-                demonstrations=True, order=4, wave=0))
+register(
+    Method(
+        name="select",
+        summary="SFT of the base model on the `budget` demonstrations of a pool with the "
+        "highest sample effect (select.order random: a random subset, the control)",
+        train=train,
+        teacher="the pool: traces:STYLE | FILE.jsonl | run:RUN_ID | redistill:RUN_ID (default: select.pool, "
+        "else cold_start.teacher)",
+        section=SECTION,
+        count_keys=(*COUNT_KEYS, GRADIENT_COUNT),
+        demonstrations=True,
+        order=4,
+        wave=0,
+    )
+)

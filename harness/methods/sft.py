@@ -22,6 +22,15 @@ def train(ctx: Any, budget: int, init: Optional[str], teacher: Optional[str], te
     return stage_sft(ctx, ctx.base_ref, data, data_id)["model_path"]
 
 
-register(Method(name="sft", summary="SFT of the base model on `budget` teacher demonstrations", train=train,
-                teacher="demonstrations: traces:STYLE | FILE.jsonl (default: the recipe's cold_start.teacher)",
-                teacher_model=True, demonstrations=True, order=1, wave=0))
+register(
+    Method(
+        name="sft",
+        summary="SFT of the base model on `budget` teacher demonstrations",
+        train=train,
+        teacher="demonstrations: traces:STYLE | FILE.jsonl (default: the recipe's cold_start.teacher)",
+        teacher_model=True,
+        demonstrations=True,
+        order=1,
+        wave=0,
+    )
+)

@@ -61,8 +61,8 @@ is bad task data, not a bad response: it raises HarnessError rather than scoring
 
 from __future__ import annotations
 
-from harness.verifiers.base import VERIFIERS, BaseVerifier, Param, Verdict, Verifier, get_verifier  # noqa: F401
 # The built-in families register themselves on import.
 from harness.verifiers import boxed_math, builtin, countdown, gym  # noqa: F401,E402
+from harness.verifiers.base import VERIFIERS, BaseVerifier, Param, Verdict, Verifier, get_verifier  # noqa: F401
 
 __all__ = ["Verdict", "Verifier", "VERIFIERS", "get_verifier", "BaseVerifier"]

@@ -38,8 +38,13 @@ class Verdict:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Verdict:
         p, lenient = d.get("partial"), d.get("lenient")
-        return cls(float(d["score"]), d.get("extracted"), str(d["reason"]), None if p is None else float(p),
-                   None if lenient is None else float(lenient))
+        return cls(
+            float(d["score"]),
+            d.get("extracted"),
+            str(d["reason"]),
+            None if p is None else float(p),
+            None if lenient is None else float(lenient),
+        )
 
 
 @runtime_checkable
@@ -220,7 +225,7 @@ def last_boxed(text: str) -> str | None:
         if q < len(text) and text[q] == "{":
             end = _close(text, q, limit)
             if end >= 0:
-                return text[q + 1:end]
+                return text[q + 1 : end]
             limit = p
         elif text.startswith("\\boxed", p) and m.end() < len(text) and text[m.end()] in " \t":
             s = _SPACE_FORM.match(text, m.end())

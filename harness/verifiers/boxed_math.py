@@ -78,9 +78,10 @@ def _number_token(s: str) -> Optional[str]:
 
 def _plain_equal(a: str, b: str) -> Optional[bool]:
     """Both plain numbers (decimals or integer fractions): decided here, without the worker (most MATH answers are
-    integers), by the numeric verifier's rule with its defaults (harness.verifiers.builtin.numbers_match): exact values, so
-    an integer reference is matched exactly and a decimal or fraction one within 1e-9 relative (0.50000001 is not
-    \\frac{1}{2}, which math-verify's 6-decimal rounding would accept). Anything else: None (math-verify decides)."""
+    integers), by the numeric verifier's rule with its defaults (harness.verifiers.builtin.numbers_match): exact
+    values, so an integer reference is matched exactly and a decimal or fraction one within 1e-9 relative (0.50000001
+    is not \\frac{1}{2}, which math-verify's 6-decimal rounding would accept). Anything else: None (math-verify
+    decides)."""
     x, y = _number_token(a), _number_token(b)
     if x is None or y is None:
         return None
@@ -132,8 +133,11 @@ def serve() -> None:
     gold_cache: dict[str, Any] = {}
     # The first parse / verify compiles regexes and warms sympy (~0.3 s): do it before saying ready, so that no
     # request's deadline pays for it.
-    verify(parse("\\boxed{\\frac{1}{2}}", configs, parsing_timeout=None),
-           parse("$x = 0.5$ and $\\sqrt{2}$", configs, parsing_timeout=None), timeout_seconds=None)
+    verify(
+        parse("\\boxed{\\frac{1}{2}}", configs, parsing_timeout=None),
+        parse("$x = 0.5$ and $\\sqrt{2}$", configs, parsing_timeout=None),
+        timeout_seconds=None,
+    )
     out.write('{"ready": true}\n')
     out.flush()
     for line in sys.stdin:
@@ -164,9 +168,14 @@ class _Proc:
     def __init__(self) -> None:
         root = str(Path(__file__).resolve().parent.parent)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
-        self.popen = subprocess.Popen([sys.executable, "-c", "from harness.verifiers.boxed_math import serve; serve()"],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                      env=env, close_fds=True)
+        self.popen = subprocess.Popen(
+            [sys.executable, "-c", "from harness.verifiers.boxed_math import serve; serve()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            close_fds=True,
+        )
         self.buf = b""
         self.ready = False
 
@@ -217,8 +226,10 @@ class _Worker:
                 w.kill()
                 from harness.errors import HarnessError
 
-                raise HarnessError("boxed_math: the math-verify worker did not start; check that math-verify is "
-                                   "installed (pip install -e '.[math]')")
+                raise HarnessError(
+                    "boxed_math: the math-verify worker did not start; check that math-verify is "
+                    "installed (pip install -e '.[math]')"
+                )
             w.ready = True
 
     def warm(self) -> None:

@@ -11,7 +11,6 @@ import regex as _regex
 from harness.errors import HarnessError
 from harness.verifiers.base import BaseVerifier, Param, Verdict, _builtin, _last, _verdict
 
-
 _KK_BOX = re.compile(r"\\boxed\{([^{}]*)\}")
 
 
@@ -126,9 +125,7 @@ _NUM_REV = re.compile(
 )
 _FRAC_REV = re.compile(r"\}(\d+-?)\{\}(\d+-?)\{carf[dt]?\\", re.ASCII)  # \frac{-3}{4}, reversed
 _DIGIT = re.compile(r"\d", re.ASCII)
-_NUM_FWD = (
-    r"\$?-?\$?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+|(?=\.\d))(?:\.\d+)?(?:[eE][-+]?\d+)?(?:/\d+(?:\.\d+)?)?"
-)
+_NUM_FWD = r"\$?-?\$?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+|(?=\.\d))(?:\.\d+)?(?:[eE][-+]?\d+)?(?:/\d+(?:\.\d+)?)?"
 _GSM = re.compile(r"####[ \t]{0,8}(" + _NUM_FWD + r")[ \t]{0,8}\.?[ \t]{0,8}(?:\r?\n|\Z)", re.ASCII)
 
 
@@ -157,8 +154,12 @@ def _is_integer_token(token: str) -> bool:
 def _exact_mul(a: decimal.Decimal, b: decimal.Decimal) -> decimal.Decimal:
     """a*b with every digit (decimal.Inexact, raised only past Decimal's exponent range, 10^±10^18)."""
     digits = len(a.as_tuple().digits) + len(b.as_tuple().digits) + 1
-    ctx = decimal.Context(prec=digits, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN,
-                          traps=[decimal.Overflow, decimal.Underflow, decimal.Inexact])
+    ctx = decimal.Context(
+        prec=digits,
+        Emax=decimal.MAX_EMAX,
+        Emin=decimal.MIN_EMIN,
+        traps=[decimal.Overflow, decimal.Underflow, decimal.Inexact],
+    )
     return ctx.multiply(a, b)
 
 
@@ -183,8 +184,10 @@ def numbers_match(got: str, ref: str, rel_tol: float, abs_tol: float) -> bool:
     # |p/q - r/s| <= max(rel_tol*|r/s|, abs_tol), both sides times |q*s| > 0; 60 significant digits are plenty
     # for a comparison against a tolerance (the exact equality is decided above).
     diff = _ROUNDED.abs(_ROUNDED.subtract(x, y))
-    bound = max(_ROUNDED.multiply(decimal.Decimal(rel_tol), _ROUNDED.abs(y)),
-                _ROUNDED.multiply(decimal.Decimal(abs_tol), _ROUNDED.abs(_ROUNDED.multiply(q, s))))
+    bound = max(
+        _ROUNDED.multiply(decimal.Decimal(rel_tol), _ROUNDED.abs(y)),
+        _ROUNDED.multiply(decimal.Decimal(abs_tol), _ROUNDED.abs(_ROUNDED.multiply(q, s))),
+    )
     return diff <= bound
 
 
@@ -241,8 +244,10 @@ class Numeric(BaseVerifier):
         if got is None:
             return Verdict(0.0, None, "no_number")
         if _exact_value(ref) is None:
-            raise HarnessError(f"verifier 'numeric': the reference answer's number {ref[:200]!r} has a zero "
-                               "denominator or an exponent beyond 10^18; fix the answer")
+            raise HarnessError(
+                f"verifier 'numeric': the reference answer's number {ref[:200]!r} has a zero "
+                "denominator or an exponent beyond 10^18; fix the answer"
+            )
         p = self._params
         return _verdict(numbers_match(got, ref, p["rel_tol"], p["abs_tol"]), got)
 
@@ -276,9 +281,7 @@ class ChoiceVerifier(BaseVerifier):
         # at most 125k per MB.
         self._tiers = [
             ("rev", re.compile(r"\}\s{0,4}\)?" + x + r"\(?(?:\s{0,4}\{(?:fb)?txet\\)?\s{0,4}\{dexob\\")),
-            ("fwd", re.compile(
-                r"(?i:answer)(?:\s{1,4}(?i:is))?(?:\s{0,4}:)?\s{0,4}(?:\*\*|\()?" + x + r"(?!\w)"
-            )),
+            ("fwd", re.compile(r"(?i:answer)(?:\s{1,4}(?i:is))?(?:\s{0,4}:)?\s{0,4}(?:\*\*|\()?" + x + r"(?!\w)")),
             ("rev", re.compile(r"\)" + x + r"\(")),
             ("end", re.compile(r"\s*" + x + r"(?![\w\\])")),
             ("rev", re.compile(x + r"(?<=[.,;:!?)].)(?![\w\\])")),

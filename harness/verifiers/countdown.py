@@ -36,12 +36,26 @@ MAX_EXPR_CHARS = 1000
 MAX_DEPTH = 100  # nested parentheses
 MAX_DIGITS = 18
 _PREC = {"+": 1, "-": 1, "*": 2, "/": 2}
-_ALIASES = (("\\left(", "("), ("\\right)", ")"), ("\\times", "*"), ("\\cdot", "*"), ("\\div", "/"),
-            ("×", "*"), ("·", "*"), ("∗", "*"), ("÷", "/"), ("−", "-"), ("\\,", " "), ("\\ ", " "))
+_ALIASES = (
+    ("\\left(", "("),
+    ("\\right)", ")"),
+    ("\\times", "*"),
+    ("\\cdot", "*"),
+    ("\\div", "/"),
+    ("×", "*"),
+    ("·", "*"),
+    ("∗", "*"),
+    ("÷", "/"),
+    ("−", "-"),
+    ("\\,", " "),
+    ("\\ ", " "),
+)
 _TOKEN = re.compile(r"[0-9]+|[-+*/()]|\s+|.", re.ASCII | re.DOTALL)
 _INT = re.compile(r"\s*([0-9]{1,18})\s*", re.ASCII)
-_SPEC = re.compile(r"\s*numbers\s*[=:]\s*([0-9]{1,18}(?:\s*,\s*[0-9]{1,18})*)\s*;\s*target\s*[=:]\s*([0-9]{1,18})\s*",
-                   re.ASCII | re.IGNORECASE)
+_SPEC = re.compile(
+    r"\s*numbers\s*[=:]\s*([0-9]{1,18}(?:\s*,\s*[0-9]{1,18})*)\s*;\s*target\s*[=:]\s*([0-9]{1,18})\s*",
+    re.ASCII | re.IGNORECASE,
+)
 
 
 class _Bad(Exception):
@@ -135,8 +149,10 @@ def reference(answer: str) -> tuple[tuple[int, ...], int]:
     except _Bad:
         ok = False
     if not ok:
-        raise HarnessError(f"verifier 'countdown': the reference answer {answer[:200]!r} must be a solution "
-                           "'EXPR = TARGET' that holds (e.g. '(3+5)*3 = 24') or 'numbers=3,5,3; target=24'")
+        raise HarnessError(
+            f"verifier 'countdown': the reference answer {answer[:200]!r} must be a solution "
+            "'EXPR = TARGET' that holds (e.g. '(3+5)*3 = 24') or 'numbers=3,5,3; target=24'"
+        )
     return tuple(sorted(numbers)), int(target)
 
 

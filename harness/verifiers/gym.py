@@ -27,7 +27,7 @@ def extract_tag(text: str, tag: str = "answer") -> Optional[str]:
         if j < 0:
             break
         last, pos = (i + len(op), j), j + len(cl)
-    return None if last is None else text[last[0]:last[1]].strip()
+    return None if last is None else text[last[0] : last[1]].strip()
 
 
 @lru_cache(maxsize=4096)
@@ -38,12 +38,16 @@ def _entry(answer: str) -> tuple[Any, dict]:
     except ValueError:
         ok = False
     if not ok:
-        raise HarnessError(f"verifier 'reasoning_gym': the reference answer {answer[:120]!r} is not a reasoning-gym "
-                           "entry; use it with source.reasoning_gym, and score the 'answer' field that "
-                           "`harness data export` writes")
+        raise HarnessError(
+            f"verifier 'reasoning_gym': the reference answer {answer[:120]!r} is not a reasoning-gym "
+            "entry; use it with source.reasoning_gym, and score the 'answer' field that "
+            "`harness data export` writes"
+        )
     if env["rg"] not in datasets():
-        raise HarnessError(f"verifier 'reasoning_gym': unknown reasoning-gym dataset '{env['rg']}' in the reference "
-                           "answer; is this the reasoning-gym version that made the data?")
+        raise HarnessError(
+            f"verifier 'reasoning_gym': unknown reasoning-gym dataset '{env['rg']}' in the reference "
+            "answer; is this the reasoning-gym version that made the data?"
+        )
     ds = make_dataset(env["rg"], _key(env["config"]), 0, 1)
     return ds, {"question": None, "answer": env["answer"], "metadata": _unpack(env["metadata"])}
 
@@ -79,5 +83,6 @@ class ReasoningGymVerifier(BaseVerifier):
         except Exception:  # third-party scorer on model output: never raise
             return Verdict(0.0, got, "scorer_error", partial=0.0)
         s = min(max(s, 0.0), 1.0) if math.isfinite(s) else 0.0
-        return Verdict(1.0 if s == 1.0 else 0.0, got, "correct" if s == 1.0 else "partial" if s > 0 else "wrong",
-                       partial=s)
+        return Verdict(
+            1.0 if s == 1.0 else 0.0, got, "correct" if s == 1.0 else "partial" if s > 0 else "wrong", partial=s
+        )
