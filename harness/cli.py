@@ -625,32 +625,7 @@ def run_cmd(
     _load_plugins(plugin)
     from harness.run import run
 
-    if dry_run:
-        _, plan = run(
-            task=task,
-            method=method,
-            budget=budget,
-            model=model,
-            seed=seed,
-            config=config,
-            sets=set_ or [],
-            init=init,
-            teacher=teacher,
-            teacher_model=teacher_model,
-            runs_dir=runs_dir,
-            tasks_dirs=tasks_dir,
-            dry_run=True,
-            assume_accuracy=assume_accuracy,
-            device=device,
-        )
-        _print_plans([plan])
-        return
-    if not resume:
-        raise HarnessError(
-            "--no-resume is not supported: stages are keyed by their full config, so a changed config "
-            "trains anew; delete a stage folder under runs/_stages to retrain it"
-        )
-    path, record = run(
+    cell = dict(
         task=task,
         method=method,
         budget=budget,
@@ -663,9 +638,17 @@ def run_cmd(
         teacher_model=teacher_model,
         runs_dir=runs_dir,
         tasks_dirs=tasks_dir,
-        progress_factory=_progress,
-        log=lambda s: console.print(s, markup=False),
     )
+    if dry_run:
+        _, plan = run(**cell, dry_run=True, assume_accuracy=assume_accuracy, device=device)
+        _print_plans([plan])
+        return
+    if not resume:
+        raise HarnessError(
+            "--no-resume is not supported: stages are keyed by their full config, so a changed config "
+            "trains anew; delete a stage folder under runs/_stages to retrain it"
+        )
+    path, record = run(**cell, progress_factory=_progress, log=lambda s: console.print(s, markup=False))
     if not record:
         return  # not rank 0 of a multi-process run
     print_metrics(record["metrics"])
