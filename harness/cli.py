@@ -831,13 +831,14 @@ def leaderboard_cmd(
     """Build leaderboard tables (Markdown, CSV, JSON), a plot and an HTML page from run records only."""
     _load_plugins(plugin)  # a plugin's method says where its rows go and which of its keys make variants
     from harness.leaderboard import build_table, load_outcomes, write_leaderboard
-    from harness.records import read_records, runs_dir as default_runs_dir
+    from harness.store import RunStore
 
-    root = default_runs_dir(runs_dir)
+    store = RunStore(runs_dir)
+    root = store.root
     _check_output(out_dir, "--out", folder=True)
-    every = read_records(root)
-    records = [r for r in every if r.get("kind") == "run"]
-    effects = [r for r in every if r.get("kind") == "effect"]  # shown beside the rows (`harness effect`)
+    every = store.list()
+    records = [r.to_dict(with_path=True) for r in every if r.kind == "run"]
+    effects = [r.to_dict(with_path=True) for r in every if r.kind == "effect"]  # shown beside the rows (harness effect)
     tasks = sorted({r["config"]["task"] for r in records if task in (None, r["config"]["task"])})
     if not tasks:
         raise HarnessError(
@@ -879,16 +880,10 @@ def runs_list(runs_dir: Optional[Path] = typer.Option(None, help="Default: ./run
     records, stages = list_runs(runs_dir)
     t = Table("run id", "task", "method", "budget", "accuracy", "95% CI")
     for r in records:
-        m = r.get("metrics", {})
+        m = r.metrics or {}
         ci = m.get("ci95", [0, 0])
         acc = (f"{m['accuracy']:.3f}", f"{ci[0]:.3f}-{ci[1]:.3f}") if "accuracy" in m else ("-", "-")  # lm-eval records
-        t.add_row(
-            r.get("run_id", "?"),
-            r.get("config", {}).get("task", "?"),
-            r.get("method", "?"),
-            str(r.get("budget", "")),
-            *acc,
-        )
+        t.add_row(r.run_id or "?", r.task or "?", r.method or "?", "" if r.budget is None else str(r.budget), *acc)
     out.print(t)
     s = Table("stage", "status", "seconds", "checkpoints")
     for st in stages:
@@ -914,9 +909,9 @@ def runs_restore(
     runs_dir: Optional[Path] = typer.Option(None, help="Default: ./runs or $HARNESS_RUNS_DIR."),
 ) -> None:
     """Write a run record that could not be written (disk full) from the file its results were kept in."""
-    from harness.records import restore_unwritten, runs_dir as default_runs_dir
+    from harness.store import RunStore
 
-    out.print(f"run record: {restore_unwritten(path, default_runs_dir(runs_dir))}", markup=False, highlight=False)
+    out.print(f"run record: {RunStore(runs_dir).restore(path)}", markup=False, highlight=False)
 
 
 @tiny_app.command("build")

@@ -14,9 +14,10 @@ from harness import models, recipes
 from harness.budget import parse_budget
 from harness.errors import HarnessError
 from harness.methods import METHODS, grid_args
-from harness.records import config_hash, read_records, runs_dir as default_runs_dir
+from harness.records import config_hash
 from harness.registry import did_you_mean
 from harness.run import run
+from harness.store import RunRecord, RunStore
 from harness.tasks import get_task
 
 
@@ -51,9 +52,9 @@ def cell_key(
     )
 
 
-def record_key(rec: dict) -> Optional[str]:
-    c = rec.get("config", {})
-    if rec.get("kind") != "run":
+def record_key(rec: RunRecord) -> Optional[str]:
+    c = rec.config
+    if rec.kind != "run":
         return None
     return cell_key(
         c.get("task"),
@@ -111,17 +112,15 @@ def compare(
     spec = get_task(task, tasks_dirs)
     scale = "tiny" if models.is_tiny(model) else "paper"
     _, recipe = recipes.resolve(spec.id, scale, config, list(sets))
-    root = default_runs_dir(runs_dir)
+    store = RunStore(runs_dir)
+    root = store.root
     cells = list(
         dict.fromkeys(
             (m, b, s) for s in seed_list for m in method_list for b in (budget_list if METHODS.get(m).trains else [0])
         )
     )
-    done: dict[str, dict] = {}
-    for r in read_records(root):  # run ids sort by time: the latest record of a cell wins
-        k = record_key(r)
-        if k is not None:
-            done[k] = r
+    # run ids sort by time: the latest record of a cell wins
+    done = {record_key(r): r.to_dict(with_path=True) for r in store.list("run")}
 
     def key_of(m: str, b: int, s: int) -> str:
         return cell_key(spec.id, model, m, b, s, recipe, *grid_args(m, init, teacher))
@@ -175,13 +174,13 @@ def compare(
             emit(launch.emit(missing) if missing else "# every cell of this grid has a record already\n")
             return [done[key_of(*c)] for c in cells if key_of(*c) in done]
         if missing:
-            launch.submit(missing, launcher, root / "_launch", slurm or {}, log=log)
-        found = {record_key(r): r for r in read_records(root)}
+            launch.submit(missing, launcher, store.launch_dir, slurm or {}, log=log)
+        found = {record_key(r): r.to_dict(with_path=True) for r in store.list("run")}
         lost = [c for c in cells if key_of(*c) not in found]
         if lost:
             raise HarnessError(
                 f"{len(lost)} cell(s) finished without a run record ({lost[0]}, ...); their logs are "
-                f"under {root / '_launch'}"
+                f"under {store.launch_dir}"
             )
         return [found[key_of(*c)] for c in cells]
     out = []

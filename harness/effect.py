@@ -26,15 +26,9 @@ from harness import methods, models, recipes
 from harness.data import load_split, read_rows, render_prompt
 from harness.errors import HarnessError
 from harness.progress import progress_bar
-from harness.records import (
-    config_hash,
-    new_run_id,
-    provenance,
-    read_records,
-    runs_dir as default_runs_dir,
-    write_record,
-)
+from harness.records import config_hash, new_run_id, provenance
 from harness.stats import normal_interval
+from harness.store import RunRecord, RunStore
 from harness.tasks import get_task
 from harness.taskspec import TaskSpec
 
@@ -168,7 +162,7 @@ def resolve_setup(
     model_path, when given, is the model (nothing is resolved or built)."""
     from harness.pipeline import run_model_path
 
-    records = read_records(root) if records is None else records
+    records = RunStore(root).dicts() if records is None else records
     rec = own = _find_record(records, s.model)
     if rec is None:
         for d in s.data:
@@ -190,7 +184,7 @@ def resolve_setup(
     if model_path is not None:
         return spec, recipe, name, model_path
     if own is not None:
-        return spec, recipe, name, run_model_path([own], s.model)
+        return spec, recipe, name, run_model_path([RunRecord.from_dict(own)], s.model)
     return spec, recipe, name, models.resolve(s.model, spec)
 
 
@@ -207,7 +201,7 @@ def _sft_stage(rec: dict, root: Path) -> Path:
             f"run {rec['run_id']} (method {rec.get('method')}) was not trained by SFT on demonstrations; "
             f"run:RUN_ID needs a run of {' or '.join(methods.demonstration_methods())}"
         )
-    return root / "_stages" / f"sft-{sft[-1]['key']}"  # the last SFT stage trained the evaluated model
+    return RunStore(root).stage_dir("sft", sft[-1]["key"])  # the last SFT stage trained the evaluated model
 
 
 def load_source(
@@ -218,7 +212,7 @@ def load_source(
 
     kind, _, arg = source.partition(":")
     if kind in ("run", "redistill") and arg and records is None:
-        records = read_records(root)
+        records = RunStore(root).dicts()
     if kind == "run" and arg:
         rec = _find_record(records, arg)
         if rec is None:
@@ -389,8 +383,8 @@ def measure(
     """(metrics, per-sample rows, task spec as measured: with the recipe's overrides) for every dataset of the
     settings, at one model and one g*."""
     s.check()
-    root = default_runs_dir(root)
-    records = read_records(root) if records is None else records
+    root = RunStore(root).root
+    records = RunStore(root).dicts() if records is None else records
     spec, recipe, recipe_name, path = resolve_setup(s, root, tasks_dirs, model_path, records)
     if datasets is None:
         if not s.data:
@@ -497,12 +491,12 @@ def run_effect(
     tasks_dirs: Any = None,
     progress_factory: Optional[Callable] = None,
 ) -> tuple[Path, dict]:
-    root = default_runs_dir(runs_dir)
-    metrics, rows, spec = measure(s, root, tasks_dirs, progress_factory)
-    record = {
-        "kind": "effect",
-        "method": "effect",
-        "config": {
+    store = RunStore(runs_dir)
+    metrics, rows, spec = measure(s, store.root, tasks_dirs, progress_factory)
+    record = RunRecord(
+        kind="effect",
+        method="effect",
+        config={
             "command": "effect",
             "task": spec.id,
             "model": s.model,
@@ -510,12 +504,12 @@ def run_effect(
             "recipe_name": metrics["spec"]["recipe_name"],
             "settings": asdict(s),
         },
-        "provenance": provenance(s.seed, spec),
-        "metrics": metrics,
-        "wall_seconds": {"total": metrics["measurement"]["seconds_total"]},
-    }
-    run_id = new_run_id(spec.id, "effect")
-    return write_record(root, run_id, {**record, "run_id": run_id}, rows), {**record, "run_id": run_id}
+        provenance=provenance(s.seed, spec),
+        metrics=metrics,
+        wall_seconds={"total": metrics["measurement"]["seconds_total"]},
+        run_id=new_run_id(spec.id, "effect"),
+    )
+    return store.write(record, rows), record.to_dict()
 
 
 # --- does the effect predict the gain? ----------------------------------------------------------------------------
@@ -529,7 +523,7 @@ def start_model(rec: dict, root: Path) -> str:
     if not init or init.startswith("tiny:") or init == c.get("model"):
         return c["model_path"]
     if init.startswith("stage:"):
-        d = root / "_stages" / init[len("stage:") :]
+        d = RunStore(root).stages_root / init[len("stage:") :]
         try:
             return json.loads((d / "stage.json").read_text())["model_path"]
         except (OSError, ValueError, KeyError):
@@ -597,9 +591,10 @@ def predict(
     """Spearman correlation, over the runs of a task trained on demonstrations (sft, redistill, ...), between the mean
     effect of each run's training data at its start model and the run's accuracy gain over that start model."""
     s.check()
-    root = default_runs_dir(runs_dir)
+    store = RunStore(runs_dir)
+    root = store.root
     spec_id = get_task(s.task, tasks_dirs).id
-    records = read_records(root)
+    records = store.dicts()
     runs = [
         r
         for r in records
@@ -675,13 +670,13 @@ def predict(
         "points": points,
         "measurements": measured,
     }
-    record = {
-        "kind": "effect",
-        "method": "effect-predict",
-        "config": {"command": "effect --predict", "task": spec_id, "settings": asdict(s)},
-        "provenance": provenance(s.seed),
-        "metrics": metrics,
-        "wall_seconds": {},
-    }
-    run_id = new_run_id(spec_id, "effect-predict")
-    return write_record(root, run_id, {**record, "run_id": run_id}, points), {**record, "run_id": run_id}
+    record = RunRecord(
+        kind="effect",
+        method="effect-predict",
+        config={"command": "effect --predict", "task": spec_id, "settings": asdict(s)},
+        provenance=provenance(s.seed),
+        metrics=metrics,
+        wall_seconds={},
+        run_id=new_run_id(spec_id, "effect-predict"),
+    )
+    return store.write(record, points), record.to_dict()

@@ -219,8 +219,9 @@ def run_lm_eval(
 ) -> tuple[Path, dict]:
     """Evaluate a checkpoint on lm-eval tasks in-process; write a run record with lm-eval's metrics."""
     from harness import models
-    from harness.records import new_run_id, provenance, runs_dir as default_runs_dir, write_record
+    from harness.records import new_run_id, provenance
     from harness.registry import did_you_mean
+    from harness.store import RunRecord, RunStore
     from harness.tasks import get_task
 
     try:
@@ -317,17 +318,18 @@ def run_lm_eval(
             "transformers_version",
         )
     }
-    record = {
-        "kind": "eval",
-        "method": "base",
-        "config": config,
-        "provenance": provenance(seed),
-        "metrics": metrics,
-        "lm_eval": lm,
-        "wall_seconds": {"eval": wall},
-    }
+    record = RunRecord(
+        kind="eval",
+        method="base",
+        config=config,
+        provenance=provenance(seed),
+        metrics=metrics,
+        wall_seconds={"eval": wall},
+        run_id=new_run_id("lm-eval", *names[:3]),
+        other={"lm_eval": lm},
+    )
     rows = [{"lm_eval_task": t, **s} for t, ss in clean.get("samples", {}).items() for s in ss]
-    path = write_record(default_runs_dir(runs_dir), new_run_id("lm-eval", *names[:3]), record, rows)
+    path = RunStore(runs_dir).write(record, rows)
     return path, metrics
 
 

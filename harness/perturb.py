@@ -442,7 +442,9 @@ def training_refs(spec: Any, stages: list[dict], final: str, root: Path) -> tupl
         return [(split, i) for i in range(spec.split(split).size or 0)], f"{split} split (untrained model)"
     if st["stage"] == "rl":
         return [("rl", i) for i in range(int(st["config"]["budget"]))], "rl prompts"
-    path = root / "_stages" / f"{st['stage']}-{st['key']}" / "train_data.jsonl"
+    from harness.store import RunStore
+
+    path = RunStore(root).stage_dir(st["stage"], st["key"]) / "train_data.jsonl"
     refs = []
     for line in path.read_text().splitlines() if path.is_file() else []:
         sid = str(json.loads(line).get("id", ""))

@@ -23,8 +23,9 @@ from harness.budget import format_budget, parse_budget
 from harness.data import load_split, read_rows, render_prompt
 from harness.errors import HarnessError
 from harness.progress import progress_bar
-from harness.records import config_hash, dumps, read_json_object, read_records, write_atomic
+from harness.records import config_hash, dumps, read_json_object, write_atomic
 from harness.registry import did_you_mean
+from harness.store import RunRecord, RunStore
 from harness.taskspec import TaskSpec
 
 # The sample stage's choices (redistill.variant / filter / keep): checked when a recipe resolves (the redistill
@@ -91,7 +92,7 @@ def cached_stage(
     """Reuse a complete stage or build it. Training stages run on every rank (all_ranks); others on rank 0 only.
     In a dry run (ctx.plan) a stage that is not complete is estimated from `hint` instead of built."""
     key = config_hash(cfg)
-    d = ctx.root / "_stages" / f"{name}-{key}"
+    d = RunStore(ctx.root).stage_dir(name, key)
     marker = d / "stage.json"
     if ctx.plan is not None and not marker.is_file():
         return ctx.plan.stage(name, cfg, d, hint or {})
@@ -443,19 +444,22 @@ def resolve_init(ctx: Context, init: str) -> str:
     return resolve_run_or_path(ctx, init, "--init")
 
 
-def run_model_path(records: list[dict], run_id: str) -> Optional[str]:
+def run_model_path(records: list[RunRecord] | RunStore, run_id: str) -> Optional[str]:
     """The evaluated model of run `run_id` (None: no such run); an error if its stage folder was removed."""
-    rec = next((r for r in records if r.get("run_id") == run_id), None)
+    if isinstance(records, RunStore):
+        rec = records.find(run_id)
+    else:
+        rec = next((r for r in records if r.run_id == run_id), None)
     if rec is None:
         return None
-    path = rec.get("model_path")
+    path = rec.model_path
     if not path or not Path(path).is_dir():
         raise HarnessError(f"run {run_id} has no model on disk (its stage folder was removed); retrain it")
     return path
 
 
 def resolve_run_or_path(ctx: Context, ref: str, flag: str) -> str:
-    path = run_model_path(read_records(ctx.root), ref)
+    path = run_model_path(RunStore(ctx.root), ref)
     if path is not None:
         return path
     p = Path(ref)
@@ -470,14 +474,15 @@ def inherit_stages(ctx: Context, run_id: str) -> None:
     """A run given by id (--teacher for redistill) brings the stages that made it into this run's stage list, marked
     `inherited_from`, so the record's counts include what they cost, as they do when the recipe trains them here.
     Nothing for a model folder (its cost is unknown)."""
-    rec = next((r for r in read_records(ctx.root) if r.get("run_id") == run_id), None)
+    rec = RunStore(ctx.root).find(run_id)
     if rec is None:
         return
     seen = {(st.get("stage"), st.get("key")) for st in ctx.stages}
-    for st in rec.get("stages", []):
-        if (st.get("stage"), st.get("key")) not in seen:
-            ctx.stages.append({"inherited_from": run_id, **st, "cached": True})
-            seen.add((st.get("stage"), st.get("key")))
+    for st in rec.stages or []:
+        if (st.stage, st.key) not in seen:
+            # the run it came from, or the one that run inherited it from in turn
+            ctx.stages.append({**st.to_dict(), "inherited_from": st.inherited_from or run_id, "cached": True})
+            seen.add((st.stage, st.key))
 
 
 def verified_rows(

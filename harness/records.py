@@ -230,21 +230,6 @@ def read_json_or_warn(f: Path, what: str) -> Optional[dict]:
     return data
 
 
-def read_records(root: Path) -> list[dict]:
-    """Every run record under root, in run-id order; a corrupt record.json is skipped with one warning line."""
-    out = []
-    if not root.is_dir():
-        return out
-    for d in sorted(root.iterdir()):
-        f = d / "record.json"
-        if d.name.startswith(".") or not f.is_file():
-            continue
-        rec = read_json_or_warn(f, "a run record")
-        if rec is not None:
-            out.append({**rec, "path": str(d)})
-    return out
-
-
 def checkpoint_complete(ckpt: Path) -> bool:
     """A Trainer checkpoint folder is complete once its trainer_state.json, which the Trainer writes last, reads as
     JSON; a missing or truncated one means the save was cut off (kill -9, disk full)."""

@@ -11,17 +11,8 @@ from harness.budget import format_budget, parse_budget
 from harness.errors import HarnessError
 from harness.methods import run_counts, train_for_method
 from harness.pipeline import Context
-from harness.records import (
-    checkpoint_complete,
-    config_hash,
-    new_run_id,
-    newest_complete_checkpoint,
-    provenance,
-    read_json_or_warn,
-    read_records,
-    runs_dir as default_runs_dir,
-    write_record,
-)
+from harness.records import config_hash, new_run_id, provenance
+from harness.store import RunRecord, RunStore, StageInfo
 from harness.tasks import get_task
 
 
@@ -55,7 +46,8 @@ def run(
     recipe_name, recipe = recipes.resolve(spec.id, scale, config, list(sets))
     spec = recipes.apply_task_overrides(spec, recipe.get("task"))
     base_ref = models.resolve(model, spec)
-    root = default_runs_dir(runs_dir)
+    store = RunStore(runs_dir)
+    root = store.root
     ctx = Context(
         task=spec,
         recipe_name=recipe_name,
@@ -108,44 +100,25 @@ def run(
         "sets": list(sets),
         "config_file": str(config) if config else None,
     }
-    record = {
-        "kind": "run",
-        "method": method,
-        "budget": n,
-        "config": config_out,
-        "provenance": {**provenance(seed, spec), "recipe_hash": config_hash(recipe), "engine": eval_info["engine"]},
-        "metrics": metrics,
-        "counts": counts,
-        "wall_seconds": {**wall, "total": time.perf_counter() - t0},
-        "stages": [
-            {
-                k: st.get(k)
-                for k in (
-                    "stage",
-                    "key",
-                    "cached",
-                    "counts",
-                    "metrics",
-                    "wall_seconds",
-                    "kept",
-                    "prompts_tried",
-                    "engine",
-                    "data_path",
-                    "model_path",
-                    "inherited_from",
-                )
-            }
-            for st in ctx.stages
-        ],
-        "model_path": final,
-    }
+    record = RunRecord(
+        kind="run",
+        method=method,
+        budget=n,
+        config=config_out,
+        provenance={**provenance(seed, spec), "recipe_hash": config_hash(recipe), "engine": eval_info["engine"]},
+        metrics=metrics,
+        counts=counts,
+        wall_seconds={**wall, "total": time.perf_counter() - t0},
+        stages=[StageInfo.from_dict(st) for st in ctx.stages],
+        model_path=final,
+        run_id=new_run_id(spec.id, method, format_budget(n) if n else ""),
+    )
     extra = {}
     for st in ctx.stages:
         if st["stage"] == "sample":
             extra["redistill.jsonl"] = Path(st["data_path"]).read_text()
-    record["run_id"] = new_run_id(spec.id, method, format_budget(n) if n else "")
-    path = write_record(root, record["run_id"], record, rows, extra)
-    return path, record
+    path = store.write(record, rows, extra)
+    return path, record.to_dict()
 
 
 def _check_flags(m: methods.Method, budget: Optional[str], teacher_model: Optional[str]) -> None:
@@ -232,29 +205,8 @@ def _evaluate(ctx: Context, ref: str, limem: Optional[dict] = None) -> tuple[dic
     return metrics, rows, info
 
 
-def list_runs(runs_dir: Optional[Path] = None) -> tuple[list[dict], list[dict]]:
+def list_runs(runs_dir: Optional[Path] = None) -> tuple[list[RunRecord], list[dict]]:
     """(run records, stages) found under the runs folder; a partial stage says which complete checkpoint it resumes
     from (`resumable_from`; None: it trains from the start)."""
-    root = default_runs_dir(runs_dir)
-    stages = []
-    sdir = root / "_stages"
-    if sdir.is_dir():
-        for d in sorted(sdir.iterdir()):
-            if not d.is_dir() or d.name.startswith("."):
-                continue
-            marker = d / "stage.json"
-            info = read_json_or_warn(marker, "a stage marker") if marker.is_file() else {}
-            if info is None:
-                continue
-            ckpts = sorted(p.name + ("" if checkpoint_complete(p) else " (incomplete)") for p in d.glob("checkpoint-*"))
-            resume = None if marker.is_file() else newest_complete_checkpoint(d)
-            stages.append(
-                {
-                    "name": d.name,
-                    "complete": marker.is_file(),
-                    "wall_seconds": info.get("wall_seconds"),
-                    "checkpoints": ckpts,
-                    "resumable_from": resume.name if resume else None,
-                }
-            )
-    return read_records(root), stages
+    store = RunStore(runs_dir)
+    return store.list(), store.stages()

@@ -10,20 +10,20 @@ from harness import models
 from harness.errors import HarnessError
 from harness.evaluate import evaluate
 from harness.progress import progress_bar
-from harness.records import new_run_id, provenance, runs_dir as default_runs_dir, write_record
+from harness.records import new_run_id, provenance
+from harness.store import RunRecord, RunStore
 from harness.tasks import get_task
 
 
-def _find_run(root: Path, run_id: str) -> dict:
-    from harness.records import read_records
-
-    rec = next((r for r in read_records(root) if r.get("run_id") == run_id), None)
-    if rec is None or rec.get("kind") != "run":
+def _find_run(store: RunStore, run_id: str) -> RunRecord:
+    root = store.root
+    rec = store.find(run_id, kind="run")
+    if rec is None:
         raise HarnessError(
             f"no training run '{run_id}' under {root}; list them with `harness runs list` (and pass "
             "--runs-dir if the run is elsewhere)"
         )
-    path = rec.get("model_path")
+    path = rec.model_path
     if not path or not Path(path).is_dir():
         raise HarnessError(
             f"run {run_id} has no model folder to evaluate ({path or 'none recorded'}): a base run "
@@ -60,15 +60,15 @@ def run_eval(
     if run is not None and recipe is not None:
         raise HarnessError("--run evaluates with the run's own recipe; drop --recipe (or drop --run and pass --model)")
     if run is not None:  # a run's trained model, on the task and recipe it was trained and tested with
-        from_run = _find_run(default_runs_dir(runs_dir), run)
-        task, model = from_run["config"]["task"], from_run["model_path"]
+        from_run = _find_run(RunStore(runs_dir), run)
+        task, model = from_run.task, from_run.model_path
     spec = get_task(task, tasks_dirs)
     recipe_name = None
     if recipe is not None or from_run is not None:  # the task as a recipe trains and tests it; its eval defaults
         from harness import recipes
 
         recipe_name, rec = (
-            (f"run:{run}", from_run["config"]["recipe"]) if from_run is not None else recipes.for_eval(spec.id, recipe)
+            (f"run:{run}", from_run.config["recipe"]) if from_run is not None else recipes.for_eval(spec.id, recipe)
         )
         spec = recipes.apply_task_overrides(spec, rec.get("task"))
         ev = rec.get("eval") or {}
@@ -143,15 +143,14 @@ def run_eval(
         **ignored,
         **({"perturb": perturb, "perturb_seed": perturb_seed} if perturb else {}),
     }
-    record = {
-        "kind": "eval",
-        "method": "base",
-        "config": config,
-        "provenance": provenance(seed, spec),
-        "metrics": metrics,
-        "wall_seconds": {"eval": time.perf_counter() - t0},
-    }
-    path = write_record(
-        default_runs_dir(runs_dir), new_run_id(spec.id, "eval", f"perturb-{perturb}" if perturb else ""), record, rows
+    record = RunRecord(
+        kind="eval",
+        method="base",
+        config=config,
+        provenance=provenance(seed, spec),
+        metrics=metrics,
+        wall_seconds={"eval": time.perf_counter() - t0},
+        run_id=new_run_id(spec.id, "eval", f"perturb-{perturb}" if perturb else ""),
     )
+    path = RunStore(runs_dir).write(record, rows)
     return path, metrics

@@ -133,9 +133,9 @@ def test_eval_options_an_engine_cannot_use_are_one_clear_error(tmp_path):
 
 
 def test_leaderboard_reads_the_records_once(tmp_path, monkeypatch):
-    import harness.records
+    import harness.store
 
     calls = []
-    monkeypatch.setattr(harness.records, "read_records", lambda root: calls.append(root) or [])
+    monkeypatch.setattr(harness.store.RunStore, "list", lambda self, kind=None: calls.append(self.root) or [])
     r = CliRunner().invoke(app, ["leaderboard", "--runs-dir", str(tmp_path), "--out", str(tmp_path / "lb")])
     assert r.exit_code == 2 and "no run records" in r.output and len(calls) == 1, r.output

@@ -321,11 +321,11 @@ def test_cli_end_to_end_record_and_predict(letter_task, tmp_path, one_thread):
 
     # The leaderboard shows dataset effects next to the runs trained on them, and the prediction.
     from harness.leaderboard import build_table, render_markdown
-    from harness.records import read_records
+    from harness.store import RunStore
 
     r = runner.invoke(app, ["effect", *map(str, common), "--data", "run:r-sft-1", "--project", "256"])
     assert r.exit_code == 0, r.output
-    table = build_table(read_records(tmp_path))
+    table = build_table(RunStore(tmp_path).dicts())
     md = render_markdown(table)
     assert "Sample effect" in md and "r-sft-1" in md and "countsketch" in md and "Spearman" in md
 

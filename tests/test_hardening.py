@@ -93,13 +93,13 @@ def runs_with_corrupt_records(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("kind", sorted(CORRUPT))
 def test_read_records_skips_each_corrupt_kind_with_one_warning(tmp_path, capsys, kind):
-    from harness.records import read_records
+    from harness.store import RunStore
 
     (tmp_path / "good").mkdir()
     (tmp_path / "good" / "record.json").write_text('{"kind": "run", "run_id": "good"}')
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "record.json").write_bytes(CORRUPT[kind])
-    assert [r["run_id"] for r in read_records(tmp_path)] == ["good"]
+    assert [r["run_id"] for r in RunStore(tmp_path).dicts()] == ["good"]
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(tmp_path / "bad" / "record.json") in err[0] and err[0].startswith("warning: skipped")
 
@@ -255,7 +255,8 @@ def disk_full_for(monkeypatch, is_full):
 
 
 def test_record_write_failure_keeps_the_finished_evaluation(tmp_path, monkeypatch):
-    from harness.records import read_records, write_record
+    from harness.records import write_record
+    from harness.store import RunStore
 
     root = tmp_path / "runs"
     rows = [{"id": str(i), "score": 1.0} for i in range(3)]
@@ -266,13 +267,13 @@ def test_record_write_failure_keeps_the_finished_evaluation(tmp_path, monkeypatc
     kept = root / ".unwritten-r1.json"
     assert f"kept in {kept}" in str(e.value) and f"harness runs restore {kept}" in str(e.value)
     assert sorted(p.name for p in root.iterdir()) == [".unwritten-r1.json"]  # no half-written folder, no .tmp-*
-    assert read_records(root) == []
+    assert RunStore(root).dicts() == []
     monkeypatch.undo()
     r = invoke("runs", "restore", kept, "--runs-dir", root)
     assert r.exit_code == 0, r.output
     assert [json.loads(x) for x in (root / "r1" / "samples.jsonl").read_text().splitlines()] == rows
     assert (root / "r1" / "redistill.jsonl").read_text() == "x\n"
-    assert read_records(root)[0]["metrics"] == {"accuracy": 0.5} and not kept.exists()
+    assert RunStore(root).dicts()[0]["metrics"] == {"accuracy": 0.5} and not kept.exists()
 
 
 def test_record_kept_in_the_temp_folder_when_the_runs_disk_is_full(tmp_path, monkeypatch):

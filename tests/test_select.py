@@ -13,7 +13,8 @@ from harness.cli import app
 from harness.errors import HarnessError
 from harness.leaderboard import build_table, load_outcomes
 from harness.methods.select import choose, pool_size
-from harness.records import config_hash, read_records
+from harness.records import config_hash
+from harness.store import RunStore
 
 runner = CliRunner()
 TINY = [
@@ -66,7 +67,7 @@ def grid(tmp_path_factory):
     )
     assert r.exit_code == 0, r.output
     torch.set_num_threads(threads)
-    recs = read_records(root)
+    recs = RunStore(root).dicts()
     by = {(x["method"], x["config"]["recipe"]["select"].get("order")): x for x in recs}
     return root, by[("select", "effect")], by[("select", "random")], by[("sft", "effect")]
 
@@ -134,13 +135,13 @@ def test_a_second_run_reuses_every_stage(grid):
     root, rec, _, _ = grid
     r = invoke("run", "--task", "kk", "--method", "select", "--budget", "8", "--runs-dir", root, *TINY)
     assert r.exit_code == 0, r.output
-    again = max(read_records(root), key=lambda x: x["run_id"])
+    again = max(RunStore(root).dicts(), key=lambda x: x["run_id"])
     assert [(s["key"], s["cached"]) for s in again["stages"]] == [(s["key"], True) for s in rec["stages"]]
 
 
 def test_leaderboard_rows_and_effect_predict_see_select_like_any_method(grid):
     root, rec, random_rec, sft_rec = grid
-    table = build_table(load_outcomes(read_records(root), root))
+    table = build_table(load_outcomes(RunStore(root).dicts(), root))
     # a select key off its default labels the row (these runs set a small pool and g*), never splits the set-up
     plain, control = "select (pool_size 16, eval_count 16)", "select (order random, pool_size 16, eval_count 16)"
     rows = {r["method"]["display"]: r for r in table["rows"]}
@@ -153,7 +154,7 @@ def test_leaderboard_rows_and_effect_predict_see_select_like_any_method(grid):
     } <= {(c["row"], c["against"]) for c in table["comparisons"]}
     from harness.effect import trained_hashes
 
-    assert {rec["run_id"], random_rec["run_id"], sft_rec["run_id"]} <= set(trained_hashes(read_records(root), root))
+    assert {rec["run_id"], random_rec["run_id"], sft_rec["run_id"]} <= set(trained_hashes(RunStore(root).dicts(), root))
 
 
 def test_dry_run_plans_the_measurement(grid):
