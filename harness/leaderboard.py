@@ -331,6 +331,38 @@ def _vs_display(c: dict) -> str:
 def build_table(records: list[dict]) -> dict:
     """Records in, table out (a JSON-ready dict). Pure: no I/O, no clock. Per-problem outcomes come in the records'
     `outcomes` (see load_outcomes)."""
+    groups = _groups(records)
+    extras = [k for k in EXTRA_METRICS if any(r["metrics"].get(k) is not None for g in groups.values() for r in g)]
+    order = sorted(groups, key=lambda k: (tuple(str(x) for x in k[:6]), methods.order(k[6]), k[6], k[7], k[8]))
+    rows = [_row(key, groups[key], extras) for key in order]
+    comparisons = _mark_comparisons(rows)
+    matches = _samples_to_match(rows, comparisons)
+    effects = _effects(records, rows)
+    comparisons = [{k: v for k, v in c.items() if not k.startswith("_")} for c in comparisons]
+    has_sampled = any(r["sampled"]["value"] is not None for r in rows)
+    rows = [
+        {k: v for k, v in r.items() if not k.startswith("_") and (has_sampled or k not in SAMPLED_COLUMNS)}
+        for r in rows
+    ]
+    columns = [
+        c for c in COLUMNS if (c not in EXTRA_METRICS or c in extras) and (c not in SAMPLED_COLUMNS or has_sampled)
+    ]
+    table = {
+        "columns": columns,
+        "rows": rows,
+        "interval": INTERVAL,
+        "significance_test": TEST,
+        "comparisons": comparisons,
+        "match_rule": MATCH_RULE,
+        "samples_to_match": matches,
+    }
+    if effects["datasets"] or effects["predictions"]:
+        table["effects"] = effects  # only with `harness effect` records, so tables without them stay as they were
+    return table
+
+
+def _groups(records: list[dict]) -> dict[tuple, list[dict]]:
+    """Run records by row: (task, model, recipe, task file, split definition, verifier, method, budget, variant)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in records:
         if r.get("kind") != "run" or "metrics" not in r:
@@ -348,123 +380,135 @@ def build_table(records: list[dict]) -> dict:
             _variant(r) or "",
         )
         groups[key].append(r)
-    extras = [k for k in EXTRA_METRICS if any(r["metrics"].get(k) is not None for g in groups.values() for r in g)]
+    return groups
 
-    rows = []
-    for key in sorted(groups, key=lambda k: (tuple(str(x) for x in k[:6]), methods.order(k[6]), k[6], k[7], k[8])):
-        # One record per seed: a cell that was run again counts once, by its latest record (run ids sort by time).
-        per_seed = {r["config"].get("seed", 0): r for r in sorted(groups[key], key=lambda r: r["run_id"])}
-        recs = [per_seed[seed] for seed in sorted(per_seed)]
-        runs = [r["run_id"] for r in recs]
-        s = _setup(recs[0])
-        ms = [r["metrics"] for r in recs]
-        acc = sum(m["accuracy"] for m in ms) / len(ms)
-        outcomes = seed_average([r["outcomes"] for r in recs]) if all(r.get("outcomes") for r in recs) else None
-        if outcomes:
-            n = len(outcomes)
-            lo, hi = mean_interval(list(outcomes.values()))
-            how = interval_name(list(outcomes.values()))
-        else:  # no per-problem outcomes: the seeds' problems are one test set, counted once
-            n = max(m["n"] for m in ms)
-            lo, hi = wilson(acc * n, n)
-            how = "Wilson (no per-problem outcomes)"
-        levels: dict[str, list[tuple[float, int]]] = defaultdict(list)
-        for m in ms:
-            for lv, b in (m.get("per_level") or {}).items():
-                levels[lv].append((b["accuracy"], b["n"]))
-        per_level = {lv: sum(a * k for a, k in v) / sum(k for _, k in v) for lv, v in sorted(levels.items())}
-        pak: dict[str, list[float]] = defaultdict(list)
-        for m in ms:
-            for k, v in (m.get("pass_at_k") or {}).items():
-                pak[k].append(v)
-        pass_k = {k: sum(v) / len(v) for k, v in sorted(pak.items(), key=lambda kv: int(kv[0]))}
-        costs = {k: sum(r.get("counts", {}).get(k, 0) for r in recs) / len(recs) for k in COST_KEYS}
-        # sampled pass@1 is an extra measurement (eval.samples), over the seeds that made it (the same T and k)
-        with_s = [r for r in recs if r["metrics"].get("sampled")]
-        sm = [r["metrics"]["sampled"] for r in with_s]
-        if len({(x["temperature"], x["samples"]) for x in sm}) > 1:
-            raise HarnessError(
-                f"runs {runs} mix sampled evaluations at different temperatures or sample counts; "
-                "evaluate them alike (eval.samples, eval.temperature) or keep them apart"
-            )
-        s_out = (
-            seed_average([r["sampled_outcomes"] for r in with_s])
-            if with_s and all(r.get("sampled_outcomes") for r in with_s)
-            else None
+
+def _row(key: tuple, group: list[dict], extras: list[str]) -> dict:
+    """One table row from the records of one (set-up, method, budget, variant) group: seeds aggregated over the same
+    problems, plus working fields (`_...`) the comparisons use and build_table removes."""
+    # One record per seed: a cell that was run again counts once, by its latest record (run ids sort by time).
+    per_seed = {r["config"].get("seed", 0): r for r in sorted(group, key=lambda r: r["run_id"])}
+    recs = [per_seed[seed] for seed in sorted(per_seed)]
+    runs = [r["run_id"] for r in recs]
+    s = _setup(recs[0])
+    ms = [r["metrics"] for r in recs]
+    acc = sum(m["accuracy"] for m in ms) / len(ms)
+    outcomes, n, (lo, hi), how = _interval(recs, acc)
+    per_level, pass_k = _per_level(ms), _pass_at_k(ms)
+    costs = {k: sum(r.get("counts", {}).get(k, 0) for r in recs) / len(recs) for k in COST_KEYS}
+    sampled, s_out = _sampled(recs, runs)
+    wall = sum(_chain_seconds(r) for r in recs) / len(recs)
+    method, budget = key[6], key[7]
+    extra_cells = {}
+    for k in extras:
+        vals = [m[k] for m in ms if m.get(k) is not None]
+        v = sum(vals) / len(vals) if vals else None
+        extra_cells[k] = _cell(v, "-" if v is None else f"{v:.3f}", runs)
+    return {
+        "task": _cell(s["task"], s["task"], runs),
+        "model": _cell(s["model"], s["model"], runs),
+        "method": _cell(method, _label(method, 0, key[8] or None), runs),
+        "budget": _cell(budget, format_budget(budget) if budget else "-", runs),
+        "start": _cell(None, "-", runs),
+        "seeds": _cell(len(recs), str(len(recs)), runs),
+        "accuracy": _cell(acc, f"{acc:.3f}", runs),
+        "ci95": {**_cell([lo, hi], f"{lo:.3f}-{hi:.3f}", runs), "method": how, "problems": n},
+        **extra_cells,
+        "per_level": _cell(per_level, " ".join(f"L{lv}:{a:.2f}" for lv, a in per_level.items()), runs),
+        "pass_at_k": _cell(pass_k, " ".join(f"@{k}:{v:.2f}" for k, v in pass_k.items()) or "-", runs),
+        "sampled": sampled,
+        "truncation": _cell(
+            sum(m["truncation_rate"] for m in ms) / len(ms),
+            f"{sum(m['truncation_rate'] for m in ms) / len(ms):.1%}",
+            runs,
+        ),
+        "mean_len": _cell(
+            sum(m["mean_response_tokens"] for m in ms) / len(ms),
+            f"{sum(m['mean_response_tokens'] for m in ms) / len(ms):.0f}",
+            runs,
+        ),
+        "vs_start": _cell(None, "-", runs),
+        "vs_start_sampled": _cell(None, "-", runs),
+        "vs_base": _cell(None, "-", runs),
+        "significant": _cell([], "", runs),
+        **{k: _cell(v, f"{v:.3g}" if k == "flops_estimate" else _fmt_int(v), runs) for k, v in costs.items()},
+        "wall_s": _cell(wall, f"{wall:.0f}", runs),
+        "recipe": _cell(s["recipe"], s["recipe"], runs),
+        "task_sha": _cell(s["task_sha"], s["task_sha"], runs),
+        "split_def": _cell(s["split_def"], s["split_def"], runs),
+        "verifier": _cell(s["verifier_name"], s["verifier_name"] or "-", runs),
+        "harness": _cell(
+            recs[0]["provenance"].get("harness_version"), recs[0]["provenance"].get("harness_version"), runs
+        ),
+        "runs": _cell(runs, " ".join(runs), runs),
+        # working fields, removed below
+        "_setup": key[:6],
+        "_method": method,
+        "_budget": budget,
+        "_label": _label(method, budget, key[8] or None),
+        "_variant": key[8] or None,
+        "_recs": recs,
+        "_runs": runs,
+        "_outcomes": outcomes,
+        "_sampled": s_out,
+        "_acc": acc,
+        "_n": n,
+        "_start_row": None,
+    }
+
+
+def _interval(recs: list[dict], acc: float) -> tuple[Optional[dict], int, tuple[float, float], str]:
+    """(per-problem outcomes averaged over seeds, problems, 95% interval, its name). Without per-problem outcomes
+    the seeds' problems are one test set, counted once, under a Wilson interval."""
+    outcomes = seed_average([r["outcomes"] for r in recs]) if all(r.get("outcomes") for r in recs) else None
+    if outcomes:
+        return outcomes, len(outcomes), mean_interval(list(outcomes.values())), interval_name(list(outcomes.values()))
+    n = max(r["metrics"]["n"] for r in recs)
+    return None, n, wilson(acc * n, n), "Wilson (no per-problem outcomes)"
+
+
+def _per_level(ms: list[dict]) -> dict[str, float]:
+    levels: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for m in ms:
+        for lv, b in (m.get("per_level") or {}).items():
+            levels[lv].append((b["accuracy"], b["n"]))
+    return {lv: sum(a * k for a, k in v) / sum(k for _, k in v) for lv, v in sorted(levels.items())}
+
+
+def _pass_at_k(ms: list[dict]) -> dict[str, float]:
+    pak: dict[str, list[float]] = defaultdict(list)
+    for m in ms:
+        for k, v in (m.get("pass_at_k") or {}).items():
+            pak[k].append(v)
+    return {k: sum(v) / len(v) for k, v in sorted(pak.items(), key=lambda kv: int(kv[0]))}
+
+
+def _sampled(recs: list[dict], runs: list[str]) -> tuple[dict, Optional[dict]]:
+    """(the sampled pass@1 cell, its per-problem outcomes): an extra measurement (eval.samples), over the seeds that
+    made it, which must share temperature and sample count."""
+    with_s = [r for r in recs if r["metrics"].get("sampled")]
+    sm = [r["metrics"]["sampled"] for r in with_s]
+    if len({(x["temperature"], x["samples"]) for x in sm}) > 1:
+        raise HarnessError(
+            f"runs {runs} mix sampled evaluations at different temperatures or sample counts; "
+            "evaluate them alike (eval.samples, eval.temperature) or keep them apart"
         )
-        s_acc = sum(x["pass_at_1"] for x in sm) / len(sm) if sm else None
-        s_seeds = "" if len(sm) == len(ms) else f", {len(sm)} of {len(ms)} seeds"
-        wall = sum(_chain_seconds(r) for r in recs) / len(recs)
-        method, budget = key[6], key[7]
-        extra_cells = {}
-        for k in extras:
-            vals = [m[k] for m in ms if m.get(k) is not None]
-            v = sum(vals) / len(vals) if vals else None
-            extra_cells[k] = _cell(v, "-" if v is None else f"{v:.3f}", runs)
-        row = {
-            "task": _cell(s["task"], s["task"], runs),
-            "model": _cell(s["model"], s["model"], runs),
-            "method": _cell(method, _label(method, 0, key[8] or None), runs),
-            "budget": _cell(budget, format_budget(budget) if budget else "-", runs),
-            "start": _cell(None, "-", runs),
-            "seeds": _cell(len(recs), str(len(recs)), runs),
-            "accuracy": _cell(acc, f"{acc:.3f}", runs),
-            "ci95": {**_cell([lo, hi], f"{lo:.3f}-{hi:.3f}", runs), "method": how, "problems": n},
-            **extra_cells,
-            "per_level": _cell(per_level, " ".join(f"L{lv}:{a:.2f}" for lv, a in per_level.items()), runs),
-            "pass_at_k": _cell(pass_k, " ".join(f"@{k}:{v:.2f}" for k, v in pass_k.items()) or "-", runs),
-            "sampled": _cell(
-                None
-                if s_acc is None
-                else {
-                    "pass_at_1": s_acc,
-                    "temperature": sm[0]["temperature"],
-                    "samples": sm[0]["samples"],
-                    "seeds": len(sm),
-                },
-                "-" if s_acc is None else f"{s_acc:.3f} (T{sm[0]['temperature']:g} x{sm[0]['samples']}{s_seeds})",
-                runs,
-            ),
-            "truncation": _cell(
-                sum(m["truncation_rate"] for m in ms) / len(ms),
-                f"{sum(m['truncation_rate'] for m in ms) / len(ms):.1%}",
-                runs,
-            ),
-            "mean_len": _cell(
-                sum(m["mean_response_tokens"] for m in ms) / len(ms),
-                f"{sum(m['mean_response_tokens'] for m in ms) / len(ms):.0f}",
-                runs,
-            ),
-            "vs_start": _cell(None, "-", runs),
-            "vs_start_sampled": _cell(None, "-", runs),
-            "vs_base": _cell(None, "-", runs),
-            "significant": _cell([], "", runs),
-            **{k: _cell(v, f"{v:.3g}" if k == "flops_estimate" else _fmt_int(v), runs) for k, v in costs.items()},
-            "wall_s": _cell(wall, f"{wall:.0f}", runs),
-            "recipe": _cell(s["recipe"], s["recipe"], runs),
-            "task_sha": _cell(s["task_sha"], s["task_sha"], runs),
-            "split_def": _cell(s["split_def"], s["split_def"], runs),
-            "verifier": _cell(s["verifier_name"], s["verifier_name"] or "-", runs),
-            "harness": _cell(
-                recs[0]["provenance"].get("harness_version"), recs[0]["provenance"].get("harness_version"), runs
-            ),
-            "runs": _cell(runs, " ".join(runs), runs),
-            # working fields, removed below
-            "_setup": key[:6],
-            "_method": method,
-            "_budget": budget,
-            "_label": _label(method, budget, key[8] or None),
-            "_variant": key[8] or None,
-            "_recs": recs,
-            "_runs": runs,
-            "_outcomes": outcomes,
-            "_sampled": s_out,
-            "_acc": acc,
-            "_n": n,
-            "_start_row": None,
-        }
-        rows.append(row)
+    if not sm:
+        return _cell(None, "-", runs), None
+    s_out = (
+        seed_average([r["sampled_outcomes"] for r in with_s])
+        if all(r.get("sampled_outcomes") for r in with_s)
+        else None
+    )
+    s_acc = sum(x["pass_at_1"] for x in sm) / len(sm)
+    s_seeds = "" if len(sm) == len(recs) else f", {len(sm)} of {len(recs)} seeds"
+    value = {"pass_at_1": s_acc, "temperature": sm[0]["temperature"], "samples": sm[0]["samples"], "seeds": len(sm)}
+    return _cell(value, f"{s_acc:.3f} (T{sm[0]['temperature']:g} x{sm[0]['samples']}{s_seeds})", runs), s_out
 
+
+def _mark_comparisons(rows: list[dict]) -> list[dict]:
+    """Each row's start (the row it was trained from), its paired tests against its start and the base model, and
+    the significant differences it takes part in; the comparisons, with their working fields."""
     for row in rows:
         same = [r for r in rows if r["_setup"] == row["_setup"]]
         label, start_row = _start(row["_recs"][0], same)
@@ -491,29 +535,7 @@ def build_table(records: list[dict]) -> dict:
             down["significant"]["value"].append(f"<{up['_label']}")
     for row in rows:
         row["significant"]["display"] = " ".join(sorted(row["significant"]["value"]))
-    matches = _samples_to_match(rows, comparisons)
-    effects = _effects(records, rows)
-    comparisons = [{k: v for k, v in c.items() if not k.startswith("_")} for c in comparisons]
-    has_sampled = any(r["sampled"]["value"] is not None for r in rows)
-    rows = [
-        {k: v for k, v in r.items() if not k.startswith("_") and (has_sampled or k not in SAMPLED_COLUMNS)}
-        for r in rows
-    ]
-    columns = [
-        c for c in COLUMNS if (c not in EXTRA_METRICS or c in extras) and (c not in SAMPLED_COLUMNS or has_sampled)
-    ]
-    table = {
-        "columns": columns,
-        "rows": rows,
-        "interval": INTERVAL,
-        "significance_test": TEST,
-        "comparisons": comparisons,
-        "match_rule": MATCH_RULE,
-        "samples_to_match": matches,
-    }
-    if effects["datasets"] or effects["predictions"]:
-        table["effects"] = effects  # only with `harness effect` records, so tables without them stay as they were
-    return table
+    return comparisons
 
 
 def _effects(records: list[dict], rows: list[dict]) -> dict:
