@@ -326,9 +326,9 @@ def build_dataset(rows: list[dict]) -> Dataset:
     return Dataset.from_list(out)
 
 
-def train(spec: TrainSpec) -> TrainResult:
-    r = resolve_recipe("rl", spec.recipe, DEFAULTS, TYPES)
-    lora = lora_config("rl", r["lora"])  # checked before any data or model is loaded
+def check_recipe(spec: TrainSpec, r: dict) -> tuple[int, dict]:
+    """(optimizer steps, the batch plan) after every check of the resolved rl recipe against the data, before any
+    model is loaded."""
     if spec.verifier is None:
         raise HarnessError("rl: no verifier given (the reward is the task's verifier)")
     P = r["prompts_per_step"]
@@ -355,6 +355,13 @@ def train(spec: TrainSpec) -> TrainResult:
             f"rl recipe: max_prompt_length must be a positive number of tokens or null, "
             f"got {r['max_prompt_length']}"
         )
+    return steps, plan
+
+
+def train(spec: TrainSpec) -> TrainResult:
+    r = resolve_recipe("rl", spec.recipe, DEFAULTS, TYPES)
+    lora = lora_config("rl", r["lora"])  # checked before any data or model is loaded
+    steps, plan = check_recipe(spec, r)
     done = finished(spec.output_dir)
     if done is not None:  # final/ exists: the stage completed earlier
         return TrainResult(spec.output_dir / FINAL, done["log"], done["counts"], done["metrics"])
@@ -369,7 +376,6 @@ def train(spec: TrainSpec) -> TrainResult:
     stop_ids = stop_token_ids(tokenizer, model.generation_config)
     model.generation_config.eos_token_id = stop_ids[0] if len(stop_ids) == 1 else list(stop_ids)
     config, plan = build_config(spec, r, engine, steps, stop_ids, plan["world_size"])
-
     counter = Counter(
         spec.output_dir,
         rollouts_generated=0,
@@ -379,6 +385,38 @@ def train(spec: TrainSpec) -> TrainResult:
         tokens_forward_only=0,
     )
     capture = LogCapture()
+    trainer = make_trainer(spec, r, model, tokenizer, dataset, config, lora, stop_ids, counter, capture)
+
+    t0 = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume_checkpoint(spec.output_dir))
+    seconds = time.perf_counter() - t0
+
+    log = [{RENAME.get(k, k): v for k, v in e.items()} for e in capture.log]
+    counts = {"optimizer_steps": trainer.state.global_step, **counter.totals(trainer.accelerator)}
+    metrics = {
+        "final_loss": last(log, "loss"),
+        "final_reward_mean": last(log, "reward_mean"),
+        "train_seconds": round(seconds, 3),
+        "generation_engine": engine,
+        "stop_token_ids": list(stop_ids),
+        "batch": plan,
+        **({"prompts": prompt_info} if prompt_info else {}),
+        **tracker_logs(r, spec.output_dir),
+        **lora_info(trainer.model, r["lora"]),
+    }
+    vals = [e["val"] for e in log if "val" in e]
+    if vals:
+        metrics["val"] = vals[-1]
+        metrics.update({f"val_{k}": v for k, v in vals[-1].items() if isinstance(v, (int, float))})
+    path = save_final(trainer, tokenizer, spec.output_dir, {"log": log, "counts": counts, "metrics": metrics})
+    return TrainResult(path, log, counts, metrics)
+
+
+def make_trainer(
+    spec: TrainSpec, r: dict, model, tokenizer, dataset, config, lora, stop_ids, counter: Counter, capture: LogCapture
+) -> "HarnessGRPOTrainer":
+    """TRL's GRPO trainer with the harness's reward (the task's verifier), callbacks and counters; it must stop
+    generation on exactly the harness's stop ids."""
     callbacks: list[TrainerCallback] = [counter, capture]
     if spec.progress is not None:
         callbacks.append(Progress(spec.progress, "reward", "reward"))
@@ -405,27 +443,4 @@ def train(spec: TrainSpec) -> TrainResult:
         raise config_error("rl", e) from None
     if set(trainer.eos_token_ids) != set(stop_ids):
         raise HarnessError(f"rl: TRL stops on {sorted(trainer.eos_token_ids)}, the harness on {sorted(stop_ids)}")
-
-    t0 = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume_checkpoint(spec.output_dir))
-    seconds = time.perf_counter() - t0
-
-    log = [{RENAME.get(k, k): v for k, v in e.items()} for e in capture.log]
-    counts = {"optimizer_steps": trainer.state.global_step, **counter.totals(trainer.accelerator)}
-    vals = [e["val"] for e in log if "val" in e]
-    metrics = {
-        "final_loss": last(log, "loss"),
-        "final_reward_mean": last(log, "reward_mean"),
-        "train_seconds": round(seconds, 3),
-        "generation_engine": engine,
-        "stop_token_ids": list(stop_ids),
-        "batch": plan,
-        **({"prompts": prompt_info} if prompt_info else {}),
-        **tracker_logs(r, spec.output_dir),
-        **lora_info(trainer.model, r["lora"]),
-    }
-    if vals:
-        metrics["val"] = vals[-1]
-        metrics.update({f"val_{k}": v for k, v in vals[-1].items() if isinstance(v, (int, float))})
-    path = save_final(trainer, tokenizer, spec.output_dir, {"log": log, "counts": counts, "metrics": metrics})
-    return TrainResult(path, log, counts, metrics)
+    return trainer

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
 from harness.errors import HarnessError
 
@@ -202,6 +202,61 @@ def _task_manager(names: list[str], include_paths: list[Path]):
     return TaskManager(include_path=paths or None)
 
 
+# what lm-eval's results say about how they were made, kept in the record
+LM_EVAL_KEYS = (
+    "versions",
+    "n-shot",
+    "higher_is_better",
+    "n-samples",
+    "configs",
+    "config",
+    "git_hash",
+    "lm_eval_version",
+    "transformers_version",
+)
+
+
+def _check_args(tasks: str, limit: Optional[int], dtype: str, include_paths: Iterable[Path]) -> tuple[list, list]:
+    """(lm-eval task names, include folders), after the checks that need neither lm-eval's tasks nor a model."""
+    names = [t.strip() for t in tasks.split(",") if t.strip()]
+    if not names:
+        raise HarnessError("--lm-eval-tasks is empty; pass lm-eval task names, e.g. gsm8k,arc_easy")
+    if limit is not None and limit < 1:
+        raise HarnessError(f"--limit must be at least 1 (got {limit})")
+    if dtype not in ("auto", "float32", "bfloat16", "float16"):
+        raise HarnessError(f"unknown dtype '{dtype}'; use auto, float32, bfloat16 or float16")
+    include = [Path(p) for p in include_paths]
+    for p in include:
+        if not p.is_dir():
+            raise HarnessError(f"lm-eval include path {p} is not a folder; pass a folder of lm-eval task YAML files")
+    return names, include
+
+
+def _load_tasks(names: list[str], include: list[Path]) -> tuple[Any, list]:
+    """(lm-eval's task manager, the tasks built with their datasets loaded), before any model is loaded; an unknown
+    task or data lm-eval cannot load is one clear error."""
+    from harness.registry import did_you_mean
+
+    tm = _task_manager(names, include)
+    unknown = [n for n in names if n not in tm.all_tasks]
+    if unknown:
+        raise HarnessError(
+            f"unknown lm-eval task '{unknown[0]}': {did_you_mean(unknown[0], list(tm.all_tasks))}; "
+            "for a local task pass its folder with --lm-eval-include-path"
+        )
+    try:
+        loaded = tm.load(names)
+    except (OSError, ConnectionError) as e:
+        raise HarnessError(
+            f"lm-eval could not load the data of {', '.join(names)}: {type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}. Standard lm-eval tasks download their "
+            "datasets from the Hugging Face hub; run where the hub is reachable (or with the datasets "
+            "in the HF cache), or evaluate a local task folder with --lm-eval-include-path DIR (e.g. "
+            "one written by `harness tasks export-lm-eval`)"
+        ) from None
+    return tm, [loaded["groups"].get(n) or loaded["tasks"].get(n) or n for n in names]
+
+
 def run_lm_eval(
     *,
     tasks: str,
@@ -220,7 +275,6 @@ def run_lm_eval(
     """Evaluate a checkpoint on lm-eval tasks in-process; write a run record with lm-eval's metrics."""
     from harness import models
     from harness.records import new_run_id, provenance
-    from harness.registry import did_you_mean
     from harness.store import RunRecord, RunStore
     from harness.tasks import get_task
 
@@ -228,37 +282,10 @@ def run_lm_eval(
         import lm_eval
     except ImportError:
         raise HarnessError("--engine lm-eval needs lm-evaluation-harness: pip install -e '.[lmeval]'") from None
-    names = [t.strip() for t in tasks.split(",") if t.strip()]
-    if not names:
-        raise HarnessError("--lm-eval-tasks is empty; pass lm-eval task names, e.g. gsm8k,arc_easy")
-    if limit is not None and limit < 1:
-        raise HarnessError(f"--limit must be at least 1 (got {limit})")
-    if dtype not in ("auto", "float32", "bfloat16", "float16"):
-        raise HarnessError(f"unknown dtype '{dtype}'; use auto, float32, bfloat16 or float16")
-    include = [Path(p) for p in include_paths]
-    for p in include:
-        if not p.is_dir():
-            raise HarnessError(f"lm-eval include path {p} is not a folder; pass a folder of lm-eval task YAML files")
+    names, include = _check_args(tasks, limit, dtype, include_paths)
     apply_chat = chat_tasks(include, names) if chat_template is None else chat_template
     ref = models.resolve(model, get_task(harness_task, tasks_dirs) if models.is_tiny(model) else None)
-    tm = _task_manager(names, include)
-    unknown = [n for n in names if n not in tm.all_tasks]
-    if unknown:
-        raise HarnessError(
-            f"unknown lm-eval task '{unknown[0]}': {did_you_mean(unknown[0], list(tm.all_tasks))}; "
-            "for a local task pass its folder with --lm-eval-include-path"
-        )
-    try:
-        loaded = tm.load(names)  # builds the tasks and loads their datasets, before the model is loaded
-    except (OSError, ConnectionError) as e:
-        raise HarnessError(
-            f"lm-eval could not load the data of {', '.join(names)}: {type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''}. Standard lm-eval tasks download their "
-            "datasets from the Hugging Face hub; run where the hub is reachable (or with the datasets "
-            "in the HF cache), or evaluate a local task folder with --lm-eval-include-path DIR (e.g. "
-            "one written by `harness tasks export-lm-eval`)"
-        ) from None
-    built = [loaded["groups"].get(n) or loaded["tasks"].get(n) or n for n in names]
+    tm, built = _load_tasks(names, include)
     from harness.engines import cuda_available
 
     model_args = {"pretrained": ref, "dtype": dtype}
@@ -304,20 +331,7 @@ def run_lm_eval(
         "num_fewshot": num_fewshot,
         "apply_chat_template": apply_chat,
     }
-    lm = {
-        k: clean.get(k)
-        for k in (
-            "versions",
-            "n-shot",
-            "higher_is_better",
-            "n-samples",
-            "configs",
-            "config",
-            "git_hash",
-            "lm_eval_version",
-            "transformers_version",
-        )
-    }
+    lm = {k: clean.get(k) for k in LM_EVAL_KEYS}
     record = RunRecord(
         kind="eval",
         method="base",
