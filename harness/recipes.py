@@ -175,6 +175,20 @@ def one_of(choices: dict[str, str]) -> tuple:
     return (lambda v: v in choices, must, lambda v: did_you_mean(str(v), list(choices)))
 
 
+def optimizer_names() -> list[str]:
+    """The optimizers transformers' TrainingArguments.optim takes (imported only to check a value)."""
+    from transformers.training_args import OptimizerNames
+
+    return [o.value for o in OptimizerNames]
+
+
+# rl.optim: the default needs no check (and no transformers import); another name is checked before anything trains
+OPTIM_RULE = (
+    lambda v: v == "adamw_torch" or v in optimizer_names(),
+    "an optimizer name transformers' TrainingArguments.optim takes (adamw_torch, sgd, adafactor, ...)",
+    lambda v: did_you_mean(str(v), optimizer_names()),
+)
+
 # The numbers a recipe section may hold, checked when the recipe is resolved, before any model is loaded or any stage
 # trains (a value out of range otherwise trains nothing and exits 0, or fails deep inside a trainer). A rule is
 # (ok, what the value must be) or (ok, what, fix: value -> a hint); a method's section brings its own.
@@ -222,6 +236,7 @@ CORE_RULES: dict[str, dict[str, tuple]] = {
         "vllm_gpu_memory_utilization": UNIT_CLOSED,
         "vllm_max_model_length": or_null(POS_INT),
         "vllm_tensor_parallel_size": POS_INT,
+        "optim": OPTIM_RULE,
     },
     "eval": {
         "batch_size": POS_INT,

@@ -116,3 +116,12 @@ def test_a_bad_redistill_choice_stops_the_run_before_anything_trains(tmp_path, s
     )
     assert r.exit_code == 2 and words in r.output, r.output
     assert not any(tmp_path.iterdir())
+
+
+def test_an_unknown_optimizer_stops_the_run_before_anything_trains(tmp_path):
+    args = ["run", "--task", "kk", "--method", "rl", "--budget", "8", "--runs-dir", str(tmp_path)]
+    r = CliRunner().invoke(app, [*args, "--set", "rl.optim=sgdd"])
+    assert r.exit_code == 2 and "'optim'" in r.output and "did you mean 'sgd'" in r.output, r.output
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
+    _, recipe = recipes.resolve("kk", "tiny", None, ["rl.optim=sgd", "rl.optim_args=momentum=0.9"])
+    assert recipe["rl"]["optim"] == "sgd"
