@@ -21,6 +21,13 @@ from harness.methods import METHODS, grid_args
 LAUNCHERS = ("local", "slurm", "submitit-local")
 
 
+def _absolute_if_path(value: str) -> str:
+    """A task file or model folder given relative to where the grid was started, made absolute: a job may start
+    elsewhere. Names (kk, tiny, org/model) stay as they are."""
+    p = Path(value)
+    return str(p.resolve()) if p.exists() and not p.is_absolute() else value
+
+
 def cell_command(
     *,
     task: str,
@@ -45,11 +52,11 @@ def cell_command(
         "harness.cli",
         "run",
         "--task",
-        task,
+        _absolute_if_path(task),
         "--method",
         method,
         "--model",
-        model,
+        _absolute_if_path(model),
         "--seed",
         str(seed),
         "--runs-dir",

@@ -125,3 +125,16 @@ def test_a_missing_submitit_is_one_clear_error(tmp_path, monkeypatch):
         ],
     )
     assert r.exit_code == 2 and "needs submitit" in r.output and "--emit-commands" in r.output, r.output
+
+
+def test_a_cell_command_names_task_files_and_model_folders_absolutely(tmp_path, monkeypatch):
+    from harness.launch import cell_command
+
+    (tmp_path / "mine.yaml").write_text("x")
+    (tmp_path / "model").mkdir()
+    monkeypatch.chdir(tmp_path)
+    cmd = cell_command(task="mine.yaml", method="sft", budget=10, seed=0, model="model", runs_dir=tmp_path / "r")
+    assert cmd[cmd.index("--task") + 1] == str(tmp_path / "mine.yaml")
+    assert cmd[cmd.index("--model") + 1] == str(tmp_path / "model")
+    cmd = cell_command(task="kk", method="sft", budget=10, seed=0, model="tiny", runs_dir=tmp_path / "r")
+    assert cmd[cmd.index("--task") + 1] == "kk" and cmd[cmd.index("--model") + 1] == "tiny"  # names stay names
