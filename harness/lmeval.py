@@ -49,6 +49,10 @@ def _verifier(task):
         except ImportError as e:
             raise ImportError("this lm-eval task scores with r1-harness's verifiers: install r1-harness "
                               "(pip install -e <r1-harness checkout>) in the environment that runs lm_eval") from e
+        if _SPECS[task].get("plugins"):  # a verifier from a plugin: loaded here as it was for the export
+            from harness.plugins import load_plugins
+
+            load_plugins(_SPECS[task]["plugins"])
         v = _SPECS[task]["verifier"]
         _VERIFIERS[task] = get_verifier(v["name"], v["params"])
     return _VERIFIERS[task]
@@ -165,6 +169,11 @@ def export_task(
         "generation": gen_kwargs,
         "graded": graded,
     }
+    from harness.plugins import child_specs, loaded
+
+    plugins = child_specs(loaded())
+    if plugins:  # only then: exports without plugins stay as they were
+        entry["plugins"] = plugins
     entries[name] = entry
     write_atomic(out_dir / data_file, "".join(json.dumps(d) + "\n" for d in docs))
     write_atomic(out_dir / "utils.py", UTILS)

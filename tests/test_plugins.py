@@ -330,3 +330,27 @@ def test_child_specs_name_files_by_absolute_path_and_modules_by_name(fresh, outs
     (outside / "other_rules.py").write_text("")
     loaded += plugins.load_plugins(["other_rules"])
     assert plugins.child_specs(loaded) == [str(outside / "parity_plugin.py"), "other_rules"]
+
+
+def test_an_exported_lm_eval_task_scores_with_its_plugin_verifier(outside, tmp_path):
+    out = tmp_path / "export"
+    r = cli("tasks", "export-lm-eval", "parity.yaml", "--out", out, "--plugin", "parity_plugin.py", cwd=outside)
+    assert r.returncode == 0, r.stderr
+    (entry,) = json.loads((out / "harness_export.json").read_text()).values()
+    assert entry["plugins"] == [str(outside / "parity_plugin.py")]
+    # lm-eval imports utils.py in its own process, where nothing loaded the plugin: the sidecar makes it load it
+    check = (
+        "import importlib.util, json, sys\n"
+        f"spec = importlib.util.spec_from_file_location('utils', {str(out / 'utils.py')!r})\n"
+        "u = importlib.util.module_from_spec(spec); spec.loader.exec_module(u)\n"
+        f"doc = {{'harness_task': {next(iter(json.loads((out / 'harness_export.json').read_text())))!r}, "
+        "'answer': 'odd'}\n"
+        "print(json.dumps([u.process_results(doc, [r]) for r in ('so it is odd', 'even', 'no idea')]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != plugins.ENV_VAR}
+    env["PYTHONPATH"] = str(CODE_ROOT)
+    p = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    got = json.loads(p.stdout)
+    assert [g["acc"] for g in got] == [1.0, 0.0, 0.0] and {g["reason"] for g in got} <= PLUGIN_REASONS
+    assert got[2]["reason"] == "no_parity"  # only the plugin's verifier says this
