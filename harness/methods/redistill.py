@@ -56,7 +56,7 @@ SECTION = Section(
             "seed) or shortest (the one with the fewest tokens)",
         ),
     },
-    variants=("filter", "keep"),
+    variants=("variant", "temperature", "samples_per_prompt", "filter", "keep"),
 )
 
 
