@@ -412,3 +412,28 @@ def test_redistill_variants_are_their_own_rows_in_the_same_setup():
     assert "redistill@1k (filter faithful)" in {c["row"] for c in table["comparisons"]}
     assert rows["redistill"]["runs"]["value"] == ["r-default"]  # the same cell as plain's seed 0, run again later
     assert plain["run_id"] < "r-default"
+
+
+def test_redistill_sampling_choices_are_variant_rows_of_one_set_up():
+    outcomes = _outcomes(200, set(range(120)))
+
+    def rd(run_id, **section):
+        rec = _rec(run_id, "redistill", 1000, outcomes)
+        rec["config"]["recipe"] = {
+            **rec["config"]["recipe"],
+            "redistill": {
+                "variant": "B",
+                "temperature": 0.7,
+                "samples_per_prompt": 1,
+                "filter": "correct",
+                "keep": "random",
+                **section,
+            },
+        }
+        return rec
+
+    recs = [rd("r0"), rd("r1", temperature=0.0), rd("r2", samples_per_prompt=4, keep="shortest")]
+    table = build_table(recs)
+    labels = [r["method"]["display"] for r in table["rows"]]
+    assert labels == ["redistill", "redistill (samples_per_prompt 4, keep shortest)", "redistill (temperature 0.0)"]
+    assert len({r["recipe"]["value"] for r in table["rows"]}) == 1  # one set-up: the rows are compared
