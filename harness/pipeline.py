@@ -287,6 +287,79 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
     or `shortest` (fewest tokens: re-distillation that also balances response length); it matters only with
     samples_per_prompt > 1."""
     rd = ctx.recipe.get("redistill", {})
+    c = _sample_choices(ctx, variant)
+    cfg = {
+        "stage": "sample",
+        "teacher": model_key(ctx, teacher_ref),
+        "variant": c["variant"],
+        "data": ctx.split_def(c["split"]),
+        "temperature": c["temperature"],
+        "n": c["n"],
+        "max_new_tokens": c["max_new"],
+        "target": target,
+        "verifier": ctx.task.verifier.model_dump(),
+        "seed": ctx.seed,
+        "truncated": "dropped",
+    }
+    from harness.engines import make_engine, pick_engine
+
+    # redistill.engine: auto (vLLM when installed and a GPU is present), transformers or vllm;
+    # redistill.vllm: its settings.
+    engine_name = pick_engine(str(rd.get("engine", "auto")), what="redistill.engine")
+    if engine_name != "transformers":  # other engines sample differently; transformers keeps the keys of older caches
+        cfg["engine"] = engine_name
+    if c["filter"] != "correct":  # only when not the default, so the keys of older caches stay
+        cfg["filter"] = c["filter"]
+    if c["keep"] != "random":
+        cfg["keep"] = c["keep"]
+
+    def build(d: Path) -> dict:
+        if c["filter"] == "faithful":
+            from harness.faithful import reference_for_sample
+
+            if reference_for_sample(load_split(ctx.task, c["split"], limit=1)[0]) is None:
+                raise HarnessError(
+                    f"redistill.filter=faithful needs K&K samples with statements in their metadata; "
+                    f"task '{ctx.task.id}' has none (use redistill.filter=correct)"
+                )
+        ev = ctx.recipe.get("eval", {})
+        engine = make_engine(
+            engine_name,
+            teacher_ref,
+            dtype=ev.get("dtype", "auto"),
+            batch_size=ev.get("batch_size", 32),
+            seed=ctx.seed,
+            vllm=rd.get("vllm"),
+        )
+        try:
+            kept, tried, counts = _sample_verified(ctx, engine, c, target)
+        finally:
+            if hasattr(engine, "close"):
+                engine.close()  # vLLM: give the GPU back before the SFT stage (or after a failure)
+        random.Random(ctx.seed).shuffle(kept)
+        write_atomic(d / "redistill.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
+        return {
+            "data_path": str(d / "redistill.jsonl"),
+            "kept": len(kept),
+            "prompts_tried": tried,
+            "engine": engine.name,
+            "filter": c["filter"],
+            "keep": c["keep"],
+            "mean_kept_tokens": sum(r["n_tokens"] for r in kept) / max(1, len(kept)),
+            "counts": counts,
+        }
+
+    hint = {"target": target, "n": c["n"], "max_new": c["max_new"], "split": c["split"]}
+    info = cached_stage(ctx, "sample", cfg, build, hint=hint)
+    info.setdefault("filter", c["filter"])  # stages cached before the option existed used the default
+    info.setdefault("keep", "random")
+    return info
+
+
+def _sample_choices(ctx: Context, variant: Optional[str]) -> dict:
+    """The sample stage's settings from the recipe's redistill section, each checked: variant (A or B) and what it
+    implies (split, temperature, samples per prompt), filter, keep, max_new."""
+    rd = ctx.recipe.get("redistill", {})
     filter_ = str(rd.get("filter", "correct"))
     if filter_ not in REDISTILL_FILTERS:
         raise HarnessError(
@@ -306,123 +379,75 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
         )
     # Variant B here samples the final policy afresh on the RL prompts; the paper's variant B instead reuses the
     # rollouts of its last ~11 RL steps (the replay buffer: slightly older policies, prompts seen in those steps).
-    split = "sft" if variant == "A" else "rl"
-    temperature = 0.0 if variant == "A" else float(rd.get("temperature", 0.7))
-    n = 1 if variant == "A" else int(rd.get("samples_per_prompt", 1))
-    max_new = int(rd.get("max_new_tokens", ctx.task.generation.max_new_tokens))
-    cfg = {
-        "stage": "sample",
-        "teacher": model_key(ctx, teacher_ref),
+    return {
+        "filter": filter_,
+        "keep": keep,
         "variant": variant,
-        "data": ctx.split_def(split),
-        "temperature": temperature,
-        "n": n,
-        "max_new_tokens": max_new,
-        "target": target,
-        "verifier": ctx.task.verifier.model_dump(),
-        "seed": ctx.seed,
-        "truncated": "dropped",
+        "split": "sft" if variant == "A" else "rl",
+        "temperature": 0.0 if variant == "A" else float(rd.get("temperature", 0.7)),
+        "n": 1 if variant == "A" else int(rd.get("samples_per_prompt", 1)),
+        "max_new": int(rd.get("max_new_tokens", ctx.task.generation.max_new_tokens)),
     }
-    from harness.engines import SamplingParams, make_engine, pick_engine
 
-    # redistill.engine: auto (vLLM when installed and a GPU is present), transformers or vllm;
-    # redistill.vllm: its settings.
-    engine_name = pick_engine(str(rd.get("engine", "auto")), what="redistill.engine")
-    if engine_name != "transformers":  # other engines sample differently; transformers keeps the keys of older caches
-        cfg["engine"] = engine_name
-    if filter_ != "correct":  # only when not the default, so the keys of older caches stay
-        cfg["filter"] = filter_
-    if keep != "random":
-        cfg["keep"] = keep
 
-    def build(d: Path) -> dict:
-        if filter_ == "faithful":
-            from harness.faithful import check, reference_for_sample
+def _sample_verified(ctx: Context, engine: Any, c: dict, target: int) -> tuple[list[dict], int, dict]:
+    """(one kept response per prompt, in prompt order, up to `target`; prompts tried; rollouts and tokens generated):
+    the split's prompts in chunks until `target` are kept or the split runs out."""
+    from harness.engines import SamplingParams
 
-            if reference_for_sample(load_split(ctx.task, split, limit=1)[0]) is None:
-                raise HarnessError(
-                    f"redistill.filter=faithful needs K&K samples with statements in their metadata; "
-                    f"task '{ctx.task.id}' has none (use redistill.filter=correct)"
-                )
-        ev = ctx.recipe.get("eval", {})
-        engine = make_engine(
-            engine_name,
-            teacher_ref,
-            dtype=ev.get("dtype", "auto"),
-            batch_size=ev.get("batch_size", 32),
-            seed=ctx.seed,
-            vllm=rd.get("vllm"),
-        )
-        try:
-            verifier = ctx.task.build_verifier()
-            size = ctx.task.split(split).size or len(load_split(ctx.task, split))
-            rng = random.Random(ctx.seed)
-            kept: list[dict] = []
-            rollouts = tokens = 0
-            start = 0
-            chunk = max(64, target // 2)
-            with progress_bar(ctx.progress, f"sample variant {variant}") as cb:
-                while len(kept) < target and start < size:
-                    rows = load_split(ctx.task, split, limit=min(size, start + chunk), offset=start)
-                    prompts = [render_prompt(ctx.task, s) for s in rows]
-                    params = SamplingParams(
-                        n=n,
-                        temperature=temperature,
-                        max_new_tokens=max_new,
-                        stop=tuple(ctx.task.generation.stop),
-                        seed=ctx.seed * 7919 + start,
+    split, filter_ = c["split"], c["filter"]
+    if filter_ == "faithful":
+        from harness.faithful import check, reference_for_sample
+    verifier = ctx.task.build_verifier()
+    size = ctx.task.split(split).size or len(load_split(ctx.task, split))
+    rng = random.Random(ctx.seed)
+    kept: list[dict] = []
+    rollouts = tokens = 0
+    start = 0
+    chunk = max(64, target // 2)
+    with progress_bar(ctx.progress, f"sample variant {c['variant']}") as cb:
+        while len(kept) < target and start < size:
+            rows = load_split(ctx.task, split, limit=min(size, start + chunk), offset=start)
+            prompts = [render_prompt(ctx.task, s) for s in rows]
+            params = SamplingParams(
+                n=c["n"],
+                temperature=c["temperature"],
+                max_new_tokens=c["max_new"],
+                stop=tuple(ctx.task.generation.stop),
+                seed=ctx.seed * 7919 + start,
+            )
+            gens = engine.generate(prompts, params)
+            for s, prompt, gs in zip(rows, prompts, gens):
+                rollouts += len(gs)
+                tokens += sum(g.n_tokens for g in gs)
+                # A response cut off at the length limit is never kept, whatever the verifier's require_eos
+                # (the paper's RL reward scores it 0, so its replay buffer never held one as correct).
+                good = [
+                    g
+                    for g in gs
+                    if not g.truncated and verifier(g.text, s["answer"], truncated=g.truncated).score == 1.0
+                ]
+                if filter_ == "faithful" and good:
+                    ref = reference_for_sample(s)
+                    good = [g for g in good if ref is not None and check(g.text, ref, True)["faithful"]]
+                if good:
+                    # One per prompt, so no prompt is over-represented: chosen with the seed, or the
+                    # shortest (the first of the shortest, in sampling order).
+                    g = rng.choice(good) if c["keep"] == "random" else min(good, key=lambda x: x.n_tokens)
+                    kept.append(
+                        {
+                            "id": s["id"],
+                            "prompt": prompt,
+                            "completion": g.text,
+                            "answer": s["answer"],
+                            "level": s["level"],
+                            "n_tokens": g.n_tokens,
+                        }
                     )
-                    gens = engine.generate(prompts, params)
-                    for s, prompt, gs in zip(rows, prompts, gens):
-                        rollouts += len(gs)
-                        tokens += sum(g.n_tokens for g in gs)
-                        # A response cut off at the length limit is never kept, whatever the verifier's require_eos
-                        # (the paper's RL reward scores it 0, so its replay buffer never held one as correct).
-                        good = [
-                            g
-                            for g in gs
-                            if not g.truncated and verifier(g.text, s["answer"], truncated=g.truncated).score == 1.0
-                        ]
-                        if filter_ == "faithful" and good:
-                            ref = reference_for_sample(s)
-                            good = [g for g in good if ref is not None and check(g.text, ref, True)["faithful"]]
-                        if good:
-                            # One per prompt, so no prompt is over-represented: chosen with the seed, or the
-                            # shortest (the first of the shortest, in sampling order).
-                            g = rng.choice(good) if keep == "random" else min(good, key=lambda x: x.n_tokens)
-                            kept.append(
-                                {
-                                    "id": s["id"],
-                                    "prompt": prompt,
-                                    "completion": g.text,
-                                    "answer": s["answer"],
-                                    "level": s["level"],
-                                    "n_tokens": g.n_tokens,
-                                }
-                            )
-                    start += len(rows)
-                    if cb:
-                        cb(min(len(kept), target), target, f"kept {len(kept)} of {start} prompts")
-        finally:
-            if hasattr(engine, "close"):
-                engine.close()  # vLLM: give the GPU back before the SFT stage (or after a failure)
-        random.Random(ctx.seed).shuffle(kept)
-        write_atomic(d / "redistill.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
-        return {
-            "data_path": str(d / "redistill.jsonl"),
-            "kept": len(kept),
-            "prompts_tried": start,
-            "engine": engine.name,
-            "filter": filter_,
-            "keep": keep,
-            "mean_kept_tokens": sum(r["n_tokens"] for r in kept) / max(1, len(kept)),
-            "counts": {"rollouts_generated": rollouts, "tokens_generated": tokens},
-        }
-
-    info = cached_stage(ctx, "sample", cfg, build, hint={"target": target, "n": n, "max_new": max_new, "split": split})
-    info.setdefault("filter", filter_)  # stages cached before the option existed used the default
-    info.setdefault("keep", "random")
-    return info
+            start += len(rows)
+            if cb:
+                cb(min(len(kept), target), target, f"kept {len(kept)} of {start} prompts")
+    return kept, start, {"rollouts_generated": rollouts, "tokens_generated": tokens}
 
 
 def cold_start_teacher(ctx: Context) -> str:
