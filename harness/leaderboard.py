@@ -265,7 +265,8 @@ def _compare(a: dict, b: dict) -> dict:
 
 def _comparisons(rows: list[dict]) -> list[dict]:
     """Per set-up: each trained row against its start and base; every row against rl and sft at their largest
-    budgets. Holm-adjusted within the set-up."""
+    budgets; at the same budget, a variant row against the row it varies (select (order random) against select) and
+    a method on demonstrations against sft. Holm-adjusted within the set-up."""
     out = []
     setups: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
@@ -291,6 +292,21 @@ def _comparisons(rows: list[dict]) -> list[dict]:
         for ref, m in zip(refs, ("rl", "sft")):
             for r in group:
                 add(r, ref, f"{m} at largest budget")
+        for r in group:  # at the same budget: a variant against the row it varies, another method against sft
+            add(r, _parent(r, group), "variant of")
+            if r["_variant"] is None and r["_method"] != "sft" and r["_method"] in methods.demonstration_methods():
+                add(
+                    r,
+                    next(
+                        (
+                            x
+                            for x in group
+                            if x["_method"] == "sft" and x["_variant"] is None and x["_budget"] == r["_budget"]
+                        ),
+                        None,
+                    ),
+                    "sft at the same budget",
+                )
         found = [(a, b, roles, _compare(a, b)) for a, b, roles in pairs.values()]
         adjusted = holm([t["p"] for *_, t in found])
         # sampled pass@1 (eval.samples) on the same pairs, where both rows have it; its own Holm family
@@ -322,6 +338,26 @@ def _comparisons(rows: list[dict]) -> list[dict]:
                 }
             )
     return out
+
+
+def _parent(row: dict, group: list[dict]) -> Optional[dict]:
+    """The row a variant row varies: same method and budget, the largest proper subset of its variant keys (the
+    method as its recipe runs it when none is closer). None for a row that is no such variant (or a `from` one)."""
+    variant = row["_variant"]
+    if not variant or variant.startswith("from "):
+        return None
+    parts = set(variant.split(", "))
+    candidates = [
+        (len(own), r)
+        for r in group
+        if r["_method"] == row["_method"]
+        and r["_budget"] == row["_budget"]
+        and r is not row
+        and not (r["_variant"] or "").startswith("from ")
+        for own in [set(r["_variant"].split(", ")) if r["_variant"] else set()]
+        if own < parts
+    ]
+    return max(candidates, key=lambda c: c[0])[1] if candidates else None
 
 
 def _vs_display(c: dict) -> str:

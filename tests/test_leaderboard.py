@@ -437,3 +437,31 @@ def test_redistill_sampling_choices_are_variant_rows_of_one_set_up():
     labels = [r["method"]["display"] for r in table["rows"]]
     assert labels == ["redistill", "redistill (samples_per_prompt 4, keep shortest)", "redistill (temperature 0.0)"]
     assert len({r["recipe"]["value"] for r in table["rows"]}) == 1  # one set-up: the rows are compared
+
+
+def test_a_variant_is_tested_against_the_row_it_varies_and_a_method_against_sft_at_its_budget():
+    def rec(run_id, method, hits, **section):
+        r = _rec(run_id, method, 300, _outcomes(200, set(range(hits))))
+        if section:
+            r["config"]["recipe"] = {**r["config"]["recipe"], method: section}
+        return r
+
+    recs = [
+        rec("s", "sft", 60),
+        rec("e", "select", 90),
+        rec("r", "select", 40, order="random"),
+        rec("d", "redistill", 70),
+        rec("d4", "redistill", 70, samples_per_prompt=4),
+        rec("d4s", "redistill", 80, samples_per_prompt=4, keep="shortest"),
+    ]
+    got = {(c["row"], c["against"]): c for c in build_table(recs)["comparisons"]}
+    assert "variant of" in got[("select@300 (order random)", "select@300")]["roles"]
+    assert got[("select@300 (order random)", "select@300")]["diff"] == pytest.approx(-0.25)
+    assert (
+        "variant of"
+        in got[("redistill@300 (samples_per_prompt 4, keep shortest)", "redistill@300 (samples_per_prompt 4)")]["roles"]
+    )
+    assert "variant of" in got[("redistill@300 (samples_per_prompt 4)", "redistill@300")]["roles"]
+    assert "sft at the same budget" in got[("select@300", "sft@300")]["roles"]
+    assert "sft at the same budget" in got[("redistill@300", "sft@300")]["roles"]
+    assert "sft at the same budget" not in got[("select@300 (order random)", "sft@300")]["roles"]  # through select
