@@ -33,6 +33,7 @@ from harness.stats import (
     holm,
     interval_name,
     mean_interval,
+    normal_interval,
     paired_test,
     problem_outcomes,
     seed_average,
@@ -154,17 +155,21 @@ def load_outcomes(records: Iterable[dict], runs_root: Optional[Path] = None) -> 
     for rec in records:
         folder = rec.get("path") or (runs_root / rec["run_id"] if runs_root and rec.get("run_id") else None)
         f = Path(folder) / "samples.jsonl" if folder else None
-        outcomes, sampled = None, None
+        outcomes, sampled, lengths = None, None, None
         if rec.get("kind") == "run" and "outcomes" not in rec and f is not None and f.is_file():
             try:
                 lines = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
                 outcomes = problem_outcomes(lines)
                 sampled = problem_outcomes({"id": x.get("id"), "scores": x.get("sampled_scores")} for x in lines)
+                # per problem, the mean length of its greedy responses in tokens (the mean_len column's interval)
+                lengths = problem_outcomes({"id": x.get("id"), "scores": x.get("n_tokens")} for x in lines)
             except (ValueError, TypeError, AttributeError):
-                outcomes = sampled = None
-        out.append(
-            {**rec, "outcomes": outcomes, **({"sampled_outcomes": sampled} if sampled else {})} if outcomes else rec
-        )
+                outcomes = sampled = lengths = None
+        extra = {
+            **({"sampled_outcomes": sampled} if sampled else {}),
+            **({"response_lengths": lengths} if lengths else {}),
+        }
+        out.append({**rec, "outcomes": outcomes, **extra} if outcomes else rec)
     return out
 
 
@@ -458,11 +463,7 @@ def _row(key: tuple, group: list[dict], extras: list[str]) -> dict:
             f"{sum(m['truncation_rate'] for m in ms) / len(ms):.1%}",
             runs,
         ),
-        "mean_len": _cell(
-            sum(m["mean_response_tokens"] for m in ms) / len(ms),
-            f"{sum(m['mean_response_tokens'] for m in ms) / len(ms):.0f}",
-            runs,
-        ),
+        "mean_len": _mean_len(recs, runs),
         "vs_start": _cell(None, "-", runs),
         "vs_start_sampled": _cell(None, "-", runs),
         "vs_base": _cell(None, "-", runs),
@@ -517,6 +518,16 @@ def _pass_at_k(ms: list[dict]) -> dict[str, float]:
         for k, v in (m.get("pass_at_k") or {}).items():
             pak[k].append(v)
     return {k: sum(v) / len(v) for k, v in sorted(pak.items(), key=lambda kv: int(kv[0]))}
+
+
+def _mean_len(recs: list[dict], runs: list[str]) -> dict:
+    """Mean response length in tokens over the seeds, with a 95% normal interval over problems (each problem's
+    length averaged over its seeds) where every record's samples give the lengths."""
+    mean = sum(r["metrics"]["mean_response_tokens"] for r in recs) / len(recs)
+    if not all(r.get("response_lengths") for r in recs):
+        return _cell(mean, f"{mean:.0f}", runs)
+    lo, hi = normal_interval(list(seed_average([r["response_lengths"] for r in recs]).values()))
+    return {**_cell(mean, f"{mean:.0f} ({lo:.0f}-{hi:.0f})", runs), "ci95": [lo, hi]}
 
 
 def _sampled(recs: list[dict], runs: list[str]) -> tuple[dict, Optional[dict]]:

@@ -2,6 +2,7 @@
 distinct problems with paired tests against each row's start and base; the HTML and plot."""
 
 import json
+import statistics
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,8 @@ from harness.leaderboard import (
     write_leaderboard,
 )
 from harness.records import write_record
-from harness.stats import wilson
+from harness.stats import Z95, wilson
+from harness.store import RunStore
 
 FIX = Path(__file__).parent / "fixtures" / "records"
 GOLDEN = Path(__file__).parent / "golden"
@@ -465,3 +467,20 @@ def test_a_variant_is_tested_against_the_row_it_varies_and_a_method_against_sft_
     assert "sft at the same budget" in got[("select@300", "sft@300")]["roles"]
     assert "sft at the same budget" in got[("redistill@300", "sft@300")]["roles"]
     assert "sft at the same budget" not in got[("select@300 (order random)", "sft@300")]["roles"]  # through select
+
+
+def test_mean_length_has_an_interval_over_problems_when_samples_give_token_counts(tmp_path):
+    lengths = [100, 120, 140, 160]
+    for seed in (0, 1):
+        rec = _rec(f"len-{seed}", "sft", 100, {"x": 0.0}, seed=seed)
+        del rec["outcomes"]
+        rec["metrics"]["mean_response_tokens"] = sum(lengths) / 4 + seed * 10
+        samples = [{"id": f"kk/test/{i}", "scores": [1.0], "n_tokens": [n + seed * 10]} for i, n in enumerate(lengths)]
+        write_record(tmp_path, rec["run_id"], rec, samples)
+    (row,) = build_table(load_outcomes(RunStore(tmp_path).dicts(), tmp_path))["rows"]
+    per_problem = [n + 5 for n in lengths]  # averaged over the two seeds
+    mean = sum(per_problem) / 4
+    half = Z95 * statistics.stdev(per_problem) / 2
+    assert row["mean_len"]["value"] == pytest.approx(mean)
+    assert row["mean_len"]["ci95"] == pytest.approx([mean - half, mean + half], rel=1e-6)
+    assert row["mean_len"]["display"] == f"{mean:.0f} ({mean - half:.0f}-{mean + half:.0f})"
