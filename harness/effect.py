@@ -184,7 +184,7 @@ def resolve_setup(
     if model_path is not None:
         return spec, recipe, name, model_path
     if own is not None:
-        return spec, recipe, name, run_model_path([RunRecord.from_dict(own)], s.model)
+        return spec, recipe, name, run_model_path(RunRecord.from_dict(own))
     return spec, recipe, name, models.resolve(s.model, spec)
 
 
@@ -383,8 +383,9 @@ def measure(
     """(metrics, per-sample rows, task spec as measured: with the recipe's overrides) for every dataset of the
     settings, at one model and one g*."""
     s.check()
-    root = RunStore(root).root
-    records = RunStore(root).dicts() if records is None else records
+    store = RunStore(root)
+    root = store.root
+    records = store.dicts() if records is None else records
     spec, recipe, recipe_name, path = resolve_setup(s, root, tasks_dirs, model_path, records)
     if datasets is None:
         if not s.data:

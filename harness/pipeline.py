@@ -469,24 +469,18 @@ def resolve_init(ctx: Context, init: str) -> str:
     return resolve_run_or_path(ctx, init, "--init")
 
 
-def run_model_path(records: list[RunRecord] | RunStore, run_id: str) -> Optional[str]:
-    """The evaluated model of run `run_id` (None: no such run); an error if its stage folder was removed."""
-    if isinstance(records, RunStore):
-        rec = records.find(run_id)
-    else:
-        rec = next((r for r in records if r.run_id == run_id), None)
-    if rec is None:
-        return None
+def run_model_path(rec: RunRecord) -> str:
+    """The evaluated model of a run; an error if its stage folder was removed."""
     path = rec.model_path
     if not path or not Path(path).is_dir():
-        raise HarnessError(f"run {run_id} has no model on disk (its stage folder was removed); retrain it")
+        raise HarnessError(f"run {rec.run_id} has no model on disk (its stage folder was removed); retrain it")
     return path
 
 
 def resolve_run_or_path(ctx: Context, ref: str, flag: str) -> str:
-    path = run_model_path(RunStore(ctx.root), ref)
-    if path is not None:
-        return path
+    rec = RunStore(ctx.root).find(ref)
+    if rec is not None:
+        return run_model_path(rec)
     p = Path(ref)
     if p.is_dir():
         return models.resolve(ref)
