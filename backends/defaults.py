@@ -68,6 +68,7 @@ RL: dict[str, Any] = {
     "vllm_tensor_parallel_size": 1,
     "precision": "auto",
     "save_steps": None,
+    "cache": "dynamic",  # or static: the KV cache of generation on the transformers engine (harness/engines.py)
 }
 RL_TYPES = {
     "lora": (dict, type(None)),

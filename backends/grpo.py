@@ -272,6 +272,7 @@ def build_config(
             loss_type=r["loss_type"],
             scale_rewards=scale,
             mask_truncated_completions=False,  # truncated completions are trained on, with reward 0 (the paper's RL)
+            cache_implementation=None if r["cache"] == "dynamic" else r["cache"],
             use_vllm=engine == "vllm",
             **vllm,
             log_completions=False,

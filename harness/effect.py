@@ -562,13 +562,13 @@ def _start_accuracy(runs: list[dict], rec: dict, start: str) -> Optional[tuple[f
 def _measure_start_accuracy(
     task: str, rec: dict, start: str, tasks_dirs: Any, progress_factory: Optional[Callable]
 ) -> float:
-    from harness.engines import make_engine
+    from harness.engines import engine_settings, make_engine
     from harness.evaluate import evaluate
 
     c = rec["config"]
     spec = _spec_for(task, tasks_dirs, c.get("recipe"))
     ev = c.get("recipe", {}).get("eval", {})
-    engine = make_engine("transformers", start, dtype=ev.get("dtype", "auto"), batch_size=ev.get("batch_size", 32))
+    engine = make_engine("transformers", start, **engine_settings(ev))
     with progress_bar(progress_factory, "eval start model") as cb:
         metrics, _ = evaluate(
             spec,

@@ -115,8 +115,29 @@ def shipped_generation_settings(generation_config: Any) -> dict:
     return {k: v for k, v in diff.items() if k not in skip and v is not None}
 
 
+# The transformers engine's KV caches: `dynamic` grows by concatenation each step (transformers' default); `static`
+# is allocated once for prompt + max_new_tokens and written in place. On the tiny CPU model static generated the same
+# tokens (greedy and sampled, tests/test_engines.py) 20-40% faster: the concatenation was the largest cost of a step.
+# It attends over the whole allocated length, so with a long max_new_tokens and short answers dynamic is the better.
+CACHES = {"dynamic": "grown step by step (transformers' default)", "static": "allocated once, written in place"}
+
+
+def engine_settings(ev: Optional[dict]) -> dict:
+    """The transformers engine's settings from a recipe's eval section (dtype, batch_size, cache)."""
+    ev = ev or {}
+    return {
+        "dtype": ev.get("dtype", "auto"),
+        "batch_size": ev.get("batch_size", 32),
+        "cache": ev.get("cache", "dynamic"),
+    }
+
+
 def hf_generation_config(
-    params: SamplingParams, stop_ids: Sequence[int], pad_id: Optional[int], bos_id: Optional[int] = None
+    params: SamplingParams,
+    stop_ids: Sequence[int],
+    pad_id: Optional[int],
+    bos_id: Optional[int] = None,
+    cache: str = "dynamic",
 ) -> Any:
     """The full GenerationConfig the transformers engine generates with: everything it relies on set explicitly,
     every logits processor neutral (the model's own generation_config is swapped out while it generates)."""
@@ -139,6 +160,8 @@ def hf_generation_config(
         bos_token_id=bos_id,
         use_cache=True,
     )
+    if cache != "dynamic":
+        kw["cache_implementation"] = cache
     if params.temperature > 0:
         kw.update(
             temperature=params.temperature,
@@ -176,12 +199,14 @@ class HFEngine:
 
     name = "transformers"
 
-    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 32) -> None:
-        self.model, self.tok, self.batch_size = model, tokenizer, batch_size
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 32, cache: str = "dynamic") -> None:
+        if cache not in CACHES:
+            raise ValueError(f"cache must be one of {', '.join(CACHES)}, got {cache!r}")
+        self.model, self.tok, self.batch_size, self.cache = model, tokenizer, batch_size, cache
         self.stop_ids = stop_token_ids(tokenizer, getattr(model, "generation_config", None))
 
     @classmethod
-    def from_ref(cls, ref: str, dtype: str = "auto", batch_size: int = 32) -> "HFEngine":
+    def from_ref(cls, ref: str, dtype: str = "auto", batch_size: int = 32, cache: str = "dynamic") -> "HFEngine":
         from harness.models import load
 
         model, tok = load(ref, dtype=dtype)
@@ -189,11 +214,12 @@ class HFEngine:
 
         if torch.cuda.is_available():
             model.to("cuda")
-        return cls(model, tok, batch_size)
+        return cls(model, tok, batch_size, cache)
 
     def info(self) -> dict:
         return {
             "name": self.name,
+            "cache": self.cache,
             "stop_token_ids": list(self.stop_ids),
             "stop_tokens": token_names(self.tok, self.stop_ids),
             "neutralized": shipped_generation_settings(getattr(self.model, "generation_config", None)),
@@ -216,7 +242,9 @@ class HFEngine:
         stop = set(self.stop_ids)
         pad = self.tok.pad_token_id
         device = self.model.device
-        config = hf_generation_config(params, self.stop_ids, pad, getattr(self.tok, "bos_token_id", None))
+        config = hf_generation_config(
+            params, self.stop_ids, pad, getattr(self.tok, "bos_token_id", None), cache=self.cache
+        )
         shipped = self.model.generation_config
         # While generating, the model's own generation_config is a blank one: transformers fills every setting the
         # explicit config leaves unset from it, so a shipped repetition_penalty (say) would otherwise still apply.
@@ -369,9 +397,16 @@ class VLLMEngine:
 
     @classmethod
     def from_ref(
-        cls, ref: str, dtype: str = "auto", batch_size: int = 32, seed: int = 0, **options: Any
+        cls,
+        ref: str,
+        dtype: str = "auto",
+        batch_size: int = 32,
+        seed: int = 0,
+        cache: str = "dynamic",
+        **options: Any,
     ) -> "VLLMEngine":
-        # batch_size is the transformers engine's; vLLM schedules its own batches (max_num_seqs caps them).
+        # batch_size and cache are the transformers engine's; vLLM schedules its own batches (max_num_seqs caps
+        # them) in its own paged KV cache.
         pick_engine(cls.name)  # not installed -> how to install it
         from transformers import AutoTokenizer
         from vllm import LLM
@@ -490,7 +525,7 @@ def make_engine(
     if model is not None:
         if ref is not None or tokenizer is None or name not in ("auto", "transformers"):
             raise ValueError("make_engine: a model in memory takes a tokenizer, no ref, and the transformers engine")
-        return HFEngine(model, tokenizer, kwargs.get("batch_size", 32))
+        return HFEngine(model, tokenizer, kwargs.get("batch_size", 32), kwargs.get("cache", "dynamic"))
     if ref is None:
         raise ValueError("make_engine: give a model reference or a model in memory")
     name = pick_engine(name)

@@ -94,6 +94,8 @@ COLUMNS = [*MAIN_COLUMNS, *COST_KEYS, "wall_s", *PROVENANCE, "runs"]
 # Recipe keys that only add measurements (sampled pass@k, LiMem) and change neither the model nor its greedy accuracy:
 # runs that differ only there are one set-up, so the expensive extras can run on the rows a claim needs.
 MEASUREMENT_ONLY = {"eval": ("samples", "temperature", "limem")}
+# Keys that change only how fast generation runs (the KV cache: the same tokens either way, tests/test_engines.py).
+SPEED_ONLY = {"eval": ("cache",), "rl": ("cache",)}
 
 
 def variants() -> dict[str, tuple[str, dict[str, Any]]]:
@@ -108,9 +110,9 @@ def variants() -> dict[str, tuple[str, dict[str, Any]]]:
 
 
 def setup_recipe_hash(recipe: dict) -> str:
-    """The recipe's hash without its measurement-only and variant keys: the `recipe` of a row's set-up."""
+    """The recipe's hash without its measurement-only, speed-only and variant keys: the `recipe` of a row's set-up."""
     out = dict(recipe)
-    for section, keys in [*MEASUREMENT_ONLY.items(), *variants().values()]:
+    for section, keys in [*MEASUREMENT_ONLY.items(), *SPEED_ONLY.items(), *variants().values()]:
         if isinstance(out.get(section), dict):
             out[section] = {k: v for k, v in out[section].items() if k not in keys}
             if not out[section]:

@@ -220,7 +220,9 @@ def stage_rl(ctx: Context, init_ref: str, budget: int) -> dict:
         "init": model_key(ctx, init_ref),
         "data": ctx.split_def("rl"),
         "budget": budget,
-        "recipe": rl,
+        # rl.cache changes how generation keeps its KV cache, not what it generates (tests/test_engines.py): the stage
+        # is the same stage with either
+        "recipe": {k: v for k, v in rl.items() if k != "cache"},
         "verifier": ctx.task.verifier.model_dump(),
         "seed": ctx.seed,
     }
@@ -256,7 +258,7 @@ def stage_rl(ctx: Context, init_ref: str, budget: int) -> dict:
 
 def _val_eval(ctx: Context, limit: Optional[int]) -> Callable:
     def fn(model: Any, tokenizer: Any) -> dict:
-        from harness.engines import make_engine
+        from harness.engines import engine_settings, make_engine
         from harness.evaluate import evaluate
 
         was_training = model.training
@@ -264,11 +266,13 @@ def _val_eval(ctx: Context, limit: Optional[int]) -> Callable:
         side = tokenizer.padding_side
         tokenizer.padding_side = "left"
         try:
+            settings = engine_settings(ctx.recipe.get("eval"))
             engine = make_engine(
                 "transformers",
                 model=model,
                 tokenizer=tokenizer,
-                batch_size=ctx.recipe.get("eval", {}).get("batch_size", 32),
+                batch_size=settings["batch_size"],
+                cache=settings["cache"],
             )
             metrics, _ = evaluate(ctx.task, engine, split="val", limit=limit, seed=ctx.seed)
         finally:
@@ -301,7 +305,7 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
         "seed": ctx.seed,
         "truncated": "dropped",
     }
-    from harness.engines import make_engine, pick_engine
+    from harness.engines import engine_settings, make_engine, pick_engine
 
     # redistill.engine: auto (vLLM when installed and a GPU is present), transformers or vllm;
     # redistill.vllm: its settings.
@@ -326,8 +330,7 @@ def stage_sample(ctx: Context, teacher_ref: str, target: int, variant: Optional[
         engine = make_engine(
             engine_name,
             teacher_ref,
-            dtype=ev.get("dtype", "auto"),
-            batch_size=ev.get("batch_size", 32),
+            **engine_settings(ev),
             seed=ctx.seed,
             vllm=rd.get("vllm"),
         )

@@ -15,6 +15,7 @@ import yaml
 
 from backends import defaults
 from harness import methods
+from harness.engines import CACHES
 from harness.errors import HarnessError
 from harness.registry import did_you_mean
 from harness.taskspec import TaskSpec, _allowed_keys, _line_index, yaml_size_problem
@@ -27,7 +28,7 @@ CORE_SECTIONS = ("description", "task", "eval", "cold_start", "sft", "rl")
 # The keys of each core section: those the harness reads (eval, cold_start) and the training backends' (sft, rl:
 # backends/defaults.py, plain data), so that a typo in any section stops the run before anything trains.
 CORE_KEYS = {
-    "eval": ("batch_size", "limit", "max_new_tokens", "dtype", "limem", "samples", "temperature"),
+    "eval": ("batch_size", "limit", "max_new_tokens", "dtype", "cache", "limem", "samples", "temperature"),
     "cold_start": ("teacher",),
     "sft": (*defaults.SFT, *sorted(defaults.ORCHESTRATOR_KEYS)),
     "rl": (*defaults.RL, *sorted(defaults.ORCHESTRATOR_KEYS)),
@@ -189,6 +190,9 @@ OPTIM_RULE = (
     lambda v: did_you_mean(str(v), optimizer_names()),
 )
 
+# eval.cache / rl.cache: how the transformers engine (and TRL's generation in GRPO) keeps its KV cache
+CACHE_RULE = one_of(CACHES)
+
 # The numbers a recipe section may hold, checked when the recipe is resolved, before any model is loaded or any stage
 # trains (a value out of range otherwise trains nothing and exits 0, or fails deep inside a trainer). A rule is
 # (ok, what the value must be) or (ok, what, fix: value -> a hint); a method's section brings its own.
@@ -237,9 +241,11 @@ CORE_RULES: dict[str, dict[str, tuple]] = {
         "vllm_max_model_length": or_null(POS_INT),
         "vllm_tensor_parallel_size": POS_INT,
         "optim": OPTIM_RULE,
+        "cache": CACHE_RULE,
     },
     "eval": {
         "batch_size": POS_INT,
+        "cache": CACHE_RULE,
         "limit": or_null(POS_INT),
         "max_new_tokens": or_null(POS_INT),
         "samples": NONNEG_INT,

@@ -134,12 +134,12 @@ def _check_flags(m: methods.Method, budget: Optional[str], teacher_model: Option
 
 
 def _evaluate(ctx: Context, ref: str, limem: Optional[dict] = None) -> tuple[dict, list[dict], dict]:
-    from harness.engines import make_engine
+    from harness.engines import engine_settings, make_engine
     from harness.evaluate import evaluate
     from harness.progress import progress_bar
 
     ev = ctx.recipe.get("eval", {})
-    engine = make_engine("transformers", ref, dtype=ev.get("dtype", "auto"), batch_size=ev.get("batch_size", 32))
+    engine = make_engine("transformers", ref, **engine_settings(ev))
     n_params = sum(p.numel() for p in engine.model.parameters())
     t0 = time.perf_counter()
     with progress_bar(ctx.progress, f"eval {ctx.task.id}/test") as cb:

@@ -56,7 +56,7 @@ def run_eval(
 ) -> tuple[Path, dict]:
     from harness.engines import make_engine, pick_engine
 
-    from_run = None
+    from_run, cache = None, "dynamic"
     if run is not None and recipe is not None:
         raise HarnessError("--run evaluates with the run's own recipe; drop --recipe (or drop --run and pass --model)")
     if run is not None:  # a run's trained model, on the task and recipe it was trained and tested with
@@ -75,6 +75,7 @@ def run_eval(
         max_new_tokens = ev.get("max_new_tokens") if max_new_tokens is None else max_new_tokens
         batch_size = ev.get("batch_size", 32) if batch_size is None else batch_size
         dtype = ev.get("dtype", "auto") if dtype is None else dtype
+        cache = ev.get("cache", "dynamic")
     batch_size = 32 if batch_size is None else batch_size
     dtype = "auto" if dtype is None else dtype
     spec.split(split)  # fail on an unknown split before building or loading anything
@@ -98,7 +99,7 @@ def run_eval(
     # transformers the vLLM settings are unused, and the record says so.
     ignored = {"vllm_ignored": vllm} if vllm and engine != "vllm" else {}
     ref = models.resolve(model, spec)
-    eng = make_engine(engine, ref, dtype=dtype, batch_size=batch_size, seed=seed, vllm=vllm)
+    eng = make_engine(engine, ref, dtype=dtype, batch_size=batch_size, cache=cache, seed=seed, vllm=vllm)
     t0 = time.perf_counter()
     with progress_bar(progress_factory, f"eval {spec.id}/{split}" + (f" ({perturb})" if perturb else "")) as cb:
         metrics, rows = evaluate(
@@ -136,6 +137,7 @@ def run_eval(
         "max_new_tokens": metrics["max_new_tokens"],
         "batch_size": batch_size,
         "dtype": dtype,
+        **({"cache": cache} if cache != "dynamic" else {}),
         "seed": seed,
         "engine": eng.name,
         "engine_requested": requested,

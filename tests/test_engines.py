@@ -441,3 +441,27 @@ def test_one_factory_for_references_and_models_in_memory(tiny_kk):
         name = bad.pop("name", "transformers")
         with pytest.raises(ValueError, match="make_engine"):
             make_engine(name, **bad)
+
+
+def test_static_cache_generates_what_the_dynamic_cache_generates(tiny_kk):
+    """eval.cache / rl.cache `static` is a speed setting: the same tokens as transformers' growing cache, greedy and
+    sampled, over left-padded batches of prompts of different lengths (which is why stages and set-ups ignore it)."""
+    from harness.engines import HFEngine, make_engine
+
+    prompts = _kk_prompts(5)
+    assert len({len(p[-1]["content"]) for p in prompts}) > 1  # different lengths: the batches are left-padded
+
+    def outputs(cache, params):
+        eng = HFEngine.from_ref(str(tiny_kk), dtype="float32", batch_size=4, cache=cache)
+        return [[(g.text, g.token_ids, g.truncated) for g in gs] for gs in eng.generate(prompts, params)], eng
+
+    greedy = SamplingParams(max_new_tokens=40)
+    sampled = SamplingParams(n=2, temperature=1.0, max_new_tokens=30, seed=3)
+    want, _ = outputs("dynamic", greedy)
+    got, eng = outputs("static", greedy)
+    assert got == want and eng.info()["cache"] == "static"
+    assert outputs("static", sampled)[0] == outputs("dynamic", sampled)[0]
+    model, tok = eng.model, eng.tok
+    assert make_engine("transformers", model=model, tokenizer=tok, cache="static").cache == "static"
+    with pytest.raises(ValueError, match="cache must be one of dynamic, static"):
+        HFEngine(model, tok, cache="paged")

@@ -125,3 +125,21 @@ def test_an_unknown_optimizer_stops_the_run_before_anything_trains(tmp_path):
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
     _, recipe = recipes.resolve("kk", "tiny", None, ["rl.optim=sgd", "rl.optim_args=momentum=0.9"])
     assert recipe["rl"]["optim"] == "sgd"
+
+
+@pytest.mark.parametrize("setting", ["eval.cache=statc", "rl.cache=statc"])
+def test_an_unknown_kv_cache_stops_the_run_before_anything_trains(tmp_path, setting):
+    args = ["run", "--task", "kk", "--method", "rl", "--budget", "8", "--runs-dir", str(tmp_path)]
+    r = CliRunner().invoke(app, [*args, "--set", setting])
+    assert r.exit_code == 2 and "'cache'" in r.output and "did you mean 'static'" in r.output, r.output
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+def test_the_kv_cache_is_neither_part_of_the_rl_stage_nor_of_the_set_up():
+    """eval.cache / rl.cache change how fast generation runs, not what it generates (test_engines): runs that differ
+    only there share stages and leaderboard rows."""
+    from harness.leaderboard import setup_recipe_hash
+
+    _, dyn = recipes.resolve("kk", "tiny", None, ["eval.cache=dynamic", "rl.cache=dynamic"])
+    _, sta = recipes.resolve("kk", "tiny", None, ["eval.cache=static", "rl.cache=static"])
+    assert dyn != sta and setup_recipe_hash(dyn) == setup_recipe_hash(sta)
