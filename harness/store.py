@@ -139,25 +139,29 @@ class RunStore:
         if not self.root.is_dir():
             return out
         for d in sorted(self.root.iterdir()):
-            f = d / "record.json"
-            if d.name.startswith(".") or not f.is_file():
-                continue
-            data = read_json_or_warn(f, "a run record")
-            if data is None:
-                continue
-            schema = data.get("schema", 1)
-            if not isinstance(schema, int) or schema > SCHEMA_VERSION:
-                print(
-                    f"warning: skipped {f}: a run record of schema {schema!r}, newer than this harness reads "
-                    f"({SCHEMA_VERSION}); upgrade the harness to read it",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                continue
-            rec = RunRecord.from_dict(data, path=d)
-            if kind is None or rec.kind == kind:
+            rec = self._read(d)
+            if rec is not None and (kind is None or rec.kind == kind):
                 out.append(rec)
         return out
+
+    def _read(self, d: Path) -> Optional[RunRecord]:
+        """The record in folder d; None for a folder without one, a corrupt one, or one of a newer schema (warned)."""
+        f = d / "record.json"
+        if d.name.startswith(".") or not f.is_file():
+            return None
+        data = read_json_or_warn(f, "a run record")
+        if data is None:
+            return None
+        schema = data.get("schema", 1)
+        if not isinstance(schema, int) or schema > SCHEMA_VERSION:
+            print(
+                f"warning: skipped {f}: a run record of schema {schema!r}, newer than this harness reads "
+                f"({SCHEMA_VERSION}); upgrade the harness to read it",
+                file=sys.stderr,
+                flush=True,
+            )
+            return None
+        return RunRecord.from_dict(data, path=d)
 
     def dicts(self, kind: Optional[str] = None) -> list[dict]:
         """The records as JSON objects with their folder as `path`: for the readers that work on the JSON form
@@ -165,7 +169,14 @@ class RunStore:
         return [r.to_dict(with_path=True) for r in self.list(kind)]
 
     def find(self, run_id: str, kind: Optional[str] = None) -> Optional[RunRecord]:
-        rec = next((r for r in self.list() if r.run_id == run_id), None)
+        """The record of run_id: read from its own folder (records are written under their id), else looked for
+        among all (a folder renamed by hand)."""
+        rec = None
+        if run_id and "/" not in run_id and "\\" not in run_id and run_id not in (".", ".."):
+            rec = self._read(self.root / run_id)
+            rec = rec if rec is not None and rec.run_id == run_id else None
+        if rec is None:
+            rec = next((r for r in self.list() if r.run_id == run_id), None)
         return rec if rec is not None and kind in (None, rec.kind) else None
 
     def write(

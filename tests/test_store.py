@@ -58,6 +58,20 @@ def test_a_new_record_carries_the_schema_and_reads_back(tmp_path):
         store.write(rec)
 
 
+def test_find_reads_the_runs_own_folder_and_still_finds_a_renamed_one(tmp_path, capsys):
+    """A run is looked up in <root>/<run_id> without reading every record (a damaged other record is not even
+    opened, so it warns nothing); a record whose folder was renamed is still found by its id."""
+    store = RunStore(tmp_path)
+    for rid in ("r1", "r2"):
+        store.write(RunRecord(kind="run", method="sft", budget=1, config={"task": "kk"}, run_id=rid))
+    (tmp_path / "r0-broken").mkdir()
+    (tmp_path / "r0-broken" / "record.json").write_text("{not json")
+    assert store.find("r2").run_id == "r2" and capsys.readouterr().err == ""
+    (tmp_path / "r2").rename(tmp_path / "renamed")
+    assert store.find("r2").path == tmp_path / "renamed"
+    assert store.find("../r1") is None and store.find("") is None
+
+
 def test_a_record_from_a_newer_harness_is_skipped_with_one_warning(tmp_path, capsys):
     for name, schema in (("a-old", None), ("b-new", SCHEMA_VERSION + 1), ("c-odd", "2"), ("d-now", SCHEMA_VERSION)):
         (tmp_path / name).mkdir()
