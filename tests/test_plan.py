@@ -109,3 +109,14 @@ def test_cli_dry_run_prints_the_plan_for_run_and_compare(tiny_kk, tmp_path):
         ],
     )
     assert r.exit_code == 2 and "assume-accuracy" in r.output
+
+
+def test_the_rl_stage_key_ignores_the_kv_cache(tiny_kk, tmp_path):
+    """rl.cache changes how fast rollouts are generated, not which (tests/test_engines.py): a stage trained with one
+    cache is the stage of the other; another rl setting is another stage."""
+
+    def rl_key(*sets):
+        _, plan = run(task="kk", method="rl", budget="8", sets=FAST + RL + list(sets), runs_dir=tmp_path, dry_run=True)
+        return next(s["key"] for s in plan["stages"] if s["stage"] == "rl")
+
+    assert rl_key("rl.cache=static") == rl_key("rl.cache=dynamic") != rl_key("rl.temperature=0.9")
