@@ -448,15 +448,15 @@ def test_static_cache_generates_what_the_dynamic_cache_generates(tiny_kk):
     sampled, over left-padded batches of prompts of different lengths (which is why stages and set-ups ignore it)."""
     from harness.engines import HFEngine, make_engine
 
-    prompts = _kk_prompts(5)
+    prompts = _kk_prompts(3)
     assert len({len(p[-1]["content"]) for p in prompts}) > 1  # different lengths: the batches are left-padded
 
     def outputs(cache, params):
-        eng = HFEngine.from_ref(str(tiny_kk), dtype="float32", batch_size=4, cache=cache)
+        eng = HFEngine.from_ref(str(tiny_kk), dtype="float32", batch_size=2, cache=cache)
         return [[(g.text, g.token_ids, g.truncated) for g in gs] for gs in eng.generate(prompts, params)], eng
 
-    greedy = SamplingParams(max_new_tokens=40)
-    sampled = SamplingParams(n=2, temperature=1.0, max_new_tokens=30, seed=3)
+    greedy = SamplingParams(max_new_tokens=24)
+    sampled = SamplingParams(n=2, temperature=1.0, max_new_tokens=16, seed=3)
     want, _ = outputs("dynamic", greedy)
     got, eng = outputs("static", greedy)
     assert got == want and eng.info()["cache"] == "static"
