@@ -171,12 +171,12 @@ class RunStore:
     def find(self, run_id: str, kind: Optional[str] = None) -> Optional[RunRecord]:
         """The record of run_id: read from its own folder (records are written under their id), else looked for
         among all (a folder renamed by hand)."""
-        rec = None
-        if run_id and "/" not in run_id and "\\" not in run_id and run_id not in (".", ".."):
+        plain = run_id and "/" not in run_id and "\\" not in run_id and run_id not in (".", "..")
+        if plain and (self.root / run_id / "record.json").is_file():
             rec = self._read(self.root / run_id)
-            rec = rec if rec is not None and rec.run_id == run_id else None
-        if rec is None:
-            rec = next((r for r in self.list() if r.run_id == run_id), None)
+            if rec is None or rec.run_id == run_id:  # found, or damaged / newer: skipped with its one warning
+                return rec if rec is not None and kind in (None, rec.kind) else None
+        rec = next((r for r in self.list() if r.run_id == run_id), None)
         return rec if rec is not None and kind in (None, rec.kind) else None
 
     def write(

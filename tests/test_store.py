@@ -70,6 +70,10 @@ def test_find_reads_the_runs_own_folder_and_still_finds_a_renamed_one(tmp_path, 
     (tmp_path / "r2").rename(tmp_path / "renamed")
     assert store.find("r2").path == tmp_path / "renamed"
     assert store.find("../r1") is None and store.find("") is None
+    capsys.readouterr()
+    (tmp_path / "r1" / "record.json").write_text(json.dumps({"kind": "run", "run_id": "r1", "schema": 99}))
+    assert store.find("r1") is None
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1  # warned once, not again by a scan of all
 
 
 def test_a_record_from_a_newer_harness_is_skipped_with_one_warning(tmp_path, capsys):
