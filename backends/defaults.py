@@ -4,6 +4,7 @@ importing torch or TRL. The backends merge a recipe over these (`_common.resolve
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 # Keys the orchestrator keeps in a stage's recipe section for itself (which model to start from, how much data, how
@@ -28,7 +29,27 @@ SFT: dict[str, Any] = {
     "group_by_length": False,
     "save_steps": None,
     "max_steps": -1,
+    "min_steps": 0,  # at least this many optimizer steps: a small budget trains more epochs (0: off; sft_schedule)
 }
+
+
+def sft_schedule(recipe: dict, n: int, world: int = 1) -> dict:
+    """The sft section as it trains on `n` demonstrations over `world` processes. `min_steps` is a floor on optimizer
+    steps: where `epochs` would give fewer, it becomes `max_steps` (the Trainer then runs more epochs, the schedule
+    over those steps). The key itself leaves the section, so a section it does not bind is the section without it
+    (the stage key of sft@1k stays what it was) and one it binds says what trained. An explicit max_steps wins."""
+    out = dict(recipe)
+    floor = out.pop("min_steps", 0) or 0
+    r = {**SFT, **out}
+    if floor and r["max_steps"] == -1:
+        per_device = r["batch_size"] * world
+        accum = r["global_batch"] // per_device if r["global_batch"] else r["grad_accum"]
+        steps = math.ceil(math.ceil(n / per_device) / max(1, accum)) * r["epochs"]
+        if steps < floor:
+            out["max_steps"] = floor
+    return out
+
+
 SFT_TYPES = {"save_steps": (int, float, type(None)), "global_batch": (int, type(None)), "lora": (dict, type(None))}
 
 RL: dict[str, Any] = {

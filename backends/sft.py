@@ -7,6 +7,7 @@ Recipe keys (all optional):
                           × processes), an error if that is not a whole number; set it or grad_accum, not both)
     lr_scheduler cosine   warmup_ratio 0.0    weight_decay 0.0            max_length 2048
     loss seq_mean         logging_steps 1     save_steps (20% of steps)   max_steps -1 (= from epochs)
+    min_steps 0           (a floor on optimizer steps: fewer demonstrations train more epochs; defaults.sft_schedule)
     group_by_length false (batches of similar lengths; less padding)
 
 loss: "seq_mean" is the paper's normalisation (released code): each sequence's token losses are averaged over its
@@ -43,7 +44,7 @@ from backends._common import (
     save_final,
     tracker_logs,
 )
-from backends.defaults import SFT as DEFAULTS, SFT_TYPES as TYPES
+from backends.defaults import SFT as DEFAULTS, SFT_TYPES as TYPES, sft_schedule
 from harness.errors import HarnessError
 
 LOSSES = ("seq_mean", "token_mean")
@@ -144,7 +145,7 @@ def build_dataset(rows: list[dict]) -> Dataset:
 
 
 def train(spec: TrainSpec) -> TrainResult:
-    r = resolve_recipe("sft", spec.recipe, DEFAULTS, TYPES)
+    r = resolve_recipe("sft", sft_schedule(spec.recipe or {}, len(spec.data), world_size()), DEFAULTS, TYPES)
     lora = lora_config("sft", r["lora"])  # checked before any data or model is loaded
     if r["loss"] not in LOSSES:
         raise HarnessError(f"sft recipe: loss must be one of {', '.join(LOSSES)}, got {r['loss']!r}")

@@ -253,12 +253,35 @@ def _paired(a: dict, b: dict) -> Optional[dict]:
     return paired_test([a[i] for i in common], [b[i] for i in common]) if common else None
 
 
+def _paired_rows(a: dict, b: dict, key: str = "outcomes") -> Optional[dict]:
+    """The paired test of two rows' per-problem outcomes (`outcomes` or `sampled_outcomes`), each averaged over the
+    seeds both rows measured: a row run on seeds 1-2 against one on 0-2 is tested on seeds 1-2, never on its own
+    average against the other's (the seed that only one row has would count as a difference between methods). Rows
+    that share no seed, and an untrained row (base: its model is the same under every seed), are compared as they
+    are, each over its own seeds."""
+    field = "_outcomes" if key == "outcomes" else "_sampled"
+    seed_free = any(not getattr(methods.find(r["_method"]), "trains", True) for r in (a, b))
+
+    def by_seed(row: dict) -> dict:
+        return {r["config"].get("seed", 0): r[key] for r in row["_recs"] if r.get(key)}
+
+    sa, sb = by_seed(a), by_seed(b)
+    common = sorted(set(sa) & set(sb))
+    if seed_free or not common or (set(sa) == set(sb) and a[field] is not None and b[field] is not None):
+        return _paired(a[field], b[field]) if a[field] is not None and b[field] is not None else None
+    t = _paired(seed_average([sa[x] for x in common]), seed_average([sb[x] for x in common]))
+    ran = {r["config"].get("seed", 0) for r in a["_recs"]} | {r["config"].get("seed", 0) for r in b["_recs"]}
+    if t and ran != set(common):
+        t["test"] += f", on the seeds both rows ran ({', '.join(map(str, common))})"
+        t["seeds"] = common
+    return t
+
+
 def _compare(a: dict, b: dict) -> dict:
-    """a against b: the paired test on the problems both answered, else the unpaired fallback."""
-    if a["_outcomes"] is not None and b["_outcomes"] is not None:
-        paired = _paired(a["_outcomes"], b["_outcomes"])
-        if paired:
-            return paired
+    """a against b: the paired test on the problems (and seeds) both answered, else the unpaired fallback."""
+    paired = _paired_rows(a, b)
+    if paired:
+        return paired
     pa, pb, na, nb = a["_acc"], b["_acc"], a["_n"], b["_n"]
     se = math.sqrt(pa * (1 - pa) / max(1, na) + pb * (1 - pb) / max(1, nb))
     return {
@@ -321,7 +344,7 @@ def _comparisons(rows: list[dict]) -> list[dict]:
             (i, t)
             for i, (a, b, *_) in enumerate(found)
             if a["_sampled"] and b["_sampled"]
-            for t in [_paired(a["_sampled"], b["_sampled"])]
+            for t in [_paired_rows(a, b, "sampled_outcomes")]
             if t
         ]
         s_adjusted = dict(zip([i for i, _ in sampled], holm([t["p"] for _, t in sampled])))

@@ -179,7 +179,11 @@ def train_data_sft(ctx: Context, teacher: str, budget: Optional[int]) -> tuple[l
 
 
 def stage_sft(ctx: Context, init_ref: str, data: list[dict], data_id: str, tag: str = "sft") -> dict:
-    sft_recipe = ctx.recipe.get("sft", {})
+    from backends.defaults import sft_schedule
+
+    # what trains on this many demonstrations (min_steps resolved), so the key says it and a floor that does not
+    # bind leaves the key as it was
+    sft_recipe = sft_schedule(ctx.recipe.get("sft", {}), len(data), dist.world_size())
     cfg = {
         "stage": "sft",
         "init": model_key(ctx, init_ref),

@@ -171,7 +171,10 @@ class Planner:
         return out
 
     def _est_sft(self, hint: dict) -> dict:
-        r = {"epochs": 2, "batch_size": 8, "max_length": 2048, "precision": "bf16", **self.ctx.recipe.get("sft", {})}
+        from backends.defaults import sft_schedule
+
+        sft = sft_schedule(self.ctx.recipe.get("sft", {}), len(hint["data"]))
+        r = {"epochs": 2, "batch_size": 8, "max_length": 2048, "precision": "bf16", **sft}
         lens = [min(sum(self.tokens(x["prompt"], x["completion"])), r["max_length"]) for x in hint["data"]]
         per_step = r.get("global_batch") or r["batch_size"] * r.get("grad_accum", 1)
         steps, sequences = math.ceil(len(lens) / per_step) * r["epochs"], len(lens) * r["epochs"]

@@ -210,6 +210,7 @@ CORE_RULES: dict[str, dict[str, tuple]] = {
         "save_steps": or_null(POS),
         "report_to": TRACKER_RULE,
         "max_steps": (lambda v: v == -1 or POS_INT[0](v), "-1 (from epochs) or a positive integer"),
+        "min_steps": NONNEG_INT,
     },
     "rl": {
         "learning_rate": POS,

@@ -168,6 +168,34 @@ def test_seq_mean_differs_from_token_mean_on_a_real_batch(tiny, sft_rows, tmp_pa
     assert abs(seq - token) > 20 * 1e-5 * token  # the two losses differ by far more than the match tolerance
 
 
+def test_sft_min_steps_trains_small_data_for_more_epochs(tiny, sft_rows, tmp_path):
+    """16 rows in batches of 4 for 1 epoch are 4 steps; a floor of 10 steps runs 10 (over 3 epochs of the data)."""
+    _, init = tiny
+    recipe = {"learning_rate": 1e-3, "epochs": 1, "batch_size": 4, "max_length": 1024, "min_steps": 10}
+    res = sft.train(TrainSpec(init_model=init, output_dir=tmp_path / "sft", data=sft_rows, recipe=recipe))
+    assert [e["step"] for e in res.log if "loss" in e] == list(range(1, 11))
+    assert res.counts["optimizer_steps"] == 10 and res.counts["sequences_trained"] == 40
+
+
+def test_sft_schedule_binds_min_steps_only_where_epochs_give_fewer():
+    from backends.defaults import sft_schedule
+
+    r = {"epochs": 2, "batch_size": 16, "min_steps": 64}
+    assert sft_schedule(r, 100) == {"epochs": 2, "batch_size": 16, "max_steps": 64}  # 7 x 2 = 14 steps < 64
+    assert sft_schedule(r, 500) == {"epochs": 2, "batch_size": 16}  # 32 x 2 = 64: not below the floor
+    assert sft_schedule(r, 1000) == {"epochs": 2, "batch_size": 16}  # the key of a section it does not bind
+    assert sft_schedule(r, 500, world=2) == {"epochs": 2, "batch_size": 16, "max_steps": 64}  # 16 x 2 over 2 ranks
+    # global batch 64: 8 steps an epoch, 16 in all
+    assert sft_schedule({**r, "global_batch": 64}, 500) == {
+        "epochs": 2,
+        "batch_size": 16,
+        "global_batch": 64,
+        "max_steps": 64,
+    }
+    assert sft_schedule({**r, "max_steps": 5}, 100) == {"epochs": 2, "batch_size": 16, "max_steps": 5}  # explicit wins
+    assert sft_schedule({"epochs": 2}, 3) == {"epochs": 2}  # no floor: the section as given
+
+
 def test_sft_resumes_from_checkpoint(tiny, sft_rows, tmp_path):
     _, init = tiny
     out = tmp_path / "sft"

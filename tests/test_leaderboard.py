@@ -225,7 +225,16 @@ def test_each_trained_row_is_tested_against_its_start_and_base():
         ("redistill@1k", "sft@1k"),
     }
     assert all(c["p_holm"] >= c["p"] for c in table["comparisons"])
-    assert {c["test"] for c in table["comparisons"]} == {"McNemar exact", "paired sign-flip permutation"}
+    # the one-seed rows (sft@100, redistill@1k) meet the three-seed ones on seed 0, which both ran
+    on_seed_0 = {(c["row"], c["against"]) for c in table["comparisons"] if c.get("seeds") == [0]}
+    assert on_seed_0 == {
+        ("sft@100", "rl@128"),
+        ("redistill@1k", "rl@128"),
+        ("sft@100", "sft@1k"),
+        ("redistill@1k", "sft@1k"),
+    }
+    tests = {"McNemar exact", "paired sign-flip permutation", "McNemar exact, on the seeds both rows ran (0)"}
+    assert {c["test"] for c in table["comparisons"]} == tests
     md, csv_text, page = render_markdown(table, COMMAND), render_csv(table), render_html(table, COMMAND, None)
     shown = rl["vs_start"]["display"]
     assert shown.startswith("+0.") and shown in md and shown in csv_text and shown in page
@@ -484,3 +493,27 @@ def test_mean_length_has_an_interval_over_problems_when_samples_give_token_count
     assert row["mean_len"]["value"] == pytest.approx(mean)
     assert row["mean_len"]["ci95"] == pytest.approx([mean - half, mean + half], rel=1e-6)
     assert row["mean_len"]["display"] == f"{mean:.0f} ({mean - half:.0f}-{mean + half:.0f})"
+
+
+def test_rows_with_different_seeds_are_compared_on_the_seeds_both_ran():
+    """redistill on seeds 1-2 against rl on 0-2: rl's seed 0 (weak here) must not count as redistill beating rl. On the
+    common seeds the two are equal (no difference); averaged over their own seeds redistill would look 0.2 better."""
+    n = 100
+    rl = [
+        _rec(f"c-rl-{s}", "rl", 128, _outcomes(n, set(range(60 if s else 0))), seed=s, init="sft@1k") for s in range(3)
+    ]
+    rd = [_rec(f"c-rd-{s}", "redistill", 1000, _outcomes(n, set(range(60))), seed=s) for s in (1, 2)]
+    base = _rec("c-base", "base", 0, _outcomes(n, set(range(5))))
+    table = build_table([base, *rl, *rd])
+    c = next(c for c in table["comparisons"] if {c["row"], c["against"]} == {"redistill@1k", "rl@128"})
+    assert c["diff"] == 0 and c["seeds"] == [1, 2] and c["test"].endswith("on the seeds both rows ran (1, 2))"[:-1])
+    assert not c["significant"]
+    # the untrained base is the same model under every seed: compared as it is, without a seed note
+    b = next(c for c in table["comparisons"] if c["row"] == "rl@128" and c["against"] == "base")
+    assert "seeds" not in b and b["diff"] == pytest.approx(0.4 - 0.05)
+    # rows on the same seeds: their own averages, no note
+    same = build_table(
+        [*rl, *[_rec(f"c-rd-{s}", "redistill", 1000, _outcomes(n, set(range(60))), seed=s) for s in range(3)]]
+    )
+    d = next(c for c in same["comparisons"] if {c["row"], c["against"]} == {"redistill@1k", "rl@128"})
+    assert "seeds" not in d and abs(d["diff"]) == pytest.approx(0.2)

@@ -120,3 +120,18 @@ def test_the_rl_stage_key_ignores_the_kv_cache(tiny_kk, tmp_path):
         return next(s["key"] for s in plan["stages"] if s["stage"] == "rl")
 
     assert rl_key("rl.cache=static") == rl_key("rl.cache=dynamic") != rl_key("rl.temperature=0.9")
+
+
+def test_the_sft_stage_key_hashes_min_steps_as_what_trains(tiny_kk, tmp_path):
+    """sft.min_steps leaves the key of a stage it does not bind as it was (committed stages stay valid), and makes a
+    stage it binds the stage of the same explicit max_steps."""
+    base = ["sft.batch_size=4", "sft.epochs=1", "eval.limit=2"]  # 16 demonstrations: 4 steps
+
+    def sft_key(*sets):
+        _, plan = run(task="kk", method="sft", budget="16", sets=base + list(sets), runs_dir=tmp_path, dry_run=True)
+        (stage,) = [s for s in plan["stages"] if s["stage"] == "sft"]
+        return stage["key"], stage["counts"]["sequences_trained"]
+
+    off = sft_key("sft.min_steps=0")
+    assert sft_key("sft.min_steps=4") == off == (off[0], 16)  # 4 steps of 4
+    assert sft_key("sft.min_steps=9") == sft_key("sft.max_steps=9") and sft_key("sft.min_steps=9")[1] == 9 * 4
