@@ -97,6 +97,10 @@ def main() -> None:
         v = get_verifier(vname, params)
         worst = max((rate(v, [(t, ans)], 0.0)[1], k) for k, t in big.items())
         print(f"  {vname:9} {worst[0] * 1000:6.1f} ms  ({worst[1]})")
+    huge, numeric = "7" * MB, get_verifier("numeric")
+    for ans in ("3/7", huge):  # exact: no float, no int() (past Python's 4,300-digit limit); tests/test_hardening.py
+        ms = rate(numeric, [(huge, ans)], 0.0)[1] * 1000
+        print(f"numeric, a {MB:,}-digit integer against {ans[:10]}: {ms:.1f} ms")
 
 
 # ---------------------------------------------------------------------------------------------- boxed_math

@@ -2,7 +2,6 @@
 Every test here is fast: nothing trains and no model is loaded."""
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -178,9 +177,11 @@ def test_numeric_tolerances_apply_to_decimals_only_when_set():
     assert loose("42000001", "42000000").score == 0.0  # integers stay exact
     assert get_verifier("numeric", {"abs_tol": 0})("1e-400", "2e-400").score == 0.0  # no underflow to 0
     assert get_verifier("numeric").params["rel_tol"] == 1e-9
-    t0 = time.perf_counter()
-    assert get_verifier("numeric")("7" * 1_000_000, "3/7").score == 0.0  # a huge number is cheap and exact
-    assert time.perf_counter() - t0 < 1.0
+    # a number past Python's int-to-str limit (4,300 digits) is compared exactly, not rounded or refused; its speed
+    # is bench/bench_verifiers.py's
+    huge = "7" * 1_000_000
+    assert get_verifier("numeric")(huge, "3/7").score == 0.0
+    assert get_verifier("numeric")(huge, huge).score == 1.0 and get_verifier("numeric")(huge + "8", huge).score == 0.0
     with pytest.raises(HarnessError, match="zero denominator"):
         get_verifier("numeric")("1", "1/0")
 
