@@ -54,9 +54,9 @@ def run_eval(
     recipe: Optional[str] = None,
     run: Optional[str] = None,
 ) -> tuple[Path, dict]:
-    from harness.engines import make_engine, pick_engine
+    from harness.engines import engine_settings, make_engine, pick_engine
 
-    from_run, cache = None, "dynamic"
+    from_run, ev = None, {}
     if run is not None and recipe is not None:
         raise HarnessError("--run evaluates with the run's own recipe; drop --recipe (or drop --run and pass --model)")
     if run is not None:  # a run's trained model, on the task and recipe it was trained and tested with
@@ -73,11 +73,10 @@ def run_eval(
         spec = recipes.apply_task_overrides(spec, rec.get("task"))
         ev = rec.get("eval") or {}
         max_new_tokens = ev.get("max_new_tokens") if max_new_tokens is None else max_new_tokens
-        batch_size = ev.get("batch_size", 32) if batch_size is None else batch_size
-        dtype = ev.get("dtype", "auto") if dtype is None else dtype
-        cache = ev.get("cache", "dynamic")
-    batch_size = 32 if batch_size is None else batch_size
-    dtype = "auto" if dtype is None else dtype
+    settings = engine_settings(ev)  # the recipe's (or the defaults); a CLI value wins
+    batch_size = settings["batch_size"] if batch_size is None else batch_size
+    dtype = settings["dtype"] if dtype is None else dtype
+    cache = settings["cache"]
     spec.split(split)  # fail on an unknown split before building or loading anything
     if samples > 1 and (spec.generation.temperature if temperature is None else temperature) == 0:
         raise HarnessError(
