@@ -51,17 +51,33 @@ def git_sha() -> Optional[str]:
         return None
 
 
+def cpu_model() -> Optional[str]:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what platform says, else None."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip() or None
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def hardware() -> dict:
     info: dict[str, Any] = {
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
         "machine": platform.machine(),
+        "cpu": cpu_model(),
     }
     try:
         import torch
 
         info["torch_threads"] = torch.get_num_threads()
+        # the kernels torch picked for this CPU: float results (and so training) are reproduced bit for bit on the
+        # same CPU and kernels, not across them
+        info["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
         info["cuda"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     except ImportError:
         pass
