@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from harness.errors import HarnessError
+
 # Keys the orchestrator keeps in a stage's recipe section for itself (which model to start from, how much data, how
 # many val samples); a backend accepts and ignores them.
 ORCHESTRATOR_KEYS = frozenset({"init", "budget", "val_limit"})
@@ -42,12 +44,30 @@ def sft_schedule(recipe: dict, n: int, world: int = 1) -> dict:
     floor = out.pop("min_steps", 0) or 0
     r = {**SFT, **out}
     if floor and r["max_steps"] == -1:
-        per_device = r["batch_size"] * world
-        accum = r["global_batch"] // per_device if r["global_batch"] else r["grad_accum"]
-        steps = math.ceil(math.ceil(n / per_device) / max(1, accum)) * r["epochs"]
+        accum = grad_accum_for(r, recipe.get("grad_accum") is not None, world)
+        steps = math.ceil(math.ceil(n / (r["batch_size"] * world)) / max(1, accum)) * r["epochs"]
         if steps < floor:
             out["max_steps"] = floor
     return out
+
+
+def grad_accum_for(r: dict[str, Any], grad_accum_given: bool, world: int) -> int:
+    """Gradient accumulation steps: grad_accum as given, or from global_batch / (batch_size × processes)."""
+    g = r["global_batch"]
+    if g is None:
+        return r["grad_accum"]
+    if grad_accum_given:
+        raise HarnessError(
+            "sft recipe: set global_batch or grad_accum, not both (grad_accum follows from "
+            "global_batch / (batch_size × processes))"
+        )
+    per_step = r["batch_size"] * world
+    if g < 1 or g % per_step:
+        raise HarnessError(
+            f"sft recipe: global_batch ({g}) must be a multiple of batch_size × processes "
+            f"({r['batch_size']} × {world} = {per_step})"
+        )
+    return g // per_step
 
 
 SFT_TYPES = {"save_steps": (int, float, type(None)), "global_batch": (int, type(None)), "lora": (dict, type(None))}

@@ -44,7 +44,7 @@ from backends._common import (
     save_final,
     tracker_logs,
 )
-from backends.defaults import SFT as DEFAULTS, SFT_TYPES as TYPES, sft_schedule
+from backends.defaults import SFT as DEFAULTS, SFT_TYPES as TYPES, grad_accum_for, sft_schedule
 from harness.errors import HarnessError
 
 LOSSES = ("seq_mean", "token_mean")
@@ -98,25 +98,6 @@ def world_size() -> int:
     from harness import dist
 
     return dist.world_size()
-
-
-def grad_accum_for(r: dict[str, Any], grad_accum_given: bool, world: int) -> int:
-    """Gradient accumulation steps: grad_accum as given, or from global_batch / (batch_size × processes)."""
-    g = r["global_batch"]
-    if g is None:
-        return r["grad_accum"]
-    if grad_accum_given:
-        raise HarnessError(
-            "sft recipe: set global_batch or grad_accum, not both (grad_accum follows from "
-            "global_batch / (batch_size × processes))"
-        )
-    per_step = r["batch_size"] * world
-    if g < 1 or g % per_step:
-        raise HarnessError(
-            f"sft recipe: global_batch ({g}) must be a multiple of batch_size × processes "
-            f"({r['batch_size']} × {world} = {per_step})"
-        )
-    return g // per_step
 
 
 def build_dataset(rows: list[dict]) -> Dataset:
